@@ -1,0 +1,350 @@
+"""The `orch` command line: parse, call the core, render. Nothing else.
+
+Core modules are imported inside each command, so `orch --version` and
+`orch --help` never pay for pydantic, docker or rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import __version__
+from .errors import CheckFailed, OrchError, UsageError
+from .output import envelope, error_envelope, print_json
+
+app = typer.Typer(
+    name="orch",
+    help=(
+        "Run several fully isolated OpenClaw gateways on one host, one container each.\n\n"
+        "Example: orch setup main && orch setup rescue && orch ports"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a versioned JSON envelope.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"orch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run several fully isolated OpenClaw gateways on one host, one container each."""
+
+
+def _run(command: str, as_json: bool, work: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
+    """Call the core; print its result as JSON or for people; map errors to exit codes."""
+    try:
+        data, show = work()
+    except OrchError as exc:
+        if as_json:
+            print_json(error_envelope(command, exc))
+        else:
+            from .views import show_error
+
+            show_error(exc.message, exc.hint, getattr(exc, "problems", None))
+        raise typer.Exit(exc.exit_code) from None
+    if as_json:
+        print_json(envelope(command, data))
+    else:
+        show()
+    return data
+
+
+def _home() -> Path:
+    from .store import orch_home
+
+    return orch_home()
+
+
+def _parse_port(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        port = int(value)
+    except ValueError:
+        raise UsageError(
+            f"--port: '{value}' is not a port number", hint="use a number such as 19789, or auto"
+        ) from None
+    from .profile import validate_base
+
+    try:
+        return validate_base(port)
+    except ValueError as exc:
+        raise UsageError(f"--port: {exc}", hint="use a base port such as 19789, or auto") from None
+
+
+def _parse_publish(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    from .ports import Role
+
+    roles = tuple(r.strip() for r in value.split(",") if r.strip())
+    valid = [r.value for r in Role]
+    bad = [r for r in roles if r not in valid]
+    if bad:
+        raise UsageError(
+            f"--publish: unknown role {', '.join(repr(b) for b in bad)}",
+            hint=f"roles are: {', '.join(valid)}",
+        )
+    return roles
+
+
+def _check_name(name: str, option: str = "NAME") -> str:
+    from .profile import name_problem
+
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"{option}: {problem}", hint="for example: orch setup rescue")
+    return name
+
+
+@app.command()
+def setup(
+    name: Annotated[str, typer.Argument(help="Profile name, e.g. main or rescue.")],
+    port: Annotated[
+        Optional[str],
+        typer.Option(help="Base port N, or auto (lowest free footprint at or above 18789)."),
+    ] = None,
+    bind_ip: Annotated[Optional[str], typer.Option(help="Host address to publish on.")] = None,
+    image: Annotated[Optional[str], typer.Option(help="Gateway image.")] = None,
+    config_dir: Annotated[Optional[Path], typer.Option(help="Adopt this config dir.")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option(help="Adopt this state dir.")] = None,
+    workspace_dir: Annotated[Optional[Path], typer.Option(help="Adopt this workspace.")] = None,
+    publish: Annotated[
+        Optional[str],
+        typer.Option(help="Roles to publish, comma separated (default gateway,browser,canvas)."),
+    ] = None,
+    rescues: Annotated[
+        Optional[str], typer.Option(help="Mount this profile's config dir to repair it.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a profile and prepare its dirs, token and openclaw.json.
+
+    Running the same setup twice changes nothing; a different one needs --force.
+
+    Example: orch setup rescue --port auto --rescues main
+    """
+
+    def work():
+        from .provision import SetupRequest
+        from .provision import setup as do_setup
+        from .views import profile_data
+
+        request = SetupRequest(
+            name=_check_name(name),
+            port=_parse_port(port),
+            bind_ip=bind_ip,
+            image=image,
+            config_dir=config_dir,
+            state_dir=state_dir,
+            workspace_dir=workspace_dir,
+            publish=_parse_publish(publish),
+            rescues=_check_name(rescues, "--rescues") if rescues else None,
+        )
+        home = _home()
+        result = do_setup(home, request, force=force)
+        data = {
+            "action": result.action,
+            "changes": result.changes,
+            "config_backup": str(result.config_backup) if result.config_backup else None,
+            "profile": profile_data(result.profile, home),
+        }
+
+        def show() -> None:
+            p = data["profile"]
+            print(
+                f"{result.action}: {p['name']} on {p['bind_ip']}, base port {p['port']}"
+                f" (owns {p['footprint'][0]}-{p['footprint'][1]})"
+            )
+            for change in result.changes:
+                print(f"  changed {change}")
+            for kind, path in p["dirs"].items():
+                print(f"  {kind:<10} {path}")
+            print(f"  {'token':<10} {p['token_file']} (0600, never printed)")
+            if data["config_backup"]:
+                print(f"  previous openclaw.json kept as {data['config_backup']}")
+
+        return data, show
+
+    _run("setup", as_json, work)
+
+
+@app.command("rm")
+def remove(
+    name: Annotated[str, typer.Argument(help="Profile to remove.")],
+    purge: Annotated[bool, typer.Option(help="Also delete its dirs and token.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a profile from the fleet; its dirs are kept unless --purge.
+
+    Example: orch rm rescue --purge --yes
+    """
+
+    def work():
+        from .provision import purge_targets
+        from .provision import remove as do_remove
+
+        home = _home()
+        if purge and not yes:
+            targets = purge_targets(home, _check_name(name))
+            if not sys.stdin.isatty() or as_json:
+                raise UsageError(
+                    f"--purge would delete {len(targets)} paths of '{name}'",
+                    hint="add --yes to confirm without a prompt",
+                )
+            listing = "\n".join(f"  {t}" for t in targets)
+            if not typer.confirm(f"Delete these paths of '{name}'?\n{listing}\n"):
+                raise UsageError("aborted; nothing was changed")
+        result = do_remove(home, _check_name(name), purge=purge)
+        data = {
+            "removed": name,
+            "purged": [str(p) for p in result.purged],
+            "kept": [str(p) for p in result.kept],
+        }
+
+        def show() -> None:
+            print(f"removed {name} from the fleet")
+            for path in data["purged"]:
+                print(f"  deleted {path}")
+            for path in data["kept"]:
+                print(f"  kept    {path}")
+
+        return data, show
+
+    _run("rm", as_json, work)
+
+
+@app.command("ls")
+def list_profiles(as_json: JsonOpt = False) -> None:
+    """List the profiles of the fleet.
+
+    Example: orch ls --json
+    """
+
+    def work():
+        from .store import load_fleet
+        from .views import profile_data, show_profiles
+
+        home = _home()
+        fleet = load_fleet(home)
+        rows = [profile_data(p, home) for p in fleet.select(None)]
+        return {"home": str(home), "profiles": rows}, lambda: show_profiles(rows)
+
+    _run("ls", as_json, work)
+
+
+@app.command()
+def ports(
+    name: Annotated[Optional[str], typer.Argument(help="Only this profile.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each profile's ports: role, host ip, port or range, published or reserved.
+
+    Example: orch ports rescue
+    """
+
+    def work():
+        from .store import load_fleet
+        from .views import ports_data, show_ports
+
+        fleet = load_fleet(_home())
+        rows = [ports_data(p) for p in fleet.select([name] if name else None)]
+        return {"profiles": rows}, lambda: show_ports(rows)
+
+    _run("ports", as_json, work)
+
+
+@app.command()
+def check(as_json: JsonOpt = False) -> None:
+    """Report every problem of the fleet at once (exit 0 clean, 1 problems).
+
+    Example: orch check --json
+    """
+
+    def work():
+        from .check import check_fleet
+        from .store import load_fleet
+        from .views import check_data, show_problems
+
+        home = _home()
+        fleet = load_fleet(home)
+        problems = check_fleet(fleet, home)
+        return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
+
+    if not _run("check", as_json, work)["ok"]:
+        raise typer.Exit(CheckFailed.exit_code)
+
+
+@app.command()
+def render(
+    name: Annotated[str, typer.Argument(help="Profile to render.")],
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the fully resolved container spec of a profile.
+
+    Example: orch render rescue --format json
+    """
+
+    def work():
+        from .spec import render as render_spec
+        from .store import load_fleet
+
+        if fmt not in ("yaml", "json"):
+            raise UsageError(f"--format: '{fmt}' is not yaml or json")
+        home = _home()
+        fleet = load_fleet(home)
+        spec = render_spec(fleet.get(name), fleet, home).model_dump(mode="json")
+
+        def show() -> None:
+            if fmt == "json":
+                print_json(spec)
+            else:
+                import yaml
+
+                sys.stdout.write(yaml.safe_dump(spec, sort_keys=False))
+
+        return spec, show
+
+    _run("render", as_json, work)
+
+
+@app.command()
+def schema(as_json: JsonOpt = False) -> None:
+    """Print the JSON schema of the fleet file.
+
+    Example: orch schema > fleet.schema.json
+    """
+
+    def work():
+        from .profile import Fleet
+
+        doc = Fleet.model_json_schema()
+        return doc, lambda: print_json(doc)
+
+    _run("schema", as_json, work)
+
+
+def main() -> None:
+    app()

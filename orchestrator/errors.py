@@ -1,0 +1,64 @@
+"""The one family of errors the core raises.
+
+The CLI maps each kind to an exit code and prints `message` and `hint`; the core
+never prints. Keeping one base class means callers (CLI, pytest plugin, users'
+scripts) need a single `except OrchError`.
+"""
+
+from __future__ import annotations
+
+
+class OrchError(Exception):
+    """Base of every error orch raises on purpose. `hint` says how to fix it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(OrchError):
+    """Bad input on the command line or in the fleet file."""
+
+    exit_code = 2
+
+
+class FleetFileError(UsageError):
+    """The fleet file cannot be read or does not validate."""
+
+
+class UnknownProfileError(UsageError):
+    """A profile name that is not in the fleet."""
+
+
+class CheckFailed(OrchError):
+    """The fleet (or the live host) has problems; nothing was changed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.problems = problems
+
+
+class EngineUnavailable(OrchError):
+    """No Docker engine answers, or it cannot be started."""
+
+    exit_code = 4
+
+
+class NotReady(OrchError):
+    """A gateway did not become ready in time."""
+
+    exit_code = 5
+
+
+class ImageError(OrchError):
+    """An image is missing or cannot be built."""
+
+    exit_code = 6

@@ -1,0 +1,216 @@
+"""What a user says: gateway profiles and the fleet that holds them.
+
+Defaults follow OpenClaw's own conventions (base port 18789, profile names as
+`openclaw --profile` accepts them), so users of the native profiles feel at home.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
+
+FLEET_VERSION = 1
+OPENCLAW_VERSION = "2026.9.6"
+DEFAULT_IMAGE = f"orch/openclaw-gateway:{OPENCLAW_VERSION}"
+DEFAULT_BIND_IP = "127.0.0.1"
+DEFAULT_PROJECT = "orch"
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Words the CLI uses as arguments or that Docker gives a meaning to.
+RESERVED_NAMES = frozenset({"all", "none", "host", "bridge"})
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid profile name, or None. Shared by CLI and model."""
+    if not name:
+        return "a profile name cannot be empty"
+    if name in RESERVED_NAMES:
+        return f"'{name}' is reserved (reserved: {', '.join(sorted(RESERVED_NAMES))})"
+    if len(name) > 64:
+        return f"'{name[:20]}...' is {len(name)} characters long; at most 64 are allowed"
+    if not NAME_RE.match(name):
+        return (
+            f"'{name}' is not a valid profile name: use lowercase letters, digits, '-' and '_',"
+            " starting with a letter or digit (it becomes a container and network name)"
+        )
+    return None
+
+
+def validate_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+def validate_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not an IP address (use 127.0.0.1, 0.0.0.0, ::1 or a host address)"
+        ) from None
+
+
+def validate_base(port: int) -> int:
+    if port < MIN_PORT:
+        raise ValueError(f"base port {port} is out of range: use {MIN_PORT}..{MAX_BASE}")
+    if port > MAX_BASE:
+        raise ValueError(
+            f"base port {port} is too high: its CDP range would end at {port + 110},"
+            f" past {MAX_PORT}; the highest usable base is {MAX_BASE}"
+        )
+    return port
+
+
+class BrowserProfile(BaseModel):
+    """A per-browser-profile override of the gateway (`browser.profiles.NAME`)."""
+
+    model_config = _STRICT
+
+    cdp_port: int | None = Field(default=None, ge=MIN_PORT, le=MAX_PORT)
+    cdp_url: str | None = None
+
+
+class Dirs(BaseModel):
+    """Host dirs of a profile; None means the default under the orch home."""
+
+    model_config = _STRICT
+
+    config: Path | None = None
+    state: Path | None = None
+    workspace: Path | None = None
+
+
+class Profile(BaseModel):
+    """One gateway: one container, its own dirs, token and port footprint."""
+
+    model_config = _STRICT
+
+    name: str
+    port: int = Field(description="base port of the gateway; it owns base..base+110")
+    bind_ip: str = Field(default=DEFAULT_BIND_IP, description="host address ports publish on")
+    image: str = DEFAULT_IMAGE
+    publish: tuple[Role, ...] = DEFAULT_PUBLISH
+    dirs: Dirs = Dirs()
+    user: str = Field(default="1000:1000", pattern=r"^\d+:\d+$", description="uid:gid it runs as")
+    browser_profiles: dict[str, BrowserProfile] = Field(default_factory=dict)
+    rescues: str | None = Field(default=None, description="profile whose config dir it may edit")
+    memory: str = Field(default="1280m", pattern=r"^\d+[kmg]?$")
+    pids: int = Field(default=512, ge=32)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_name(value)
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        return validate_base(value)
+
+    @field_validator("bind_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        return validate_ip(value)
+
+    @field_validator("publish")
+    @classmethod
+    def _publish(cls, value: tuple[Role, ...]) -> tuple[Role, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a role is listed twice")
+        return tuple(sorted(value, key=list(Role).index))
+
+    @field_validator("rescues")
+    @classmethod
+    def _rescues(cls, value: str | None) -> str | None:
+        return None if value is None else validate_name(value)
+
+    @model_validator(mode="after")
+    def _not_self_rescue(self) -> Profile:
+        if self.rescues == self.name:
+            raise ValueError(f"profile '{self.name}' cannot rescue itself")
+        return self
+
+    @property
+    def uid(self) -> int:
+        return int(self.user.split(":")[0])
+
+    @property
+    def gid(self) -> int:
+        return int(self.user.split(":")[1])
+
+    @property
+    def cdp_ports(self) -> dict[str, int]:
+        return {n: b.cdp_port for n, b in self.browser_profiles.items() if b.cdp_port is not None}
+
+
+class Fleet(BaseModel):
+    """The fleet file: every profile of one orch home."""
+
+    model_config = _STRICT
+
+    version: int = FLEET_VERSION
+    project: str = Field(default=DEFAULT_PROJECT, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != FLEET_VERSION:
+            raise ValueError(f"fleet file version {value} is not supported (expected 1)")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_keys(cls, data: Any) -> Any:
+        """Profiles are keyed by name in the file; the key is the name."""
+        if isinstance(data, dict) and isinstance(data.get("profiles"), dict):
+            profiles = {}
+            for key, value in data["profiles"].items():
+                if isinstance(value, dict):
+                    value = {**value, "name": key}
+                profiles[key] = value
+            data = {**data, "profiles": profiles}
+        return data
+
+    def get(self, name: str) -> Profile:
+        from .errors import UnknownProfileError
+
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none yet"
+            raise UnknownProfileError(
+                f"no profile named '{name}' in the fleet (known: {known})",
+                hint=f"create it with `orch setup {name}`",
+            )
+        return self.profiles[name]
+
+    def select(self, names: list[str] | None) -> list[Profile]:
+        """The named profiles (all when none named), in a stable order."""
+        if not names:
+            return [self.profiles[n] for n in sorted(self.profiles)]
+        return [self.get(n) for n in dict.fromkeys(names)]
+
+    def with_profile(self, profile: Profile) -> Fleet:
+        return self.model_copy(update={"profiles": {**self.profiles, profile.name: profile}})
+
+    def without(self, name: str) -> Fleet:
+        rest = {n: p for n, p in self.profiles.items() if n != name}
+        return self.model_copy(update={"profiles": rest})
+
+    def to_document(self) -> dict[str, Any]:
+        """The YAML document: defaults left out so the file stays short and editable."""
+        profiles = {}
+        for name in sorted(self.profiles):
+            doc = self.profiles[name].model_dump(mode="json", exclude_defaults=True)
+            doc.pop("name", None)
+            profiles[name] = doc
+        return {"version": self.version, "project": self.project, "profiles": profiles}

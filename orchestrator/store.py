@@ -1,0 +1,184 @@
+"""The fleet file on disk: where it lives, reading it with precise errors, and
+writing it so that concurrent `orch` processes never lose each other's changes.
+
+Writes go to a temp file in the same dir and are renamed over the old one, so a
+crash never leaves a half-written fleet. A lock file serialises read-modify-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import FleetFileError
+from .profile import Fleet
+
+FLEET_FILE = "fleet.yaml"
+LOCK_FILE = ".fleet.lock"
+HEADER = (
+    "# orch fleet file: one entry per gateway profile. Edit by hand or with `orch setup`.\n"
+    "# Run `orch check` after editing; `orch schema` prints the JSON schema.\n"
+)
+
+
+def orch_home() -> Path:
+    """$ORCH_HOME, else the platform's user data dir (e.g. ~/.local/share/orch)."""
+    env = os.environ.get("ORCH_HOME")
+    if env:
+        return Path(env).expanduser().absolute()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("orch", appauthor=False))
+
+
+def fleet_path(home: Path) -> Path:
+    return home / FLEET_FILE
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys: PyYAML keeps the last silently."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key '{key}' (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = line
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_fleet(home: Path) -> Fleet:
+    """The fleet of `home`; an empty fleet when there is no file yet."""
+    path = fleet_path(home)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Fleet()
+    except OSError as exc:
+        raise FleetFileError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_fleet(text, str(path))
+
+
+def parse_fleet(text: str, where: str) -> Fleet:
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise FleetFileError(
+            f"{where}: {_yaml_position(exc)}not valid YAML: {_yaml_reason(exc)}",
+            hint="fix the line above, or restore the file from version control",
+        ) from None
+    if doc is None:
+        return Fleet()
+    if not isinstance(doc, dict):
+        raise FleetFileError(
+            f"{where}: line 1: the fleet file must be a mapping with 'version' and 'profiles'",
+            hint="see `orch schema` for the format",
+        )
+    try:
+        return Fleet.model_validate(doc)
+    except ValidationError as exc:
+        raise FleetFileError(
+            f"{where}: invalid fleet file:\n" + "\n".join(_validation_lines(exc, text)),
+            hint="fix these lines (see `orch schema`), then run `orch check`",
+        ) from None
+
+
+def _yaml_position(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or exc).strip()
+
+
+def _validation_lines(exc: ValidationError, text: str) -> list[str]:
+    """One line per error, each with the line of the file it points at."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        line = _line_of(root, loc)
+        where = f"line {line}: " if line else ""
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}{dotted}: {message}")
+    return lines
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """Follow `loc` through the YAML node tree; the deepest line found."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def dump_fleet(fleet: Fleet) -> str:
+    body = yaml.safe_dump(fleet.to_document(), sort_keys=False, default_flow_style=False)
+    return HEADER + body
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write `path` whole or not at all: temp file in the same dir, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_fleet(home: Path, fleet: Fleet) -> None:
+    atomic_write(fleet_path(home), dump_fleet(fleet))
+
+
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Hold the fleet lock: concurrent setups and ups wait for each other."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
