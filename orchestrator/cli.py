@@ -346,5 +346,340 @@ def schema(as_json: JsonOpt = False) -> None:
     _run("schema", as_json, work)
 
 
+def _progress(as_json: bool):
+    """Progress lines on stderr for people; silent for --json."""
+    if as_json:
+        return None
+
+    def say(profile: str, message: str) -> None:
+        sys.stderr.write(f"{profile}: {message}\n")
+        sys.stderr.flush()
+
+    return say
+
+
+def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
+    """Make sure an engine answers; start one (root on Debian) if allowed."""
+    from .docker_http import ping
+
+    if ping():
+        return
+    if not auto_start:
+        from .errors import EngineUnavailable
+
+        raise EngineUnavailable(
+            "no Docker engine answers", hint="run `orch engine start` (or `make engine`)"
+        )
+    from .dockerd import ensure_engine
+
+    for line in ensure_engine():
+        if not as_json:
+            sys.stderr.write(f"engine: {line}\n")
+
+
+Names = Annotated[Optional[list[str]], typer.Argument(help="Profiles (default: all).")]
+
+
+@app.command()
+def up(
+    names: Names = None,
+    dry_run: Annotated[bool, typer.Option(help="Only print the plan.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    keep_failed: Annotated[
+        bool, typer.Option(help="Leave a gateway that never got ready, to debug it.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check, plan and bring up gateways; wait until each answers /readyz.
+
+    Nothing is created while any check (fleet or live host) fails. Running it
+    twice changes nothing; a changed profile is recreated, the others are kept.
+
+    Example: orch up rescue
+    """
+
+    def work():
+        from .lifecycle import status as fleet_status
+        from .lifecycle import up as do_up
+        from .views import show_plan, show_status
+
+        home = _home()
+        if not dry_run:
+            _engine_ready(as_json)
+        result = do_up(
+            home,
+            names,
+            dry_run=dry_run,
+            timeout=timeout,
+            keep_failed=keep_failed,
+            progress=_progress(as_json),
+        )
+        data: dict[str, Any] = {
+            "dry_run": dry_run,
+            "plan": [a.to_json() for a in result.actions],
+            "outcomes": [o.to_json() for o in result.outcomes],
+        }
+        rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
+        data["status"] = rows
+
+        def show() -> None:
+            show_plan(data["plan"])
+            if rows:
+                show_status(rows)
+
+        return data, show
+
+    _run("up", as_json, work)
+
+
+@app.command()
+def down(
+    names: Names = None,
+    purge: Annotated[bool, typer.Option(help="Also delete the profiles' dirs.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop gateways gracefully and remove their containers and networks; dirs are kept.
+
+    Example: orch down rescue
+    """
+
+    def work():
+        from .lifecycle import down as do_down
+
+        home = _home()
+        if purge and not yes:
+            raise UsageError(
+                "--purge deletes every dir of these profiles",
+                hint="add --yes to confirm, or use `orch rm NAME --purge` per profile",
+            )
+        _engine_ready(as_json, auto_start=False)
+        outcomes = do_down(home, names, progress=_progress(as_json))
+        purged: list[str] = []
+        if purge:
+            purged = _purge_dirs(home, [o.profile for o in outcomes])
+        data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
+
+        def show() -> None:
+            for o in outcomes:
+                what = f"removed in {o.seconds:.1f} s" if o.action == "removed" else "not running"
+                print(f"{o.profile}: {what}")
+            for path in purged:
+                print(f"  deleted {path}")
+
+        return data, show
+
+    _run("down", as_json, work)
+
+
+def _purge_dirs(home: Path, names: list[str]) -> list[str]:
+    import shutil
+
+    from .paths import MARKER_FILE, profile_dirs
+    from .store import load_fleet
+
+    fleet = load_fleet(home)
+    deleted = []
+    for name in names:
+        if name not in fleet.profiles:
+            continue
+        dirs = profile_dirs(fleet.profiles[name], home)
+        for _, path in dirs.items():
+            marker = path / MARKER_FILE
+            if marker.exists() and marker.read_text().strip() == name:
+                shutil.rmtree(path)
+                deleted.append(str(path))
+    return deleted
+
+
+@app.command()
+def status(
+    names: Names = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show state, health, uptime, image, published ports (answering?) and drift.
+
+    Example: orch status --json
+    """
+
+    def work():
+        from .lifecycle import status as fleet_status
+        from .views import show_status
+
+        _engine_ready(as_json, auto_start=False)
+        rows = [s.to_json() for s in fleet_status(_home(), names)]
+        return {"profiles": rows}, lambda: show_status(rows)
+
+    _run("status", as_json, work)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    tail: Annotated[int, typer.Option(help="Lines from the end.")] = 100,
+) -> None:
+    """Print a gateway's log.
+
+    Example: orch logs rescue -f --tail 20
+    """
+
+    def work():
+        from .engine import stream_logs
+        from .lifecycle import find_container
+
+        _, container = find_container(_home(), name)
+        out = sys.stdout.buffer
+        stream_logs(container, tail, follow, lambda b: (out.write(b), out.flush()))
+        return None, lambda: None
+
+    try:
+        _run("logs", False, work)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def restart(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restart a gateway gracefully and wait until it is ready again.
+
+    Example: orch restart main
+    """
+
+    def work():
+        from .engine import restart as do_restart
+        from .lifecycle import find_container
+
+        spec, container = find_container(_home(), name)
+        do_restart(container, spec, timeout)
+        return {"profile": name, "ready": True}, lambda: print(f"{name}: restarted, ready")
+
+    _run("restart", as_json, work)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_cmd(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    command: Annotated[list[str], typer.Argument(help="Command to run inside.")],
+) -> None:
+    """Run a command inside a gateway's container; exits with its exit code.
+
+    Example: orch exec rescue -- openclaw status
+    """
+    holder: dict[str, int] = {}
+
+    def work():
+        from .engine import exec_in
+        from .lifecycle import find_container
+
+        _, container = find_container(_home(), name)
+        out = sys.stdout.buffer
+        holder["code"] = exec_in(container, command, lambda b: (out.write(b), out.flush()))
+        return None, lambda: None
+
+    _run("exec", False, work)
+    raise typer.Exit(holder.get("code", 0))
+
+
+engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=True)
+images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+app.add_typer(images_app, name="images")
+
+
+@engine_app.command("start")
+def engine_start(as_json: JsonOpt = False) -> None:
+    """Make an engine available: install docker.io and start dockerd if none answers.
+
+    Example: sudo orch engine start
+    """
+
+    def work():
+        from .dockerd import ensure_engine
+
+        done = ensure_engine()
+        lines = done or ["an engine already answers"]
+        return {"done": done}, lambda: print("\n".join(lines))
+
+    _run("engine start", as_json, work)
+
+
+@images_app.command("build")
+def images_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even what is current.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the gateway image (and the offline base when needed); skip what is current.
+
+    Example: orch images build
+    """
+
+    def work():
+        from .images import build_images
+
+        _engine_ready(as_json)
+        say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
+        results = build_images(force=force, progress=say)
+        rows = [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in results]
+
+        def show() -> None:
+            for r in rows:
+                print(f"{r['tag']}: {r['action']} ({r['seconds']:.1f} s)")
+
+        return {"images": rows}, show
+
+    _run("images build", as_json, work)
+
+
+@images_app.command("ls")
+def images_ls(as_json: JsonOpt = False) -> None:
+    """List the images orch needs and whether they are present and current.
+
+    Example: orch images ls
+    """
+
+    def work():
+        from .images import image_status
+
+        _engine_ready(as_json, auto_start=False)
+        rows = image_status()
+
+        def show() -> None:
+            for r in rows:
+                print(" ".join(f"{k}={v}" for k, v in r.items()))
+
+        return {"images": rows}, show
+
+    _run("images ls", as_json, work)
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Report the engine, its version, the images, free disk and what is missing.
+
+    Example: orch doctor
+    """
+
+    def work():
+        from .doctor import diagnose
+
+        report = diagnose(_home())
+
+        def show() -> None:
+            for item in report["checks"]:
+                mark = "ok  " if item["ok"] else "MISS"
+                print(f"{mark} {item['name']}: {item['detail']}")
+                if not item["ok"] and item.get("fix"):
+                    print(f"     fix: {item['fix']}")
+
+        return report, show
+
+    _run("doctor", as_json, work)
+
+
 def main() -> None:
     app()

@@ -23,8 +23,9 @@ STATE_DIR = "/openclaw/state"
 WORKSPACE_DIR = "/openclaw/workspace"
 TOKEN_PATH = "/run/secrets/openclaw_gateway_token"
 RESCUE_ROOT = "/openclaw/rescue"
-GATEWAY_COMMAND = ("openclaw", "gateway", "run")
-HEALTHCHECK_COMMAND = ("CMD", "orch-healthcheck")
+# Empty: the image's entrypoint checks the contract and runs `openclaw gateway run`.
+GATEWAY_COMMAND: tuple[str, ...] = ()
+HEALTHCHECK_COMMAND = ("CMD", "node", "/usr/local/lib/orch/healthcheck.js")
 
 LABEL_MANAGED = "orch.managed"
 LABEL_PROJECT = "orch.project"
@@ -77,10 +78,12 @@ class Healthcheck(BaseModel):
     model_config = _FROZEN
 
     test: tuple[str, ...]
+    # API 1.41 has no start interval: the first probe runs one interval after start,
+    # and a cold gateway needs about 8 s, so 5 s makes it healthy at about 10 s.
     interval_s: int = 5
-    timeout_s: int = 3
-    retries: int = 5
-    start_period_s: int = 60
+    timeout_s: int = 4
+    retries: int = 3
+    start_period_s: int = 120
 
 
 class ContainerSpec(BaseModel):
@@ -102,7 +105,7 @@ class ContainerSpec(BaseModel):
     restart: str = "unless-stopped"
     healthcheck: Healthcheck
     cap_drop: tuple[str, ...] = ("ALL",)
-    security_opt: tuple[str, ...] = ("no-new-privileges:true",)
+    security_opt: tuple[str, ...] = ("no-new-privileges",)
     mem_limit: str
     pids_limit: int
     stop_timeout_s: int = 30

@@ -1,0 +1,102 @@
+"""Read-only Docker API calls over the engine's unix socket, with the stdlib.
+
+Importing the Docker SDK costs about 0.1 s (requests, urllib3); a converged
+`orch up` or `orch status` needs only one or two GETs. Reads go through here;
+everything that changes the engine goes through the SDK (engine.py). Non-unix
+DOCKER_HOSTs (tcp, ssh, TLS) fall back to the SDK's low-level client.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from typing import Any
+from urllib.parse import urlencode
+
+from .errors import EngineUnavailable
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+def socket_path() -> str | None:
+    """The engine's unix socket, or None when DOCKER_HOST points elsewhere."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        return DEFAULT_SOCKET
+    if host.startswith("unix://"):
+        return host.removeprefix("unix://")
+    return None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def get(path: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    """GET an API path and return the decoded JSON body."""
+    sock = socket_path()
+    if sock is None:
+        return _get_via_sdk(path, params)
+    status, body = _request(sock, path, params, timeout)
+    if status >= 400:
+        raise EngineUnavailable(f"Docker API GET {path} failed: {status} {body[:200]!r}")
+    return json.loads(body) if body else None
+
+
+def _request(
+    sock: str, path: str, params: dict[str, Any] | None, timeout: float
+) -> tuple[int, bytes]:
+    query = f"?{urlencode(params)}" if params else ""
+    conn = _UnixConnection(sock, timeout)
+    try:
+        conn.request("GET", path + query)
+        response = conn.getresponse()
+        return response.status, response.read()
+    except OSError as exc:
+        raise EngineUnavailable(
+            f"no Docker engine answers on {sock}: {exc.strerror or exc.__class__.__name__}",
+            hint="run `orch engine start` (or `make engine`) to install and start one",
+        ) from None
+    finally:
+        conn.close()
+
+
+def _get_via_sdk(path: str, params: dict[str, Any] | None) -> Any:
+    from .dockerd import docker_client
+
+    api = docker_client().api
+    response = api._get(api._url(path), params=params)
+    return api._result(response, json=True)
+
+
+def containers(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """`docker ps -a` as the API returns it (labels, state, status, ports): one call."""
+    params: dict[str, Any] = {"all": "1"}
+    if filters:
+        params["filters"] = json.dumps(filters)
+    return get("/containers/json", params)
+
+
+def ping(timeout: float = 2.0) -> bool:
+    """Whether an engine answers; cheap enough to call before every command."""
+    sock = socket_path()
+    if sock is None:
+        try:
+            _get_via_sdk("/_ping", None)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "no engine"
+            return False
+    try:
+        return _request(sock, "/_ping", None, timeout)[0] == 200
+    except EngineUnavailable:
+        return False

@@ -1,0 +1,363 @@
+"""Apply a plan to the Docker engine through the Docker SDK.
+
+Independent profiles are handled in parallel. A gateway that does not become
+ready is shown with its log tail and removed again (or, when it replaced an
+older container, the older one is put back), so a failed `orch up` leaves the
+host as it found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import docker_http
+from .errors import ImageError, NotReady, OrchError
+from .live import LiveContainer
+from .plan import Action, Kind
+from .spec import LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+
+Progress = Callable[[str, str], None]
+READY_POLL_S = 0.1
+LOG_TAIL = 40
+
+
+@dataclass
+class Outcome:
+    profile: str
+    action: str
+    container_id: str | None
+    ready: bool
+    seconds: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _client():
+    from .dockerd import docker_client
+
+    return docker_client()
+
+
+_local = threading.local()
+
+
+def client():
+    """One SDK client per thread: the SDK's HTTP session is not made for sharing."""
+    if getattr(_local, "client", None) is None:
+        _local.client = _client()
+    return _local.client
+
+
+def apply_up(
+    actions: list[Action],
+    timeout: float,
+    keep_failed: bool = False,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    """Execute create/recreate/start/noop actions; raise NotReady if any fails."""
+    say = progress or (lambda _p, _m: None)
+    needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
+    _require_images(needs_image)
+    workers = max(1, min(8, len(actions)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda a: _apply_one(a, timeout, keep_failed, say), actions))
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise NotReady(
+            "\n\n".join(o.error or "" for o in failed),
+            hint="fix the cause shown in the log above, then run `orch up` again",
+        )
+    return outcomes
+
+
+def _require_images(specs: list[ContainerSpec]) -> None:
+    if not specs:
+        return
+    import docker.errors
+
+    missing = []
+    for image in sorted({s.image for s in specs}):
+        try:
+            client().images.get(image)
+        except docker.errors.ImageNotFound:
+            missing.append(image)
+    if missing:
+        raise ImageError(
+            f"image {', '.join(missing)} is not on this engine; nothing was created",
+            hint="build it with `orch images build` (or `make images`)",
+        )
+
+
+def _apply_one(action: Action, timeout: float, keep_failed: bool, say: Progress) -> Outcome:
+    start = time.monotonic()
+    spec = action.spec
+    assert spec is not None
+    container_id = action.container.id if action.container else None
+    try:
+        if action.kind == Kind.CREATE:
+            say(spec.profile, "creating")
+            container_id = _create_and_start(spec)
+        elif action.kind == Kind.RECREATE:
+            assert action.container is not None
+            say(spec.profile, f"recreating: {action.reason}")
+            container_id = _replace(spec, action.container, timeout, keep_failed, say)
+            return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+        elif action.kind == Kind.START:
+            say(spec.profile, "starting")
+            client().api.start(container_id)
+        if action.kind != Kind.NOOP:
+            say(spec.profile, "waiting for /readyz")
+        wait_ready(spec, container_id, timeout)
+        if action.kind != Kind.NOOP:
+            say(spec.profile, f"ready in {_since(start):.1f} s")
+        return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+    except NotReady as exc:
+        if container_id and action.kind == Kind.CREATE and not keep_failed:
+            _discard(container_id, spec)
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+    except OrchError as exc:
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+
+
+def _replace(
+    spec: ContainerSpec, old: LiveContainer, timeout: float, keep_failed: bool, say: Progress
+) -> str:
+    """Stop and set aside the old container, start the new one, and only then
+    remove the old; if the new one never gets ready, put the old one back."""
+    api = client().api
+    was_running = old.state in ("running", "restarting")
+    api.stop(old.id, timeout=spec.stop_timeout_s)
+    aside = f"{old.name}-replaced-{old.id[:8]}"
+    api.rename(old.id, aside)
+    new_id = None
+    try:
+        new_id = _create_and_start(spec)
+        say(spec.profile, "waiting for /readyz")
+        wait_ready(spec, new_id, timeout)
+    except OrchError:
+        if new_id and not keep_failed:
+            _discard(new_id, None)
+        if not keep_failed:
+            api.rename(old.id, old.name)
+            if was_running:
+                api.start(old.id)
+        raise
+    api.remove_container(old.id)
+    return new_id
+
+
+def _create_and_start(spec: ContainerSpec) -> str:
+    api = client().api
+    _ensure_network(spec)
+    try:
+        created = api.create_container(**create_kwargs(spec, api))
+    except Exception as exc:  # the SDK raises APIError subclasses
+        raise OrchError(f"{spec.profile}: cannot create container {spec.name}: {exc}") from None
+    container_id = created["Id"]
+    try:
+        api.start(container_id)
+    except Exception as exc:
+        _discard(container_id, spec)
+        raise OrchError(f"{spec.profile}: cannot start container {spec.name}: {exc}") from None
+    return container_id
+
+
+def create_kwargs(spec: ContainerSpec, api: Any) -> dict[str, Any]:
+    """The low-level create call for a spec (ports, mounts, limits, security)."""
+    from docker.types import Mount
+
+    # Keys as ints (tcp) or "port/proto" in the bindings, but (port, proto) tuples in
+    # `ports`: the SDK mangles "port/proto" strings there and nothing gets published.
+    port_bindings: dict[Any, list[tuple[str, int]]] = {}
+    exposed: list[tuple[int, str]] = []
+    for binding in spec.ports:
+        for cport, hport in binding.expand():
+            key = f"{cport}/{binding.proto}"
+            if key not in port_bindings:
+                exposed.append((cport, binding.proto))
+            port_bindings.setdefault(key, []).append((binding.host_ip, hport))
+    host_config = api.create_host_config(
+        port_bindings=port_bindings,
+        mounts=[
+            Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+            for m in spec.mounts
+        ],
+        restart_policy={"Name": spec.restart},
+        cap_drop=list(spec.cap_drop),
+        security_opt=list(spec.security_opt),
+        mem_limit=spec.mem_limit,
+        pids_limit=spec.pids_limit,
+        network_mode=spec.network,
+    )
+    hc = spec.healthcheck
+    return {
+        "image": spec.image,
+        "command": list(spec.command) or None,
+        "name": spec.name,
+        "hostname": spec.hostname,
+        "user": spec.user,
+        "environment": dict(spec.env),
+        "labels": dict(spec.labels),
+        "ports": exposed,
+        "host_config": host_config,
+        "stop_timeout": spec.stop_timeout_s,
+        "healthcheck": {
+            "test": list(hc.test),
+            "interval": hc.interval_s * 1_000_000_000,
+            "timeout": hc.timeout_s * 1_000_000_000,
+            "retries": hc.retries,
+            "start_period": hc.start_period_s * 1_000_000_000,
+        },
+    }
+
+
+def _ensure_network(spec: ContainerSpec) -> None:
+    api = client().api
+    if api.networks(names=[spec.network]):
+        return
+    labels = {k: v for k, v in spec.labels.items() if k in (LABEL_MANAGED, LABEL_PROJECT)}
+    labels[LABEL_PROFILE] = spec.profile
+    api.create_network(spec.network, driver="bridge", labels=labels)
+
+
+def _discard(container_id: str, spec: ContainerSpec | None) -> None:
+    """Remove a container that never became ready (and its network, if unused)."""
+    api = client().api
+    try:
+        api.stop(container_id, timeout=10)
+        api.remove_container(container_id, force=True)
+    except Exception:  # noqa: BLE001 - best effort; the error shown is the original one
+        pass
+    if spec is not None:
+        remove_network(spec.network)
+
+
+def remove_network(name: str) -> None:
+    api = client().api
+    for net in api.networks(names=[name]):
+        if net["Name"] == name and net.get("Labels", {}).get(LABEL_MANAGED) == "true":
+            # Still in use by a container: keep it.
+            with contextlib.suppress(Exception):
+                api.remove_network(net["Id"])
+
+
+def wait_ready(spec: ContainerSpec, container_id: str | None, timeout: float) -> None:
+    """Poll /readyz on the published gateway port; fail fast if the container exits."""
+    deadline = time.monotonic() + timeout
+    host, port = gateway_address(spec)
+    next_state_check = 0.0
+    while True:
+        if host and http_status(host, port, "/readyz", 1.0) == 200:
+            return
+        now = time.monotonic()
+        if container_id and now >= next_state_check:
+            state = docker_http.get(f"/containers/{container_id}/json")["State"]
+            if not host and state.get("Health", {}).get("Status") == "healthy":
+                return
+            if state["Status"] in ("exited", "dead"):
+                raise NotReady(_not_ready(spec, container_id, f"exited with {state['ExitCode']}"))
+            next_state_check = now + 1.0
+        if now >= deadline:
+            raise NotReady(_not_ready(spec, container_id, f"not ready after {timeout:.0f} s"))
+        time.sleep(READY_POLL_S)
+
+
+def _not_ready(spec: ContainerSpec, container_id: str | None, why: str) -> str:
+    tail = log_tail(container_id, LOG_TAIL) if container_id else ""
+    indented = "\n".join(f"    {line}" for line in tail.splitlines())
+    return f"{spec.profile}: gateway {why}; last log lines:\n{indented}"
+
+
+def gateway_address(spec: ContainerSpec) -> tuple[str | None, int]:
+    for binding in spec.ports:
+        if binding.role == "gateway":
+            host = binding.host_ip
+            return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), binding.host_port
+    return None, spec.base_port
+
+
+def http_status(host: str, port: int, path: str, timeout: float) -> int | None:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(0.1)
+            try:
+                # The relay accepts and then closes at once when nothing listens behind it.
+                return sock.recv(1, socket.MSG_PEEK) != b""
+            except TimeoutError:
+                return True
+    except OSError:
+        return False
+
+
+def log_tail(container_id: str, lines: int) -> str:
+    try:
+        raw = client().api.logs(container_id, tail=lines, stdout=True, stderr=True)
+    except Exception as exc:  # noqa: BLE001
+        return f"(no logs: {exc})"
+    return raw.decode("utf-8", "replace").rstrip()
+
+
+def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outcome]:
+    """Stop gracefully (the gateway needs about 2 s), remove container and network."""
+    say = say or (lambda _p, _m: None)
+
+    def one(action: Action) -> Outcome:
+        start = time.monotonic()
+        if action.kind != Kind.REMOVE or action.container is None:
+            return Outcome(action.profile, "noop", None, False, 0.0)
+        api = client().api
+        say(action.profile, "stopping")
+        api.stop(action.container.id, timeout=30)
+        api.remove_container(action.container.id)
+        network = action.container.name
+        remove_network(network)
+        return Outcome(action.profile, "removed", action.container.id, False, _since(start))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(actions)))) as pool:
+        return list(pool.map(one, actions))
+
+
+def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> None:
+    client().api.restart(container.id, timeout=spec.stop_timeout_s)
+    wait_ready(spec, container.id, timeout)
+
+
+def exec_in(container: LiveContainer, command: list[str], write: Callable[[bytes], None]) -> int:
+    """Run a command inside the container, streaming its output; its exit code."""
+    api = client().api
+    exec_id = api.exec_create(container.id, command, stdout=True, stderr=True)["Id"]
+    for chunk in api.exec_start(exec_id, stream=True):
+        write(chunk)
+    return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
+
+
+def stream_logs(container: LiveContainer, tail: int, follow: bool, write: Callable[[bytes], None]):
+    api = client().api
+    for chunk in api.logs(container.id, stream=True, follow=follow, tail=tail):
+        write(chunk)
+
+
+def _since(start: float) -> float:
+    return round(time.monotonic() - start, 3)
