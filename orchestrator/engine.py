@@ -256,20 +256,31 @@ def wait_ready(spec: ContainerSpec, container_id: str | None, timeout: float) ->
     deadline = time.monotonic() + timeout
     host, port = gateway_address(spec)
     next_state_check = 0.0
+    restarts = _restart_count(container_id)
     while True:
         if host and http_status(host, port, "/readyz", 1.0) == 200:
             return
         now = time.monotonic()
         if container_id and now >= next_state_check:
-            state = docker_http.get(f"/containers/{container_id}/json")["State"]
+            info = docker_http.get(f"/containers/{container_id}/json")
+            state = info["State"]
             if not host and state.get("Health", {}).get("Status") == "healthy":
                 return
-            if state["Status"] in ("exited", "dead"):
-                raise NotReady(_not_ready(spec, container_id, f"exited with {state['ExitCode']}"))
+            # With restart=unless-stopped a crashing gateway shows up as "restarting",
+            # never "exited": a restart during the first wait is a failure too.
+            if state["Status"] in ("exited", "dead") or info.get("RestartCount", 0) > restarts:
+                why = f"exited with code {state['ExitCode']}"
+                raise NotReady(_not_ready(spec, container_id, why))
             next_state_check = now + 1.0
         if now >= deadline:
             raise NotReady(_not_ready(spec, container_id, f"not ready after {timeout:.0f} s"))
         time.sleep(READY_POLL_S)
+
+
+def _restart_count(container_id: str | None) -> int:
+    if not container_id:
+        return 0
+    return int(docker_http.get(f"/containers/{container_id}/json").get("RestartCount", 0))
 
 
 def _not_ready(spec: ContainerSpec, container_id: str | None, why: str) -> str:

@@ -1,0 +1,42 @@
+"""Integration fixtures: a real Docker engine and the real gateway image.
+
+The engine is made available the way a user gets it (`ensure_engine`), the image
+is built or reused (`build_images`), and orch is driven through its real entry
+point in a subprocess, with its home in a temp dir and a project name of its own,
+so nothing here touches a user's fleet. Anything a test leaves is removed by label.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from orchestrator.dockerd import docker_client, ensure_engine
+
+    ensure_engine()
+    return docker_client()
+
+
+@pytest.fixture(scope="session")
+def gateway_image(engine) -> str:
+    from orchestrator.images import GATEWAY_IMAGE, build_images
+
+    build_images()
+    return GATEWAY_IMAGE
+
+
+from support import new_home, remove_project  # noqa: E402
+
+
+@pytest.fixture
+def orch(tmp_path, engine):
+    fleet = new_home(tmp_path / "home")
+    yield fleet
+    remove_project(engine, fleet.project)

@@ -1,0 +1,124 @@
+"""Helpers for the integration tests: the real CLI bound to a temp home, waits,
+HTTP probes, and a look into the real gateway's own state DB."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+class Orch:
+    """The real `orch` CLI bound to one temp home and one project."""
+
+    def __init__(self, home: Path, project: str) -> None:
+        self.home = home
+        self.project = project
+
+    def run(self, *args: str, ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "ORCH_HOME": str(self.home)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if ok and proc.returncode != 0:
+            raise AssertionError(
+                f"orch {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str, ok: bool = True, timeout: float = 300) -> dict[str, Any]:
+        proc = self.run(*args, "--json", ok=ok, timeout=timeout)
+        return json.loads(proc.stdout)
+
+    def token(self, name: str) -> str:
+        return (self.home / "secrets" / name / "gateway_token").read_text().strip()
+
+    def state_dir(self, name: str) -> Path:
+        return self.home / "profiles" / name / "state"
+
+    def workspace_dir(self, name: str) -> Path:
+        return self.home / "profiles" / name / "workspace"
+
+    def container(self, engine, name: str):
+        return engine.containers.get(f"{self.project}-{name}")
+
+
+def new_home(base: Path) -> Orch:
+    project = f"it{uuid.uuid4().hex[:8]}"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "fleet.yaml").write_text(f"version: 1\nproject: {project}\nprofiles: {{}}\n")
+    return Orch(base, project)
+
+
+def remove_project(engine, project: str) -> None:
+    """Remove every container and network the project left, gracefully first."""
+    label = f"orch.project={project}"
+    for container in engine.containers.list(all=True, filters={"label": label}):
+        try:
+            container.stop(timeout=15)
+        finally:
+            container.remove(force=True)
+    for network in engine.networks.list(filters={"label": label}):
+        network.remove()
+
+
+def free_base(span: int = 111, low: int = 30000, high: int = 60000) -> int:
+    """A base whose whole footprint is free on the host right now (tests only;
+    spreads tests apart so that parallel runs rarely meet)."""
+    from orchestrator.live import host_listeners
+
+    used = {lst.port for lst in host_listeners()}
+    for _ in range(200):
+        base = random.randrange(low, high - span)
+        if not used.intersection(range(base, base + span)):
+            return base
+    raise RuntimeError("no free port footprint found")
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int | None, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    except OSError:
+        return None, ""
+    finally:
+        conn.close()
+
+
+def gateway_lease(state_dir: Path) -> dict[str, Any]:
+    """The gateway-owner lease the real gateway writes into its own state DB."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{state_dir / 'state' / 'openclaw.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("select * from state_leases").fetchall()
+    finally:
+        db.close()
+    for row in rows:
+        if row[0] == "gateway-owner":
+            return json.loads(next(c for c in row if isinstance(c, str) and c.startswith("{")))
+    raise AssertionError(f"no gateway-owner lease in {state_dir}")

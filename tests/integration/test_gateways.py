@@ -1,0 +1,172 @@
+"""main and rescue as real OpenClaw gateways, brought up by `orch up`.
+
+One pair serves the whole module (a cold gateway needs ~10 s and ~0.8 GiB);
+tests that change the pair are defined last (pytest keeps file order).
+"""
+
+from __future__ import annotations
+
+import pytest
+from support import (
+    free_base,
+    gateway_lease,
+    http_get,
+    new_home,
+    remove_project,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.gateway]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, engine, gateway_image):
+    fleet = new_home(tmp_path_factory.mktemp("pair") / "home")
+    main_port = free_base()
+    fleet.run("setup", "main", "--port", str(main_port))
+    fleet.run("setup", "rescue", "--port", "auto", "--rescues", "main")
+    result = fleet.json("up")
+    assert result["ok"], result
+    yield fleet
+    fleet.run("down", ok=False)
+    remove_project(engine, fleet.project)
+
+
+def ports_of(fleet) -> dict[str, int]:
+    listing = fleet.json("ls")["data"]["profiles"]
+    return {p["name"]: p["port"] for p in listing}
+
+
+def test_main_and_rescue_answer_readyz_on_their_own_ports(pair):
+    ports = ports_of(pair)
+    assert ports["main"] != ports["rescue"]
+    assert abs(ports["main"] - ports["rescue"]) >= 111  # whole footprints apart
+    for port in ports.values():
+        status, body = http_get(port, "/readyz")
+        assert status == 200 and '"ready":true' in body
+
+
+def test_up_output_reports_both_profiles_ready(pair):
+    status = pair.json("status")["data"]["profiles"]
+    assert {s["profile"]: s["ready"] for s in status} == {"main": True, "rescue": True}
+    for row in status:
+        gateway = next(p for p in row["ports"] if p["role"] == "gateway")
+        assert gateway["answering"] is True
+        assert row["drift"] is None and row["state"] == "running"
+
+
+def test_main_token_is_refused_by_rescue(pair):
+    rescue_port = ports_of(pair)["rescue"]
+    url = f"ws://127.0.0.1:{rescue_port}"
+    wrong = pair.run(
+        "exec", "rescue", "--", "openclaw", "gateway", "call", "health",
+        "--url", url, "--token", pair.token("main"), ok=False,
+    )  # fmt: skip
+    assert "token mismatch" in wrong.stdout + wrong.stderr
+    right = pair.run(
+        "exec", "rescue", "--", "openclaw", "gateway", "call", "health",
+        "--url", url, "--token", pair.token("rescue"),
+    )  # fmt: skip
+    assert '"ok": true' in right.stdout
+    assert pair.token("main") != pair.token("rescue")
+
+
+def test_file_in_main_workspace_is_invisible_to_rescue(pair):
+    (pair.workspace_dir("main") / "only-main.txt").write_text("main's note\n")
+    seen_by_main = pair.run("exec", "main", "--", "ls", "/openclaw/workspace").stdout
+    seen_by_rescue = pair.run("exec", "rescue", "--", "ls", "-R", "/openclaw").stdout
+    assert "only-main.txt" in seen_by_main
+    assert "only-main.txt" not in seen_by_rescue
+
+
+def test_each_state_dir_holds_only_its_own_gateways_lease(pair):
+    ports = ports_of(pair)
+    for name in ("main", "rescue"):
+        lease = gateway_lease(pair.state_dir(name))
+        assert lease["owner"]["host"] == f"{pair.project}-{name}"
+        assert lease["port"] == ports[name]
+
+
+def test_rescue_sees_mains_config_dir_and_nothing_else_of_main(pair, engine):
+    mounts = pair.container(engine, "rescue").attrs["Mounts"]
+    main_root = str(pair.home / "profiles" / "main")
+    from_main = [m for m in mounts if m["Source"].startswith(main_root)]
+    assert [(m["Source"], m["Destination"], m["RW"]) for m in from_main] == [
+        (f"{main_root}/config", "/openclaw/rescue/main/config", True)
+    ]
+    listing = pair.run("exec", "rescue", "--", "ls", "/openclaw/rescue/main/config").stdout
+    assert "openclaw.json" in listing
+
+
+def test_token_is_not_in_docker_inspect(pair, engine):
+    for name in ("main", "rescue"):
+        attrs = str(pair.container(engine, name).attrs)
+        assert pair.token(name) not in attrs
+
+
+def test_container_runs_non_root_without_capabilities(pair, engine):
+    host_config = pair.container(engine, "main").attrs["HostConfig"]
+    assert host_config["CapDrop"] == ["ALL"]
+    assert any("no-new-privileges" in opt for opt in host_config["SecurityOpt"])
+    assert host_config["RestartPolicy"]["Name"] == "unless-stopped"
+    uid = pair.run("exec", "main", "--", "id", "-u").stdout.strip()
+    assert uid != "0"
+    bindings = host_config["PortBindings"]
+    assert {b["HostIp"] for v in bindings.values() for b in v} == {"127.0.0.1"}
+
+
+def test_exec_runs_openclaw_status_inside(pair):
+    proc = pair.run("exec", "rescue", "--", "openclaw", "--version")
+    assert "2026.9.6" in proc.stdout
+
+
+def test_second_up_keeps_the_same_container_ids(pair, engine):
+    before = {n: pair.container(engine, n).id for n in ("main", "rescue")}
+    result = pair.json("up")
+    assert [a["action"] for a in result["data"]["plan"]] == ["noop", "noop"]
+    assert {n: pair.container(engine, n).id for n in ("main", "rescue")} == before
+
+
+def test_killed_gateway_process_comes_back_by_itself(pair, engine):
+    container = pair.container(engine, "main")
+    restarts = container.attrs["RestartCount"]
+    port = ports_of(pair)["main"]
+    pair.run("exec", "main", "--", "pkill", "-KILL", "-f", "openclaw", ok=False)
+    wait_for(lambda: http_get(port, "/readyz")[0] != 200, 30, "the gateway to go down")
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 120, "the gateway to come back")
+    container.reload()
+    assert container.attrs["RestartCount"] == restarts + 1
+
+
+def test_changing_one_profile_recreates_only_it(pair, engine):
+    before = {n: pair.container(engine, n).id for n in ("main", "rescue")}
+    pair.run("setup", "rescue", "--publish", "gateway", "--force")
+    plan = pair.json("up", "--dry-run")["data"]["plan"]
+    assert {a["profile"]: a["action"] for a in plan} == {"main": "noop", "rescue": "recreate"}
+    pair.json("up")
+    after = {n: pair.container(engine, n).id for n in ("main", "rescue")}
+    assert after["main"] == before["main"]
+    assert after["rescue"] != before["rescue"]
+    assert http_get(ports_of(pair)["rescue"], "/readyz")[0] == 200
+
+
+def test_down_then_up_preserves_state_and_token(pair, engine):
+    token = pair.token("main")
+    state = pair.state_dir("main")
+    key = (state / "config-journal-fingerprint.key").read_bytes()
+    files_before = {p.relative_to(state) for p in state.rglob("*") if p.is_file()}
+    down = pair.json("down")
+    assert {o["profile"] for o in down["data"]["outcomes"]} == {"main", "rescue"}
+    assert not engine.containers.list(all=True, filters={"label": f"orch.project={pair.project}"})
+    assert state.is_dir() and pair.workspace_dir("main").is_dir()
+    pair.json("up")
+    assert pair.token("main") == token
+    assert (state / "config-journal-fingerprint.key").read_bytes() == key
+    files_after = {p.relative_to(state) for p in state.rglob("*") if p.is_file()}
+    assert files_before - files_after <= {p for p in files_before if "tmp" in p.parts}
+    url = f"ws://127.0.0.1:{ports_of(pair)['main']}"
+    right = pair.run(
+        "exec", "main", "--", "openclaw", "gateway", "call", "health", "--url", url,
+        "--token", token,
+    )  # fmt: skip
+    assert '"ok": true' in right.stdout
