@@ -1,17 +1,47 @@
-# orch: everything a new machine needs, from the project's own files.
+# orch: everything a new machine needs comes from the project's own files.
+#   make up    - the main job: engine, images, main + rescue gateways up, status
+#   make test  - engine, images, then unit and integration tests
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+ORCH := $(BIN)/orch
+export TESTCONTAINERS_RYUK_DISABLED ?= true
+export TESTCONTAINERS_CONNECTION_MODE ?= docker_host
 
-.PHONY: install lint format test unit integration bench clean
+.PHONY: install engine images up down test unit integration lint format bench clean
 
-install: $(BIN)/orch
+install: $(VENV)/.installed
 
-$(BIN)/orch: pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=compat
 	touch $@
+
+engine: install
+	$(ORCH) engine start
+
+images: engine
+	$(ORCH) images build
+
+up: images
+	$(ORCH) setup main
+	$(ORCH) setup rescue --rescues main
+	$(ORCH) ports
+	$(ORCH) up
+	$(ORCH) status
+
+down: install
+	$(ORCH) down
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: images
+	$(BIN)/pytest -q tests/integration
+
+test: images
+	$(BIN)/pytest -q tests
 
 lint: install
 	$(BIN)/ruff check .
@@ -21,13 +51,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-unit: install
-	$(BIN)/pytest -q tests/unit
-
-test: install
-	$(BIN)/pytest -q tests
-
-bench: install
+bench: images
 	$(BIN)/python bench/run.py
 
 clean:
