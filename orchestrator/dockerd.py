@@ -64,15 +64,17 @@ def _uses_default_engine() -> bool:
     return kind == "unix" and os.path.realpath(str(where)) == os.path.realpath(DEFAULT_SOCKET)
 
 
-def engine_answers(timeout: float = 2.0) -> bool:
-    """Is a Docker engine answering `GET /_ping` on DOCKER_HOST (or the default socket)?
+def probe_engine(timeout: float = 2.0) -> tuple[bool, str]:
+    """(answers, why not): `GET /_ping` on DOCKER_HOST (or the default socket).
 
     Raw HTTP/1.0 over the socket: a few milliseconds, no SDK import. For schemes we
     cannot probe with the stdlib (ssh, TLS), we fall back to `docker version`.
+    The reason tells "no engine" from "an engine, but this user may not use it".
     """
     kind, where = _engine_address()
     if kind == "other":
-        return _cli_answers(timeout)
+        ok = _cli_answers(timeout)
+        return ok, "" if ok else f"`docker version` fails for DOCKER_HOST={where}"
     try:
         if kind == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -88,10 +90,21 @@ def engine_answers(timeout: float = 2.0) -> bool:
                 if not chunk:
                     break
                 data += chunk
-    except OSError:
-        return False
+    except PermissionError:
+        return False, f"permission denied on {where}"
+    except FileNotFoundError:
+        return False, f"no socket at {where}"
+    except OSError as exc:
+        return False, f"{where}: {exc.strerror or exc.__class__.__name__}"
     status = data.split(b"\r\n", 1)[0].split()
-    return len(status) >= 2 and status[1] == b"200"
+    if len(status) >= 2 and status[1] == b"200":
+        return True, ""
+    return False, f"{where} answered {data[:60]!r}"
+
+
+def engine_answers(timeout: float = 2.0) -> bool:
+    """Is a Docker engine answering on DOCKER_HOST (or /var/run/docker.sock)?"""
+    return probe_engine(timeout)[0]
 
 
 def _cli_answers(timeout: float) -> bool:
@@ -114,7 +127,7 @@ def _cli_answers(timeout: float) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on `path`: serialises installs and dockerd starts.
 
     flock (not a pid file check) because it is released by the kernel when the
@@ -205,7 +218,7 @@ def apt_install(packages: list[str], lock: Path | None = None) -> list[str]:
             f"needed packages are not installed: {' '.join(missing)}",
             hint=f"install them as root, e.g. `sudo apt-get install -y {' '.join(missing)}`",
         )
-    with _locked(lock or DEFAULT_HOME / "orch-apt.lock"):
+    with file_lock(lock or DEFAULT_HOME / "orch-apt.lock"):
         missing = [p for p in packages if package_version(p) is None]
         if not missing:
             return []
@@ -240,7 +253,13 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if pid > 0 and _pid_alive(pid) else None
+    if pid <= 0 or not _pid_alive(pid):
+        return None
+    try:  # a stale pid file may name a recycled pid: only a dockerd counts
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return pid  # no /proc: trust the pid
+    return pid if comm == "dockerd" else None
 
 
 def _start_dockerd(dockerd: str, log: Path, pidfile: Path) -> int:
@@ -276,8 +295,15 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
     Idempotent and safe across processes: an flock serialises the start, and the
     engine is probed again once the lock is held.
     """
-    if engine_answers():
+    answers, why = probe_engine()
+    if answers:
         return []
+    if why.startswith("permission denied"):
+        raise EngineUnavailable(
+            f"a Docker engine runs but this user may not use it ({why})",
+            hint="add yourself to the docker group (`sudo usermod -aG docker $USER`, then "
+            "log in again), or run orch with sudo",
+        )
     if not _uses_default_engine():
         raise EngineUnavailable(
             f"no Docker engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST')}",
@@ -285,16 +311,16 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
         )
     if not _is_root():
         raise EngineUnavailable(
-            "no Docker engine answers on " + DEFAULT_SOCKET,
-            hint="start it (`sudo systemctl start docker`, or `sudo dockerd &`), or run "
-            "orch once as root so it can install and start one; and let your user use "
-            "the socket (`sudo usermod -aG docker $USER`, then log in again)",
+            f"no Docker engine answers ({why})",
+            hint="run `sudo orch engine start` (installs docker.io if needed and starts "
+            "dockerd), or start Docker yourself (`sudo systemctl start docker`); then let "
+            "your user use it: `sudo usermod -aG docker $USER` and log in again",
         )
     home = home or DEFAULT_HOME
     home.mkdir(parents=True, exist_ok=True)
     log, pidfile = home / "orch-dockerd.log", home / "orch-dockerd.pid"
     done: list[str] = []
-    with _locked(home / "orch-dockerd.lock"):
+    with file_lock(home / "orch-dockerd.lock"):
         if engine_answers():  # another process started it while we waited for the lock
             return []
         dockerd = _which("dockerd")
@@ -369,6 +395,6 @@ def docker_client(timeout: int = 60) -> Any:
     except DockerException as exc:
         raise EngineUnavailable(
             f"cannot connect to the Docker engine: {exc}",
-            hint="start Docker (or run orch once as root so it starts one), then run again",
+            hint="run `sudo orch engine start`, or start Docker yourself, then run again",
         ) from exc
     return client

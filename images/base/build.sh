@@ -123,7 +123,7 @@ rm -rf "$R"/usr/share/man/* "$R"/usr/share/info/* "$R"/usr/share/groff/* \
     "$R"/tmp/* "$R"/var/tmp/* "$R"/root/.bash_history
 find "$R/var/log" -type f -exec truncate -s 0 {} +
 # Docker provides these at run time.
-rm -rf "$R"/dev/* "$R"/proc/* "$R"/sys/*
+rm -rf "${R:?}"/dev/* "${R:?}"/proc/* "${R:?}"/sys/*
 : >"$R/etc/machine-id"
 : >"$R/etc/resolv.conf"
 rm -f "$R/etc/hostname"
