@@ -12,13 +12,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .paths import profile_dirs
+from .paths import resolved_dirs
 from .ports import (
+    ROLE_OFFSETS,
     Overlap,
     Reservation,
     footprint,
+    footprint_bounds,
     format_range,
-    is_wildcard,
+    hosts_intersect,
     nearest_free_base,
     sweep,
 )
@@ -27,6 +29,8 @@ from .profile import Fleet, Profile
 # Suggesting a free base costs a pass over the fleet; in a badly broken fleet
 # of thousands, suggest for the first few owners only.
 MAX_SUGGESTIONS = 100
+# Role of a whole base..base+110 span, used only to find cdpPorts between roles.
+FOOTPRINT = "footprint"
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,10 @@ def fleet_reservations(fleet: Fleet) -> list[Reservation]:
 
 
 def check_fleet(fleet: Fleet, home: Path) -> list[Problem]:
-    """All problems of the fleet itself: ports, CDP URLs, dirs, rescue links."""
+    """All problems of the fleet itself: ports, cdpPorts, CDP URLs, dirs, rescue links."""
     all_res = fleet_reservations(fleet)
     problems = port_problems(sweep(all_res), all_res, fleet)
+    problems += cdp_port_problems(fleet)
     problems += cdp_url_problems(fleet)
     problems += dir_problems(fleet, home)
     problems += rescue_problems(fleet)
@@ -79,12 +84,18 @@ def port_problems(
     problems = []
     for ov in overlaps:
         first, second = ov.first, ov.second
-        # Name the later profile as the one to move: it is usually the newcomer.
-        mover = second if second.owner in fleet.profiles else first
+        # Move an explicit cdpPort (a new base would not move it), else the later
+        # profile: it is usually the newcomer.
+        mover = first if _explicit_cdp(first) and not _explicit_cdp(second) else second
         other = first if mover is second else second
-        base = suggest(mover.owner)
-        advice = f"; nearest free base for {mover.owner}: {base}" if base else ""
-        hint = f"orch setup {mover.owner} --port {base} --force" if base else "remove a profile"
+        if _explicit_cdp(mover):
+            base = None
+            advice = f"; move {mover.owner}'s {mover.role} to a port no profile owns"
+            hint = _cdp_port_hint(mover)
+        else:
+            base = suggest(mover.owner)
+            advice = f"; nearest free base for {mover.owner}: {base}" if base else ""
+            hint = f"orch setup {mover.owner} --port {base} --force" if base else "remove a profile"
         problems.append(
             Problem(
                 code="port-overlap",
@@ -100,14 +111,74 @@ def port_problems(
     return problems
 
 
+def cdp_port_problems(fleet: Fleet) -> list[Problem]:
+    """Explicit cdpPorts inside another profile's footprint, between its roles.
+
+    A profile owns base..base+110 whole, also base+1 and base+5..base+9 where no
+    role listens today (old releases did), so a cdpPort there is a collision too.
+    A cdpPort on a role's own ports is already reported by the role sweep.
+    """
+    explicit = [
+        Reservation(port, port, p.name, f"cdp:{bname}", p.bind_ip, False)
+        for p in fleet.profiles.values()
+        for bname, port in sorted(p.cdp_ports.items())
+    ]
+    if not explicit:
+        return []
+    spans = [
+        Reservation(*footprint_bounds(p.port), p.name, FOOTPRINT, p.bind_ip, False)
+        for p in fleet.profiles.values()
+    ]
+    problems = []
+    for ov in sweep(spans + explicit):
+        span, cdp = (ov.first, ov.second) if ov.first.role == FOOTPRINT else (ov.second, ov.first)
+        if span.role != FOOTPRINT or cdp.role == FOOTPRINT or _on_a_role(cdp.start - span.start):
+            continue
+        problems.append(
+            Problem(
+                code="port-overlap",
+                message=(
+                    f"{cdp.describe()} is inside {span.owner}'s footprint"
+                    f" {format_range(span.start, span.end)} on {ov.host_ip}"
+                    f" (ports {cdp.start}); move {cdp.owner}'s {cdp.role} to a port no profile owns"
+                ),
+                owners=(cdp.owner, span.owner),
+                hint=_cdp_port_hint(cdp),
+                ports=(cdp.start, cdp.end),
+            )
+        )
+    return problems
+
+
+def _explicit_cdp(res: Reservation) -> bool:
+    """A browser profile's own cdpPort (role `cdp:NAME`), not a role of the footprint."""
+    return res.role.startswith("cdp:")
+
+
+def _on_a_role(offset: int) -> bool:
+    return any(lo <= offset <= hi for lo, hi in ROLE_OFFSETS.values())
+
+
+def _cdp_port_hint(res: Reservation) -> str:
+    browser = res.role.removeprefix("cdp:")
+    return (
+        f"set profiles.{res.owner}.browser_profiles.{browser}.cdp_port in the fleet file"
+        " to a port outside every footprint (see `orch ports`)"
+    )
+
+
 class _Suggester:
-    """Nearest free base per owner, computed at most once per owner."""
+    """Nearest free base per owner, computed at most once per owner.
+
+    Reservations are indexed by host address, so one suggestion reads only the
+    addresses that can clash with the owner's, not the whole fleet.
+    """
 
     def __init__(self, all_res: list[Reservation], fleet: Fleet) -> None:
         self.fleet = fleet
-        self.by_owner: dict[str, list[Reservation]] = defaultdict(list)
+        self.by_host: dict[str, list[Reservation]] = defaultdict(list)
         for res in all_res:
-            self.by_owner[res.owner].append(res)
+            self.by_host[res.host_ip].append(res)
         self.cache: dict[str, int | None] = {}
 
     def __call__(self, owner: str) -> int | None:
@@ -117,12 +188,10 @@ class _Suggester:
             profile = self.fleet.profiles[owner]
             taken = [
                 (r.start, r.end)
-                for other, rs in self.by_owner.items()
-                if other != owner
+                for host, rs in self.by_host.items()
+                if hosts_intersect(host, profile.bind_ip)
                 for r in rs
-                if is_wildcard(r.host_ip)
-                or is_wildcard(profile.bind_ip)
-                or r.host_ip == profile.bind_ip
+                if r.owner != owner
             ]
             self.cache[owner] = nearest_free_base(taken, near=profile.port)
         return self.cache[owner]
@@ -156,12 +225,14 @@ def dir_problems(fleet: Fleet, home: Path) -> list[Problem]:
     are caught too.
     """
     entries = []
+    cache: dict[str, str] = {}
     for profile in fleet.profiles.values():
-        for kind, path in profile_dirs(profile, home).items():
-            entries.append((path.parts, profile.name, kind, path))
+        for kind, path in resolved_dirs(profile, str(home), cache):
+            # "/" -> ("",): the root is a prefix of every path, like any other dir.
+            entries.append((tuple(path.rstrip("/").split("/")), profile.name, kind, path))
     entries.sort()
     problems = []
-    stack: list[tuple[tuple[str, ...], str, str, Path]] = []
+    stack: list[tuple[tuple[str, ...], str, str, str]] = []
     for entry in entries:
         parts, owner, kind, path = entry
         while stack and stack[-1][0] != parts[: len(stack[-1][0])]:
@@ -173,14 +244,14 @@ def dir_problems(fleet: Fleet, home: Path) -> list[Problem]:
     return problems
 
 
-def _dir_problem(a_owner: str, a_kind: str, a_path: Path, owner: str, kind: str, path: Path):
+def _dir_problem(a_owner: str, a_kind: str, a_path: str, owner: str, kind: str, path: str):
     relation = "is the same dir as" if a_path == path else "is nested inside"
     return Problem(
         code="dir-shared",
         message=f"{owner} {kind} dir {path} {relation} {a_owner} {a_kind} dir {a_path}",
         owners=(owner, a_owner),
         hint=f"give {owner} its own dir: orch setup {owner} --{kind}-dir NEW_DIR --force",
-        paths=(str(path), str(a_path)),
+        paths=(path, a_path),
     )
 
 

@@ -86,12 +86,24 @@ def write_config(profile: Profile, dirs: ProfileDirs, wanted: dict[str, Any]) ->
     path = dirs.config_file
     backup = None
     if path.exists():
-        backup = path.with_name(f"{path.name}.orch-backup-{time.strftime('%Y%m%d-%H%M%S')}")
+        backup = _unused(
+            path.with_name(f"{path.name}.orch-backup-{time.strftime('%Y%m%d-%H%M%S')}")
+        )
         atomic_write(backup, path.read_bytes(), mode=0o600)
         _chown(backup, profile)
     atomic_write(path, json.dumps(wanted, indent=2) + "\n", mode=0o600)
     _chown(path, profile)
     return backup
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`...: two changes in one second must not overwrite
+    the first backup, which may be the user's own file."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def ensure_token(profile: Profile, dirs: ProfileDirs) -> bool:

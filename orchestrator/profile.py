@@ -36,12 +36,26 @@ def name_problem(name: str) -> str | None:
         return f"'{name}' is reserved (reserved: {', '.join(sorted(RESERVED_NAMES))})"
     if len(name) > 64:
         return f"'{name[:20]}...' is {len(name)} characters long; at most 64 are allowed"
-    if not NAME_RE.match(name):
+    # fullmatch: with match, "$" also matches before a trailing newline ("main\n").
+    if not NAME_RE.fullmatch(name):
         return (
-            f"'{name}' is not a valid profile name: use lowercase letters, digits, '-' and '_',"
-            " starting with a letter or digit (it becomes a container and network name)"
+            f"'{name}' is not a valid profile name: {_name_defect(name)}; use lowercase letters,"
+            " digits, '-' and '_', starting with a letter or digit (it becomes a container and"
+            " network name)"
         )
     return None
+
+
+def _name_defect(name: str) -> str:
+    """What is wrong with a name that fails NAME_RE, in the user's terms."""
+    if "/" in name or "\\" in name:
+        return "a profile name is not a path and cannot contain a slash"
+    if name.lower() != name:
+        return f"it has uppercase letters (profile names are lowercase: '{name.lower()}')"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "-_"))})
+    if bad:
+        return f"{', '.join(repr(c) for c in bad)} {'is' if len(bad) == 1 else 'are'} not allowed"
+    return f"it starts with {name[0]!r}"
 
 
 def validate_name(name: str) -> str:
@@ -90,10 +104,16 @@ class Dirs(BaseModel):
     workspace: Path | None = None
 
 
+def _name_from_key(schema: dict[str, Any]) -> None:
+    """In the fleet file a profile's name is its key: the schema must not require it,
+    or `orch schema` would reject every file orch writes."""
+    schema["required"] = [f for f in schema.get("required", []) if f != "name"]
+
+
 class Profile(BaseModel):
     """One gateway: one container, its own dirs, token and port footprint."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_name_from_key)
 
     name: str
     port: int = Field(description="base port of the gateway; it owns base..base+110")

@@ -7,6 +7,7 @@ file written. If a write fails, what this call created is removed again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from .errors import CheckFailed, OrchError, UsageError
 from .openclaw_config import ensure_token, planned_config, write_config
 from .paths import MARKER_FILE, ProfileDirs, profile_dirs
 from .ports import DEFAULT_BASE, is_wildcard, nearest_free_base
-from .profile import Dirs, Fleet, Profile
-from .store import load_fleet, locked, save_fleet
+from .profile import Dirs, Fleet, Profile, validate_ip
+from .store import atomic_write, load_fleet, locked, save_fleet
 
 CONTAINER_UID = 1000
 
@@ -96,6 +97,13 @@ def _build_profile(fleet: Fleet, existing: Profile | None, req: SetupRequest) ->
         "rescues": req.rescues,
     }
     base.update({k: v for k, v in given.items() if v is not None})
+    if req.bind_ip is not None:
+        # Before --port auto compares it with the fleet's addresses (and normalised:
+        # "::0" is "::").
+        try:
+            base["bind_ip"] = validate_ip(req.bind_ip)
+        except ValueError as exc:
+            raise UsageError(f"bind_ip: {exc}", hint="see `orch setup --help`") from None
     dirs = dict(base.get("dirs") or {})
     for kind, value in (
         ("config", req.config_dir),
@@ -180,6 +188,8 @@ def _materialise(
 ) -> Path | None:
     """Create dirs, token, config and fleet entry; undo what was created on failure."""
     created: list[Path] = []
+    # An adopted openclaw.json that orch rewrites: its bytes, put back on failure.
+    original: bytes | None = None
     try:
         for _, path in dirs.items():
             _make_dir(path, profile, created)
@@ -190,17 +200,26 @@ def _materialise(
         _make_dir(dirs.secrets, profile, created)
         if ensure_token(profile, dirs):
             created.append(dirs.token_file)
-        backup = write_config(profile, dirs, wanted) if config_changed else None
+        backup = None
+        if config_changed:
+            if dirs.config_file.exists():
+                original = dirs.config_file.read_bytes()
+            else:
+                created.append(dirs.config_file)
+            backup = write_config(profile, dirs, wanted)
+            if backup:
+                created.append(backup)
         save_fleet(home, fleet)
         return backup
     except OSError as exc:
-        _undo(created)
+        _undo(created, dirs.config_file, original)
+        detail = f"{exc.strerror}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
         raise OrchError(
-            f"cannot prepare profile '{profile.name}': {exc.strerror}: {exc.filename}",
+            f"cannot prepare profile '{profile.name}': {detail}",
             hint="check the permissions of that path; nothing was changed",
         ) from None
     except BaseException:
-        _undo(created)
+        _undo(created, dirs.config_file, original)
         raise
 
 
@@ -226,7 +245,11 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, entry), uid, gid, follow_symlinks=False)
 
 
-def _undo(created: list[Path]) -> None:
+def _undo(created: list[Path], config_file: Path, original: bytes | None) -> None:
+    """Remove what was created, newest first, and put back a rewritten openclaw.json."""
+    if original is not None:
+        with contextlib.suppress(OSError):
+            atomic_write(config_file, original, mode=0o600)
     for path in reversed(created):
         try:
             if path.is_dir() and not path.is_symlink():
