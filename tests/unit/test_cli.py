@@ -1,0 +1,357 @@
+"""The real `orch` entry point, run as a process: help, JSON envelopes, exit codes and
+clear errors that leave the orch home as it was (orchestrator/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli import app
+from orchestrator.profile import Profile
+from orchestrator.store import fleet_path, load_fleet, save_fleet
+
+from .helpers import fleet_of, snapshot
+
+ORCH = [sys.executable, "-m", "orchestrator"]
+
+
+def orch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run orch with `home` as ORCH_HOME and no terminal on stdin."""
+    return subprocess.run(
+        [*ORCH, *args],
+        env={**os.environ, "ORCH_HOME": str(home), "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def envelope(proc: subprocess.CompletedProcess[str], command: str, ok: bool) -> dict:
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "orch/v1"
+    assert doc["command"] == command
+    assert doc["ok"] is ok
+    assert ("data" in doc) is ok and ("error" in doc) is (not ok)
+    return doc
+
+
+def leaf_commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every runnable command path of a click group (typer vendors its own click)."""
+    out = []
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):  # a sub-group such as `orch images`
+            out += leaf_commands(command, (*prefix, name))
+        else:
+            out.append((*prefix, name))
+    return out
+
+
+@pytest.fixture
+def two_profiles(home: Path) -> Path:
+    save_fleet(home, fleet_of(Profile(name="main", port=18789), Profile(name="rescue", port=18900)))
+    return home
+
+
+# --- help and version -------------------------------------------------------------------
+
+
+def test_every_command_has_help_with_an_example(home: Path) -> None:
+    commands = leaf_commands(typer.main.get_command(app))
+    core = {"setup", "rm", "ls", "ports", "check", "render", "schema"}
+    assert core <= {c[-1] for c in commands}  # the walk over the app really finds them
+    env = {**os.environ, "ORCH_HOME": str(home)}
+    procs = {
+        command: subprocess.Popen(
+            [*ORCH, *command, "--help"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for command in commands
+    }
+    missing = []
+    for command, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (command, err)
+        if b"Example:" not in out:
+            missing.append(" ".join(command))
+    assert missing == [], f"commands whose --help has no 'Example:' line: {missing}"
+
+
+def test_the_top_level_help_has_an_example(home: Path) -> None:
+    proc = orch(home, "--help")
+    assert proc.returncode == 0 and "Example: orch setup main" in proc.stdout
+
+
+def test_version_prints_the_package_version(home: Path) -> None:
+    proc = orch(home, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"orch {__version__}"
+    assert not home.exists()
+
+
+# --- JSON envelopes ---------------------------------------------------------------------
+
+
+def test_setup_json_is_the_envelope_with_the_profile(home: Path) -> None:
+    proc = orch(home, "setup", "main", "--port", "auto", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = envelope(proc, "setup", True)["data"]
+    assert data["action"] == "created"
+    assert data["profile"]["name"] == "main" and data["profile"]["port"] == 18789
+    assert data["profile"]["footprint"] == [18789, 18899]
+    token = Path(data["profile"]["token_file"]).read_text().strip()
+    assert token not in proc.stdout
+
+
+def test_ls_json_is_the_envelope_with_every_profile(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "ls", "--json")
+    assert proc.returncode == 0
+    data = envelope(proc, "ls", True)["data"]
+    assert [p["name"] for p in data["profiles"]] == ["main", "rescue"]
+    assert data["home"] == str(two_profiles)
+
+
+def test_ports_json_lists_every_role_of_the_named_profile(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "ports", "rescue", "--json")
+    data = envelope(proc, "ports", True)["data"]
+    assert [p["name"] for p in data["profiles"]] == ["rescue"]
+    roles = {
+        r["role"]: (r["start"], r["end"], r["published"]) for r in data["profiles"][0]["roles"]
+    }
+    assert roles["gateway"] == (18900, 18900, True)
+    assert roles["cdp"] == (18911, 19010, False)
+
+
+def test_check_json_is_the_envelope_with_no_problems(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "check", "--json")
+    assert proc.returncode == 0
+    data = envelope(proc, "check", True)["data"]
+    assert data == {"profiles": 2, "ok": True, "problems": []}
+
+
+def test_render_json_is_the_envelope_with_the_spec(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "render", "rescue", "--json")
+    data = envelope(proc, "render", True)["data"]
+    assert data["profile"] == "rescue" and data["base_port"] == 18900
+    assert data["cap_drop"] == ["ALL"]
+
+
+def test_schema_json_is_the_envelope_with_the_fleet_schema(home: Path) -> None:
+    proc = orch(home, "schema", "--json")
+    data = envelope(proc, "schema", True)["data"]
+    assert "profiles" in data["properties"]
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    # The schema accepts what orch writes (a profile's name is its key, not a field)...
+    rich = Profile.model_validate(
+        {
+            "name": "main",
+            "port": 18789,
+            "bind_ip": "::1",
+            "publish": ["gateway", "cdp"],
+            "dirs": {"state": "/srv/main/state"},
+            "browser_profiles": {"chrome": {"cdp_port": 9222}},
+        }
+    )
+    save_fleet(home, fleet_of(rich, Profile(name="rescue", port=18900, rescues="main")))
+    doc = yaml.safe_load(fleet_path(home).read_text())
+    jsonschema.validate(doc, data)
+    # ...and refuses what orch refuses.
+    doc["profiles"]["main"]["colour"] = "red"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, data)
+
+
+def test_an_error_in_json_mode_is_an_ok_false_envelope_with_type_message_and_hint(
+    home: Path,
+) -> None:
+    proc = orch(home, "setup", "Main", "--json")
+    assert proc.returncode == 2
+    error = envelope(proc, "setup", False)["error"]
+    assert error["type"] == "UsageError"
+    assert "uppercase" in error["message"]
+    assert error["hint"]
+    assert error["exit_code"] == 2
+
+
+def test_an_unknown_profile_in_json_mode_is_an_unknown_profile_error(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "render", "ghost", "--json")
+    assert proc.returncode == 2
+    error = envelope(proc, "render", False)["error"]
+    assert error["type"] == "UnknownProfileError"
+    assert "no profile named 'ghost'" in error["message"]
+    assert error["hint"] == "create it with `orch setup ghost`"
+
+
+def test_a_collision_in_json_mode_lists_the_problems_and_exits_1(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "setup", "third", "--port", "18809", "--json")
+    assert proc.returncode == 1
+    error = envelope(proc, "setup", False)["error"]
+    assert error["type"] == "CheckFailed"
+    assert error["problems"] and all("third" in p["owners"] for p in error["problems"])
+
+
+# --- orch check -------------------------------------------------------------------------
+
+
+def test_check_exits_0_on_a_clean_fleet(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "check")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "ok: no problems in 2 profiles"
+
+
+def test_check_exits_1_and_prints_every_problem(home: Path) -> None:
+    save_fleet(
+        home,
+        fleet_of(
+            Profile(name="main", port=18789),
+            Profile(name="rescue", port=18809),
+            Profile(name="lost", port=30000, rescues="ghost"),
+        ),
+    )
+    proc = orch(home, "check")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("7 problems:")
+    assert (
+        "rescue cdp 18820-18919 overlaps main cdp 18800-18899 on 127.0.0.1 (ports 18820-18899);"
+        " nearest free base for rescue: 18900"
+    ) in proc.stdout
+    assert "lost rescues 'ghost'" in proc.stdout
+    data = json.loads(orch(home, "check", "--json").stdout)["data"]
+    assert data["ok"] is False and len(data["problems"]) == 7
+
+
+def test_check_on_a_broken_fleet_file_says_the_line_and_exits_2(home: Path) -> None:
+    home.mkdir()
+    fleet_path(home).write_text("version: 1\nprofiles:\n  main:\n    port: 18789\n    port: 1\n")
+    proc = orch(home, "check")
+    assert proc.returncode == 2
+    assert "line 5" in proc.stderr and "duplicate key 'port'" in proc.stderr
+    assert proc.stdout == ""
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("setup", "Main"), "uppercase"),
+        (("setup", ".."), "'.' is not allowed"),
+        (("setup", "a/b"), "cannot contain a slash"),
+        (("setup", "all"), "'all' is reserved"),
+        (("setup", "main", "--port", "abc"), "--port: 'abc' is not a port number"),
+        (("setup", "main", "--port", "70000"), "--port: base port 70000 is too high"),
+        (("setup", "main", "--port", "65426"), "the highest usable base is 65425"),
+        (("setup", "main", "--port", "0"), "out of range"),
+        (("setup", "main", "--bind-ip", "localhost"), "is not an IP address"),
+        (("setup", "main", "--publish", "gateway,ssh"), "--publish: unknown role 'ssh'"),
+        (("setup", "main", "--rescues", "Main"), "--rescues:"),
+    ],
+)
+def test_bad_setup_input_is_a_clear_error_that_leaves_the_home_untouched(
+    two_profiles: Path, args: tuple[str, ...], expected: str
+) -> None:
+    before = snapshot(two_profiles)
+    proc = orch(two_profiles, *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(two_profiles) == before
+
+
+def test_bad_input_in_a_fresh_home_does_not_create_it(home: Path) -> None:
+    for args in (("setup", "Main"), ("setup", "main", "--port", "abc")):
+        assert orch(home, *args).returncode == 2
+    assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "args", [("rm", "ghost"), ("render", "ghost"), ("ports", "ghost"), ("rm", "ghost", "--purge")]
+)
+def test_an_unknown_profile_is_a_clear_error_that_changes_nothing(
+    two_profiles: Path, args: tuple[str, ...]
+) -> None:
+    before = snapshot(two_profiles)
+    proc = orch(two_profiles, *args)
+    assert proc.returncode == 2
+    assert "error: no profile named 'ghost' in the fleet (known: main, rescue)" in proc.stderr
+    assert "hint: create it with `orch setup ghost`" in proc.stderr
+    assert snapshot(two_profiles) == before
+
+
+def test_a_conflicting_setup_is_refused_with_a_hint_to_force(home: Path) -> None:
+    assert orch(home, "setup", "main", "--port", "20000").returncode == 0
+    before = snapshot(home)
+    proc = orch(home, "setup", "main", "--port", "21000")
+    assert proc.returncode == 2
+    assert "port: 20000 -> 21000" in proc.stderr and "--force" in proc.stderr
+    assert snapshot(home) == before
+
+
+# --- setup, render and rm end to end ----------------------------------------------------
+
+
+def test_setup_then_render_never_prints_the_token(home: Path) -> None:
+    proc = orch(home, "setup", "main")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("created: main on 127.0.0.1, base port 18789 (owns 18789-18899)")
+    token_file = home / "secrets" / "main" / "gateway_token"
+    token = token_file.read_text().strip()
+    assert token not in proc.stdout and "never printed" in proc.stdout
+    for args in (("render", "main"), ("render", "main", "--format", "json"), ("ls", "--json")):
+        out = orch(home, *args)
+        assert out.returncode == 0
+        assert token not in out.stdout
+    assert str(token_file) in orch(home, "render", "main").stdout
+
+
+def test_setup_twice_says_unchanged(home: Path) -> None:
+    assert orch(home, "setup", "main").returncode == 0
+    before = snapshot(home)
+    proc = orch(home, "setup", "main")
+    assert proc.returncode == 0 and proc.stdout.startswith("unchanged: main")
+    assert snapshot(home) == before
+
+
+def test_rm_purge_without_yes_and_without_a_terminal_refuses(home: Path) -> None:
+    assert orch(home, "setup", "main").returncode == 0
+    before = snapshot(home)
+    proc = orch(home, "rm", "main", "--purge")
+    assert proc.returncode == 2
+    assert "--purge would delete 4 paths of 'main'" in proc.stderr
+    assert "--yes" in proc.stderr
+    assert snapshot(home) == before
+
+
+def test_rm_purge_with_yes_deletes_the_dirs(home: Path) -> None:
+    assert orch(home, "setup", "main").returncode == 0
+    proc = orch(home, "rm", "main", "--purge", "--yes", "--json")
+    assert proc.returncode == 0
+    data = envelope(proc, "rm", True)["data"]
+    assert len(data["purged"]) == 4 and data["kept"] == []
+    assert all(not Path(p).exists() for p in data["purged"])
+    assert load_fleet(home).profiles == {}
+
+
+def test_rm_keeps_the_dirs_and_says_so(home: Path) -> None:
+    assert orch(home, "setup", "main").returncode == 0
+    proc = orch(home, "rm", "main")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("removed main from the fleet")
+    assert proc.stdout.count("  kept    ") == 3
+    assert (home / "profiles" / "main" / "state").is_dir()
+
+
+def test_render_refuses_an_unknown_format(two_profiles: Path) -> None:
+    proc = orch(two_profiles, "render", "main", "--format", "toml")
+    assert proc.returncode == 2 and "--format: 'toml' is not yaml or json" in proc.stderr
