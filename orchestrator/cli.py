@@ -49,8 +49,17 @@ def _root(
     """Run several fully isolated OpenClaw gateways on one host, one container each."""
 
 
-def _run(command: str, as_json: bool, work: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
-    """Call the core; print its result as JSON or for people; map errors to exit codes."""
+def _run(
+    command: str,
+    as_json: bool,
+    work: Callable[[], tuple[Any, Callable[[], None]]],
+    ok: Callable[[Any], bool] = lambda _data: True,
+) -> Any:
+    """Call the core; print its result as JSON or for people; map errors to exit codes.
+
+    `ok` says whether a result that was computed is still a failure (`orch check`
+    with problems): then the envelope says ok false and the exit code is 1.
+    """
     try:
         data, show = work()
     except OrchError as exc:
@@ -61,10 +70,13 @@ def _run(command: str, as_json: bool, work: Callable[[], tuple[Any, Callable[[],
 
             show_error(exc.message, exc.hint, getattr(exc, "problems", None))
         raise typer.Exit(exc.exit_code) from None
+    succeeded = ok(data)
     if as_json:
-        print_json(envelope(command, data))
+        print_json(envelope(command, data, ok=succeeded))
     else:
         show()
+    if not succeeded:
+        raise typer.Exit(CheckFailed.exit_code)
     return data
 
 
@@ -292,8 +304,7 @@ def check(as_json: JsonOpt = False) -> None:
         problems = check_fleet(fleet, home)
         return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
 
-    if not _run("check", as_json, work)["ok"]:
-        raise typer.Exit(CheckFailed.exit_code)
+    _run("check", as_json, work, ok=lambda data: data["ok"])
 
 
 @app.command()
@@ -360,9 +371,9 @@ def _progress(as_json: bool):
 
 def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
     """Make sure an engine answers; start one (root on Debian) if allowed."""
-    from .docker_http import ping
+    from .dockerd import engine_answers
 
-    if ping():
+    if engine_answers():
         return
     if not auto_start:
         from .errors import EngineUnavailable

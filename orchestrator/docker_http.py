@@ -85,18 +85,3 @@ def containers(filters: dict[str, list[str]] | None = None) -> list[dict[str, An
     if filters:
         params["filters"] = json.dumps(filters)
     return get("/containers/json", params)
-
-
-def ping(timeout: float = 2.0) -> bool:
-    """Whether an engine answers; cheap enough to call before every command."""
-    sock = socket_path()
-    if sock is None:
-        try:
-            _get_via_sdk("/_ping", None)
-            return True
-        except Exception:  # noqa: BLE001 - any failure means "no engine"
-            return False
-    try:
-        return _request(sock, "/_ping", None, timeout)[0] == 200
-    except EngineUnavailable:
-        return False

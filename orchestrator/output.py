@@ -17,8 +17,8 @@ from .errors import CheckFailed, OrchError
 SCHEMA = "orch/v1"
 
 
-def envelope(command: str, data: Any) -> dict[str, Any]:
-    return {"schema": SCHEMA, "command": command, "ok": True, "data": data}
+def envelope(command: str, data: Any, ok: bool = True) -> dict[str, Any]:
+    return {"schema": SCHEMA, "command": command, "ok": ok, "data": data}
 
 
 def error_envelope(command: str, exc: OrchError) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .images import GATEWAY_IMAGE
 from .ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
 
 FLEET_VERSION = 1
-OPENCLAW_VERSION = "2026.9.6"
-DEFAULT_IMAGE = f"orch/openclaw-gateway:{OPENCLAW_VERSION}"
+DEFAULT_IMAGE = GATEWAY_IMAGE
 DEFAULT_BIND_IP = "127.0.0.1"
 DEFAULT_PROJECT = "orch"
 

@@ -225,8 +225,11 @@ def test_check_exits_1_and_prints_every_problem(home: Path) -> None:
         " nearest free base for rescue: 18900"
     ) in proc.stdout
     assert "lost rescues 'ghost'" in proc.stdout
-    data = json.loads(orch(home, "check", "--json").stdout)["data"]
-    assert data["ok"] is False and len(data["problems"]) == 7
+    as_json = orch(home, "check", "--json")
+    assert as_json.returncode == 1
+    doc = json.loads(as_json.stdout)
+    assert doc["ok"] is False, "a script reading the top-level ok must see the failure"
+    assert doc["data"]["ok"] is False and len(doc["data"]["problems"]) == 7
 
 
 def test_check_on_a_broken_fleet_file_says_the_line_and_exits_2(home: Path) -> None:
