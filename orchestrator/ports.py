@@ -59,7 +59,9 @@ ROLE_HELP: dict[Role, str] = {
 DEFAULT_PUBLISH: tuple[Role, ...] = (Role.GATEWAY, Role.BROWSER, Role.CANVAS)
 
 
-@dataclass(frozen=True, order=True)
+# Not frozen: a fleet of 10,000 profiles makes 60,000 of these, and frozen
+# dataclasses build 2.5x slower. Never mutated, so hashing by value is safe.
+@dataclass(order=True, slots=True, unsafe_hash=True)
 class Reservation:
     """One interval of host ports owned by one profile for one role."""
 
