@@ -260,3 +260,35 @@ def test_save_fleet_writes_a_header_that_points_to_check_and_schema(home: Path) 
     assert text.startswith("# orch fleet file")
     assert "orch check" in text and "orch schema" in text
     assert text == dump_fleet(Fleet())
+
+
+def test_a_hand_edit_after_orch_saved_is_read_from_the_yaml_not_the_cache(tmp_path: Path) -> None:
+    from orchestrator.profile import Fleet, Profile
+    from orchestrator.store import CACHE_FILE, fleet_path, load_fleet, save_fleet
+
+    save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
+    assert (tmp_path / CACHE_FILE).exists()
+    path = fleet_path(tmp_path)
+    path.write_text(path.read_text().replace("port: 18789", "port: 20000"))
+    assert load_fleet(tmp_path).profiles["main"].port == 20000
+
+
+def test_a_hand_broken_file_is_reported_even_with_a_cache_present(tmp_path: Path) -> None:
+    from orchestrator.errors import FleetFileError
+    from orchestrator.profile import Fleet, Profile
+    from orchestrator.store import fleet_path, load_fleet, save_fleet
+
+    save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
+    path = fleet_path(tmp_path)
+    path.write_text(path.read_text().replace("port: 18789", "port: [oops"))
+    with pytest.raises(FleetFileError, match="line"):
+        load_fleet(tmp_path)
+
+
+def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    from orchestrator.profile import Fleet, Profile
+    from orchestrator.store import CACHE_FILE, load_fleet, save_fleet
+
+    save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
+    (tmp_path / CACHE_FILE).write_text("{not json")
+    assert load_fleet(tmp_path).profiles["main"].port == 18789
