@@ -84,6 +84,14 @@ def test_every_command_has_help_with_an_example(home: Path) -> None:
     assert missing == [], f"commands whose --help has no 'Example:' line: {missing}"
 
 
+def test_every_command_is_in_the_readme_reference() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    reference = readme[readme.index("## Command reference") :]
+    commands = leaf_commands(typer.main.get_command(app))
+    missing = [" ".join(c) for c in commands if f"`orch {' '.join(c)}" not in reference]
+    assert missing == [], f"commands missing from README's command reference: {missing}"
+
+
 def test_the_top_level_help_has_an_example(home: Path) -> None:
     proc = orch(home, "--help")
     assert proc.returncode == 0 and "Example: orch setup main" in proc.stdout
