@@ -1,0 +1,105 @@
+"""The convergence plan and the live-host port check, without Docker: live
+containers and listening sockets are given as the API and /proc would give them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.live import Listener, LiveContainer, Snapshot, _decode_ip, live_problems
+from orchestrator.plan import Kind, plan_down, plan_up
+from orchestrator.profile import Fleet, Profile
+from orchestrator.spec import LABEL_HASH, ContainerSpec, render
+
+
+def specs(tmp_path: Path, **ports: int) -> list[ContainerSpec]:
+    fleet = Fleet(profiles={n: Profile(name=n, port=p) for n, p in ports.items()})
+    return [render(p, fleet, tmp_path) for p in fleet.select(None)]
+
+
+def live(spec: ContainerSpec, state: str = "running", spec_hash: str | None = None, ports=()):
+    labels = {**spec.labels, LABEL_HASH: spec_hash or spec.spec_hash}
+    return LiveContainer(
+        id=f"id-{spec.profile}",
+        name=spec.name,
+        state=state,
+        status="Up 1 minute (healthy)",
+        labels=labels,
+        ports=tuple(ports),
+    )
+
+
+def test_a_profile_without_container_is_created(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    (action,) = plan_up([spec], {})
+    assert (action.kind, action.reason) == (Kind.CREATE, "no container yet")
+
+
+def test_a_running_container_with_the_same_hash_is_left_alone(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    (action,) = plan_up([spec], {"main": live(spec)})
+    assert action.kind == Kind.NOOP
+
+
+def test_a_changed_spec_is_recreated_and_the_reason_names_both_hashes(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    (action,) = plan_up([spec], {"main": live(spec, spec_hash="0ld")})
+    assert action.kind == Kind.RECREATE
+    assert action.reason == f"spec changed (0ld -> {spec.spec_hash})"
+
+
+def test_a_stopped_container_with_the_same_hash_is_started_not_recreated(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    (action,) = plan_up([spec], {"main": live(spec, state="exited")})
+    assert (action.kind, action.reason) == (Kind.START, "up to date but exited")
+
+
+def test_each_profile_gets_its_own_action(tmp_path: Path) -> None:
+    main, rescue = specs(tmp_path, main=18789, rescue=18900)
+    actions = plan_up([main, rescue], {"main": live(main)})
+    assert [(a.profile, a.kind) for a in actions] == [("main", Kind.NOOP), ("rescue", Kind.CREATE)]
+
+
+def test_down_removes_what_exists_and_reports_the_rest(tmp_path: Path) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    actions = plan_down(["main", "rescue"], {"main": live(main, state="exited")})
+    assert [(a.profile, a.kind) for a in actions] == [("main", Kind.REMOVE), ("rescue", Kind.NOOP)]
+
+
+def test_a_port_held_by_a_host_process_is_a_problem_naming_the_port(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    snap = Snapshot(listeners=[Listener("0.0.0.0", 18791, inode=0)])
+    (problem,) = live_problems([spec], snap)
+    assert problem.code == "port-in-use"
+    assert problem.ports == (18791, 18791)
+    assert "main browser port 18791 on 127.0.0.1 is already in use by" in problem.message
+
+
+def test_a_listener_on_another_loopback_address_does_not_clash(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    snap = Snapshot(listeners=[Listener("127.0.0.2", 18789, inode=0)])
+    assert live_problems([spec], snap) == []
+
+
+def test_a_port_published_by_another_container_names_that_container(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    other = LiveContainer("x", "nginx-1", "running", "Up", {}, (("0.0.0.0", 18793, "tcp"),))
+    snap = Snapshot(others=[other], listeners=[Listener("0.0.0.0", 18793, inode=0)])
+    (problem,) = live_problems([spec], snap)
+    assert problem.message.endswith("in use by container nginx-1")
+
+
+def test_the_profiles_own_container_holding_its_ports_is_not_a_problem(tmp_path: Path) -> None:
+    (spec,) = specs(tmp_path, main=18789)
+    mine = live(spec, ports=[("127.0.0.1", 18789, "tcp"), ("127.0.0.1", 18791, "tcp")])
+    snap = Snapshot(
+        ours={"main": mine},
+        listeners=[Listener("127.0.0.1", 18789, 0), Listener("127.0.0.1", 18791, 0)],
+    )
+    assert live_problems([spec], snap) == []
+
+
+def test_proc_net_addresses_decode_for_ipv4_and_ipv4_mapped_ipv6() -> None:
+    assert _decode_ip("0100007F", v6=False) == "127.0.0.1"
+    assert _decode_ip("00000000", v6=False) == "0.0.0.0"
+    assert _decode_ip("00000000000000000000000000000000", v6=True) == "::"
+    assert _decode_ip("0000000000000000FFFF00000100007F", v6=True) == "127.0.0.1"
