@@ -8,7 +8,7 @@ ORCH := $(BIN)/orch
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 export TESTCONTAINERS_CONNECTION_MODE ?= docker_host
 
-.PHONY: install engine images up down test unit integration lint format bench clean
+.PHONY: install engine images images-orch up down test unit integration lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ engine: install
 
 images: engine
 	$(ORCH) images build
+
+# orch itself as an image (images/orch/), for CI jobs that run in containers.
+images-orch: engine
+	PYTHON=$(BIN)/python images/orch/build.sh
 
 up: images
 	$(ORCH) setup main

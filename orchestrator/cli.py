@@ -201,6 +201,33 @@ def setup(
     _run("setup", as_json, work)
 
 
+def _confirm(what: str, question: str, as_json: bool) -> None:
+    """Ask before deleting; with no terminal (CI, --json) demand --yes instead."""
+    if as_json or not sys.stdin.isatty():
+        raise UsageError(
+            f"{what}; nothing was changed", hint="add --yes to confirm without a prompt"
+        )
+    if not typer.confirm(question):
+        raise UsageError("aborted; nothing was changed")
+
+
+def _refuse_if_container(home: Path, name: str) -> None:
+    """A profile removed while its container lives would leave an orphan behind."""
+    from .dockerd import engine_answers
+
+    if not engine_answers():
+        return
+    from .lifecycle import container_of
+
+    container = container_of(home, name)
+    if container is not None:
+        raise UsageError(
+            f"profile '{name}' still has a container ({container.name}, {container.state});"
+            " nothing was changed",
+            hint=f"run `orch down {name}` first",
+        )
+
+
 @app.command("rm")
 def remove(
     name: Annotated[str, typer.Argument(help="Profile to remove.")],
@@ -218,17 +245,16 @@ def remove(
         from .provision import remove as do_remove
 
         home = _home()
+        _refuse_if_container(home, _check_name(name))
         if purge and not yes:
-            targets = purge_targets(home, _check_name(name))
-            if not sys.stdin.isatty() or as_json:
-                raise UsageError(
-                    f"--purge would delete {len(targets)} paths of '{name}'",
-                    hint="add --yes to confirm without a prompt",
-                )
+            targets = purge_targets(home, name)
             listing = "\n".join(f"  {t}" for t in targets)
-            if not typer.confirm(f"Delete these paths of '{name}'?\n{listing}\n"):
-                raise UsageError("aborted; nothing was changed")
-        result = do_remove(home, _check_name(name), purge=purge)
+            _confirm(
+                f"--purge would delete {len(targets)} paths of '{name}'",
+                f"Delete these paths of '{name}'?\n{listing}\n",
+                as_json,
+            )
+        result = do_remove(home, name, purge=purge)
         data = {
             "removed": name,
             "purged": [str(p) for p in result.purged],
@@ -375,6 +401,15 @@ def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
 
     if engine_answers():
         return
+    from .incontainer import own_container_id
+
+    if own_container_id() is not None:  # never install or start an engine inside a container
+        from .errors import EngineUnavailable
+
+        raise EngineUnavailable(
+            "orch runs in a container and no Docker engine answers on its socket",
+            hint="mount the host's socket: docker run -v /var/run/docker.sock:/var/run/docker.sock",
+        )
     if not auto_start:
         from .errors import EngineUnavailable
 
@@ -389,6 +424,27 @@ def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
 
 
 Names = Annotated[Optional[list[str]], typer.Argument(help="Profiles (default: all).")]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="docker (this host, the default) or swarm (a stack).")
+]
+AllAddressesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-addresses",
+        help="Swarm: accept ports open on every address of the node (Swarm has no 127.0.0.1).",
+    ),
+]
+
+
+def _parse_engine(value: str, all_addresses: bool = False) -> str:
+    if value not in ("docker", "swarm"):
+        raise UsageError(
+            f"--engine: '{value}' is not docker or swarm",
+            hint="use --engine docker (this host) or --engine swarm (a stack on a swarm)",
+        )
+    if all_addresses and value != "swarm":
+        raise UsageError("--all-addresses only applies to --engine swarm")
+    return value
 
 
 @app.command()
@@ -399,12 +455,19 @@ def up(
     keep_failed: Annotated[
         bool, typer.Option(help="Leave a gateway that never got ready, to debug it.")
     ] = False,
+    engine: EngineOpt = "docker",
+    all_addresses: AllAddressesOpt = False,
+    port: Annotated[
+        Optional[str],
+        typer.Option(help="auto: first move profiles whose ports are taken on this host."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check, plan and bring up gateways; wait until each answers /readyz.
 
     Nothing is created while any check (fleet or live host) fails. Running it
     twice changes nothing; a changed profile is recreated, the others are kept.
+    With --engine swarm the fleet is deployed as a stack on the swarm.
 
     Example: orch up rescue
     """
@@ -414,9 +477,17 @@ def up(
         from .lifecycle import up as do_up
         from .views import show_plan, show_status
 
+        if port not in (None, "auto"):
+            raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
+        if _parse_engine(engine, all_addresses) == "swarm":
+            if port:
+                raise UsageError("--port auto only applies to --engine docker")
+            return _swarm_up(names, dry_run, timeout, keep_failed, all_addresses, as_json)
         home = _home()
         if not dry_run:
             _engine_ready(as_json)
+            _require_host_view(home, names)
+        moved = _move_taken_ports(home, names, dry_run) if port else []
         result = do_up(
             home,
             names,
@@ -427,13 +498,16 @@ def up(
         )
         data: dict[str, Any] = {
             "dry_run": dry_run,
+            "moved": [m.__dict__ for m in moved],
             "plan": [a.to_json() for a in result.actions],
             "outcomes": [o.to_json() for o in result.outcomes],
         }
         rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
-        data["status"] = rows
+        data["status"] = _with_token_files(home, rows)
 
         def show() -> None:
+            for m in moved:
+                print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
             show_plan(data["plan"])
             if rows:
                 show_status(rows)
@@ -443,32 +517,75 @@ def up(
     _run("up", as_json, work)
 
 
+def _require_host_view(home: Path, names: list[str] | None) -> None:
+    """When orch runs in a container: bind sources must be host paths, ports reachable."""
+    from .incontainer import own_container_id, require_host_view
+
+    if own_container_id() is None:
+        return
+    from .spec import render_fleet
+    from .store import load_fleet
+
+    specs = render_fleet(load_fleet(home), home, names)
+    loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
+    require_host_view([m.source for s in specs for m in s.mounts], loopback)
+
+
+def _move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list[Any]:
+    from .provision import apply_port_moves, plan_port_moves
+
+    moves = plan_port_moves(home, names)
+    if not dry_run:
+        apply_port_moves(home, moves)
+    return moves
+
+
+def _with_token_files(home: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each status row with the path of its profile's token file (never the token)."""
+    from .paths import profile_dirs
+    from .store import load_fleet
+
+    fleet = load_fleet(home)
+    for row in rows:
+        if row["profile"] in fleet.profiles:
+            row["token_file"] = str(profile_dirs(fleet.profiles[row["profile"]], home).token_file)
+    return rows
+
+
 @app.command()
 def down(
     names: Names = None,
     purge: Annotated[bool, typer.Option(help="Also delete the profiles' dirs.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    engine: EngineOpt = "docker",
     as_json: JsonOpt = False,
 ) -> None:
     """Stop gateways gracefully and remove their containers and networks; dirs are kept.
+
+    With --engine swarm: remove the stack's services, networks and secrets.
 
     Example: orch down rescue
     """
 
     def work():
-        from .lifecycle import down as do_down
+        from .lifecycle import down as remove
+
+        if _parse_engine(engine) == "swarm":
+            from .swarm import down as remove
 
         home = _home()
         if purge and not yes:
-            raise UsageError(
-                "--purge deletes every dir of these profiles",
-                hint="add --yes to confirm, or use `orch rm NAME --purge` per profile",
+            who = ", ".join(names) if names else "every profile"
+            _confirm(
+                f"--purge would delete the dirs and token of {who}",
+                f"Delete the config, state and workspace dirs and the token of {who}?",
+                as_json,
             )
         _engine_ready(as_json, auto_start=False)
-        outcomes = do_down(home, names, progress=_progress(as_json))
+        outcomes = remove(home, names, progress=_progress(as_json))
         purged: list[str] = []
         if purge:
-            purged = _purge_dirs(home, [o.profile for o in outcomes])
+            purged = _purge_after_down(home, [o.profile for o in outcomes])
         data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
 
         def show() -> None:
@@ -483,32 +600,29 @@ def down(
     _run("down", as_json, work)
 
 
-def _purge_dirs(home: Path, names: list[str]) -> list[str]:
-    import shutil
-
-    from .paths import MARKER_FILE, profile_dirs
+def _purge_after_down(home: Path, names: list[str]) -> list[str]:
+    from .provision import purge_dirs
     from .store import load_fleet
 
     fleet = load_fleet(home)
-    deleted = []
+    deleted: list[str] = []
     for name in names:
-        if name not in fleet.profiles:
-            continue
-        dirs = profile_dirs(fleet.profiles[name], home)
-        for _, path in dirs.items():
-            marker = path / MARKER_FILE
-            if marker.exists() and marker.read_text().strip() == name:
-                shutil.rmtree(path)
-                deleted.append(str(path))
+        if name in fleet.profiles:
+            purged, _ = purge_dirs(fleet.profiles[name], home)
+            deleted += [str(p) for p in purged]
     return deleted
 
 
 @app.command()
 def status(
     names: Names = None,
+    engine: EngineOpt = "docker",
     as_json: JsonOpt = False,
 ) -> None:
     """Show state, health, uptime, image, published ports (answering?) and drift.
+
+    With --engine swarm: each profile's service, its tasks (node, state, error),
+    readiness and drift.
 
     Example: orch status --json
     """
@@ -517,11 +631,78 @@ def status(
         from .lifecycle import status as fleet_status
         from .views import show_status
 
+        swarm = _parse_engine(engine) == "swarm"
         _engine_ready(as_json, auto_start=False)
-        rows = [s.to_json() for s in fleet_status(_home(), names)]
+        if swarm:
+            return _swarm_status(names)
+        home = _home()
+        rows = _with_token_files(home, [s.to_json() for s in fleet_status(home, names)])
         return {"profiles": rows}, lambda: show_status(rows)
 
     _run("status", as_json, work)
+
+
+def _swarm_up(
+    names: list[str] | None,
+    dry_run: bool,
+    timeout: float,
+    keep_failed: bool,
+    all_addresses: bool,
+    as_json: bool,
+):
+    from .swarm import status as swarm_status
+    from .swarm import up as swarm_up
+    from .views import show_plan
+
+    home = _home()
+    _engine_ready(as_json, auto_start=False)
+    result = swarm_up(
+        home,
+        names,
+        dry_run=dry_run,
+        timeout=timeout,
+        keep_failed=keep_failed,
+        all_addresses=all_addresses,
+        progress=_progress(as_json),
+    )
+    rows = [] if dry_run else [s.to_json() for s in swarm_status(home, names)]
+    data: dict[str, Any] = {
+        "engine": "swarm",
+        "dry_run": dry_run,
+        "plan": [a.to_json() for a in result.actions],
+        "outcomes": [o.to_json() for o in result.outcomes],
+        "status": rows,
+    }
+
+    def show() -> None:
+        show_plan(data["plan"])
+        if rows:
+            _show_swarm_status(rows)
+
+    return data, show
+
+
+def _swarm_status(names: list[str] | None):
+    from .swarm import status as swarm_status
+
+    rows = [s.to_json() for s in swarm_status(_home(), names)]
+    return {"engine": "swarm", "profiles": rows}, lambda: _show_swarm_status(rows)
+
+
+def _show_swarm_status(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        ready = "ready" if row["ready"] else "not ready"
+        print(
+            f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
+            f" {row['replicas']} running, {ready}, {row['url']}"
+            + (f", drift: {row['drift']}" if row["drift"] else "")
+        )
+        for task in row["tasks"][:3]:
+            error = f" ({task['error']})" if task["error"] else ""
+            print(
+                f"  task {task['name']} {task['id']} on {task['node']}:"
+                f" {task['state']} (desired {task['desired']}){error}"
+            )
 
 
 @app.command()
@@ -600,6 +781,64 @@ engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=Tr
 images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
 app.add_typer(engine_app, name="engine")
 app.add_typer(images_app, name="images")
+export_app = typer.Typer(
+    help="Write the fleet as a Compose file or a Swarm stack file.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", help="File to write (atomically); - prints to stdout.")
+]
+
+
+def _exported(text: str, output: str):
+    """Print the export, or write it whole to `output`; the result for --json."""
+    if output == "-":
+        return {"file": None, "text": text}, lambda: sys.stdout.write(text)
+    from .compose import write_export
+
+    path = write_export(text, Path(output))
+    return {"file": str(path), "bytes": len(text.encode())}, lambda: print(f"wrote {path}")
+
+
+@export_app.command("compose")
+def export_compose(
+    names: Names = None,
+    output: OutputOpt = "-",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one Compose file that runs the same gateways as `orch up`; no secret in it.
+
+    `orch status` and `orch up` recognise the containers Compose creates from it.
+
+    Example: orch export compose -o compose.yaml && docker compose -f compose.yaml up -d --wait
+    """
+
+    def work():
+        from .compose import export_compose as render_compose
+
+        return _exported(render_compose(_home(), names), output)
+
+    _run("export compose", as_json, work)
+
+
+@export_app.command("stack")
+def export_stack(
+    names: Names = None,
+    output: OutputOpt = "-",
+    all_addresses: AllAddressesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a stack file for `docker stack deploy`: the same gateways on a swarm.
+
+    Example: orch export stack --all-addresses -o stack.yaml
+    """
+
+    def work():
+        from .compose import export_stack as render_stack
+
+        return _exported(render_stack(_home(), names, all_addresses), output)
+
+    _run("export stack", as_json, work)
 
 
 @engine_app.command("start")
@@ -690,6 +929,45 @@ def doctor(as_json: JsonOpt = False) -> None:
         return report, show
 
     _run("doctor", as_json, work)
+
+
+@app.command("gc")
+def gc_cmd(
+    run_id: Annotated[Optional[str], typer.Option(help="Only what this run created.")] = None,
+    older_than: Annotated[
+        Optional[str],
+        typer.Option(help="Only what is older (90s, 30m, 2h, 1d); also runs of other hosts."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove what killed test runs left: containers, networks, dirs, port reservations.
+
+    Only what orch's pytest plugin created (it carries a run id label), and only
+    when its run is over; never a fleet of `orch up`, never a run still running.
+
+    Example: orch gc --older-than 1h
+    """
+
+    def work():
+        from .gc import collect_gc, parse_age
+
+        age = parse_age(older_than) if older_than is not None else None
+        _engine_ready(as_json, auto_start=False)
+        result = collect_gc(run_id=run_id, older_than=age, dry_run=dry_run)
+
+        def show() -> None:
+            verb = "would remove" if dry_run else "removed"
+            for x in result.removed:
+                print(f"{verb} {x.kind} {x.name} (run {x.run_id}: {x.why})")
+            for x in result.kept:
+                print(f"kept {x.kind} {x.name} (run {x.run_id}: {x.why})")
+            if not result.removed and not result.kept:
+                print("nothing left by test runs")
+
+        return result.to_json(), show
+
+    _run("gc", as_json, work)
 
 
 def main() -> None:

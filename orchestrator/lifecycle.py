@@ -18,6 +18,7 @@ from .engine import Outcome, Progress, apply_down, apply_up, gateway_address, tc
 from .errors import CheckFailed, OrchError, UsageError
 from .live import LiveContainer, Snapshot, live_problems, take_snapshot
 from .plan import Action, Kind, plan_down, plan_up
+from .profile import Fleet
 from .spec import LABEL_HASH, ContainerSpec, render
 from .store import load_fleet, locked
 
@@ -33,6 +34,28 @@ class UpResult:
 
 def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec]]:
     fleet = load_fleet(home)
+    specs = checked_specs(fleet, home, names)
+    _require_files(fleet.select(names), home)
+    return fleet, specs
+
+
+def _require_files(profiles: list[Any], home: Path) -> None:
+    """A purged or hand-deleted profile would start a gateway that exits at once."""
+    from .paths import profile_dirs
+
+    for profile in profiles:
+        dirs = profile_dirs(profile, home)
+        for path in (dirs.token_file, dirs.config_file, dirs.state, dirs.workspace):
+            if not path.exists():
+                raise UsageError(
+                    f"profile '{profile.name}' is missing {path}; nothing was changed",
+                    hint=f"recreate its files with `orch setup {profile.name}`",
+                )
+
+
+def checked_specs(fleet: Fleet, home: Path, names: list[str] | None) -> list[ContainerSpec]:
+    """The specs of `names` (all when None), refused when `orch check` finds a problem
+    involving any of them: the one gate of every backend (engine, compose, swarm)."""
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)
@@ -43,7 +66,7 @@ def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec
             problems,
             hint="run `orch check` for the full list and fixes",
         )
-    return fleet, [render(p, fleet, home) for p in selected]
+    return [render(p, fleet, home) for p in selected]
 
 
 def up(
@@ -174,6 +197,12 @@ def _drift(spec: ContainerSpec, current: LiveContainer | None) -> str | None:
     if current.labels.get(LABEL_HASH) != spec.spec_hash:
         return f"container runs spec {current.spec_hash}, fleet wants {spec.spec_hash}"
     return None
+
+
+def container_of(home: Path, name: str) -> LiveContainer | None:
+    fleet = load_fleet(home)
+    fleet.get(name)
+    return take_snapshot(fleet.project, with_listeners=False).ours.get(name)
 
 
 def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]:

@@ -30,6 +30,7 @@ class LiveContainer:
     ports: tuple[tuple[str, int, str], ...]  # (host ip, host port, proto) published
     image: str = ""
     created: int = 0
+    kind: str = "container"  # or "swarm service": what port conflicts name it as
 
     @property
     def profile(self) -> str | None:
@@ -95,7 +96,10 @@ def take_snapshot(project: str, with_listeners: bool = True) -> Snapshot:
         else:
             snap.others.append(container)
     if with_listeners:
+        from .swarm import service_publishers
+
         snap.listeners = host_listeners()
+        snap.others.extend(service_publishers())
     return snap
 
 
@@ -152,7 +156,7 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
     proxied: dict[tuple[str, int], str] = {}
     for container in [*snap.others, *snap.ours.values()]:
         for ip, port, _ in container.ports:
-            proxied[(ip, port)] = container.name
+            proxied[(ip, port)] = f"{container.kind} {container.name}"
     for spec in specs:
         mine = snap.ours.get(spec.profile)
         own_ports = {(ip, port) for ip, port, _ in mine.ports} if mine else set()
@@ -173,7 +177,7 @@ def _holder(
 ) -> str | None:
     for (cip, cport), name in proxied.items():
         if cport == port and hosts_intersect(cip, ip) and (cip, cport) not in own:
-            return f"container {name}"
+            return name
     for listener in snap.listeners:
         if listener.port == port and hosts_intersect(listener.host_ip, ip):
             if any(op == port and hosts_intersect(oip, ip) for oip, op in own):

@@ -10,17 +10,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .check import check_fleet, fleet_reservations, problems_for
 from .errors import CheckFailed, OrchError, UsageError
 from .openclaw_config import ensure_token, planned_config, write_config
-from .paths import MARKER_FILE, ProfileDirs, profile_dirs
+from .paths import MARKER_FILE, ProfileDirs, profile_dirs, profile_root
 from .ports import DEFAULT_BASE, is_wildcard, nearest_free_base
 from .profile import Dirs, Fleet, Profile, validate_ip
 from .store import atomic_write, load_fleet, locked, save_fleet
+
+if TYPE_CHECKING:
+    from .live import Snapshot
 
 CONTAINER_UID = 1000
 
@@ -132,13 +136,15 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-def _auto_port(fleet: Fleet, name: str, bind_ip: str) -> int:
-    """The lowest base at or above 18789 whose whole footprint is free."""
+def _auto_port(fleet: Fleet, name: str, bind_ip: str, live: Iterable[tuple[int, int]] = ()) -> int:
+    """The lowest base at or above 18789 whose whole footprint is free (of the fleet,
+    and of the `live` port intervals held on the host, when given)."""
     taken = [
         (r.start, r.end)
         for r in fleet_reservations(fleet.without(name))
         if r.host_ip == bind_ip or is_wildcard(r.host_ip) or is_wildcard(bind_ip)
     ]
+    taken += live
     base = nearest_free_base(taken, near=DEFAULT_BASE, at_or_above=True)
     if base is None:
         raise UsageError(
@@ -277,22 +283,36 @@ def remove(home: Path, name: str, purge: bool = False) -> RemoveResult:
                 f"profile '{name}' is rescued by {', '.join(rescuers)}; nothing was changed",
                 hint=f"remove or change {rescuers[0]} first",
             )
-        dirs = profile_dirs(profile, home)
         save_fleet(home, fleet.without(name))
         result = RemoveResult(profile)
         if purge:
-            for _, path in dirs.items():
-                if _marker(path) == name:
-                    shutil.rmtree(path)
-                    result.purged.append(path)
-                elif path.exists():
-                    result.kept.append(path)
-            if dirs.secrets.exists():
-                shutil.rmtree(dirs.secrets)
-                result.purged.append(dirs.secrets)
+            result.purged, result.kept = purge_dirs(profile, home)
         else:
-            result.kept = [p for _, p in dirs.items() if p.exists()]
+            result.kept = [p for _, p in profile_dirs(profile, home).items() if p.exists()]
         return result
+
+
+def purge_dirs(profile: Profile, home: Path) -> tuple[list[Path], list[Path]]:
+    """Delete the profile's dirs that orch marked as its own, and its token.
+
+    A dir without this profile's marker (adopted and since re-marked, or never
+    ours) is kept and reported: purging must never delete someone else's files.
+    """
+    dirs = profile_dirs(profile, home)
+    purged, kept = [], []
+    for _, path in dirs.items():
+        if _marker(path) == profile.name:
+            shutil.rmtree(path)
+            purged.append(path)
+        elif path.exists():
+            kept.append(path)
+    if dirs.secrets.exists():
+        shutil.rmtree(dirs.secrets)
+        purged.append(dirs.secrets)
+    root = profile_root(home, profile.name)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    return purged, kept
 
 
 def purge_targets(home: Path, name: str) -> list[Path]:
@@ -301,3 +321,53 @@ def purge_targets(home: Path, name: str) -> list[Path]:
     dirs = profile_dirs(profile, home)
     paths = [p for _, p in dirs.items() if _marker(p) == name]
     return paths + ([dirs.secrets] if dirs.secrets.exists() else [])
+
+
+@dataclass(frozen=True)
+class PortMove:
+    """`orch up --port auto`: a profile moved off ports the live host already holds."""
+
+    profile: str
+    old_port: int
+    new_port: int
+    reason: str
+
+
+def plan_port_moves(home: Path, names: list[str] | None) -> list[PortMove]:
+    """For each selected profile whose published ports something else on the host
+    holds (a process, another container), the lowest base whose whole footprint
+    avoids both the fleet and the live host. Profiles that are fine keep their ports,
+    so a CI job can run `orch up --port auto` every time."""
+    from .live import live_problems, take_snapshot
+    from .spec import render
+
+    fleet = load_fleet(home)
+    snap = take_snapshot(fleet.project)
+    moves = []
+    for profile in fleet.select(names):
+        problems = live_problems([render(profile, fleet, home)], snap)
+        if not problems:
+            continue
+        new = _auto_port(fleet, profile.name, profile.bind_ip, _live_taken(snap, profile))
+        moves.append(PortMove(profile.name, profile.port, new, problems[0].message))
+        fleet = fleet.with_profile(profile.model_copy(update={"port": new}))
+    return moves
+
+
+def apply_port_moves(home: Path, moves: list[PortMove]) -> None:
+    """Move each profile as `orch setup NAME --port N --force` does (config follows)."""
+    for move in moves:
+        setup(home, SetupRequest(name=move.profile, port=move.new_port), force=True)
+
+
+def _live_taken(snap: Snapshot, profile: Profile) -> list[tuple[int, int]]:
+    """Ports held on the host on addresses that meet the profile's, but by its own container."""
+    from .ports import hosts_intersect
+
+    own = snap.ours.get(profile.name)
+    own_ports = {port for _, port, _ in own.ports} if own else set()
+    held = [(lst.host_ip, lst.port) for lst in snap.listeners if lst.port not in own_ports]
+    for name, container in [*((None, c) for c in snap.others), *snap.ours.items()]:
+        if name != profile.name:
+            held += [(ip, port) for ip, port, _ in container.ports]
+    return [(port, port) for ip, port in held if hosts_intersect(ip, profile.bind_ip)]

@@ -170,3 +170,12 @@ def test_down_then_up_preserves_state_and_token(pair, engine):
         "--token", token,
     )  # fmt: skip
     assert '"ok": true' in right.stdout
+
+
+def test_rm_of_a_profile_with_a_container_is_refused_and_changes_nothing(pair):
+    fleet_before = (pair.home / "fleet.yaml").read_bytes()
+    proc = pair.run("rm", "rescue", ok=False)
+    assert proc.returncode == 2
+    assert f"still has a container ({pair.project}-rescue, running)" in proc.stderr
+    assert "orch down rescue" in proc.stderr
+    assert (pair.home / "fleet.yaml").read_bytes() == fleet_before

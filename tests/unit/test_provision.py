@@ -420,3 +420,14 @@ def test_six_setups_at_the_same_moment_all_end_up_in_the_fleet(home: Path) -> No
     assert check_fleet(fleet, home) == []
     for name in names:
         assert profile_dirs(fleet.get(name), home).token_file.exists()
+
+
+def test_up_of_a_profile_whose_token_was_deleted_is_refused_before_docker(home: Path) -> None:
+    from orchestrator.errors import UsageError
+    from orchestrator.lifecycle import up
+
+    result = setup(home, SetupRequest(name="main"))
+    result.dirs.token_file.unlink()
+    with pytest.raises(UsageError, match="missing .*gateway_token") as info:
+        up(home)
+    assert "orch setup main" in info.value.hint

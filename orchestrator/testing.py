@@ -1,0 +1,721 @@
+"""Real, isolated OpenClaw gateways for test suites.
+
+- `OpenClawGatewayContainer`: a testcontainers container created from the same
+  ContainerSpec `orch up` uses, by the same create call (engine.create_kwargs),
+  ready when /readyz answers (engine.wait_ready: fails fast with the log tail).
+- `GatewayFactory`: what the pytest fixtures use. Each call prepares a throwaway
+  orch home with `orch setup`'s own code (dirs owned by the container user, token,
+  openclaw.json), takes whole free port footprints, starts the gateways in
+  parallel and hands back `Gateway` handles; `close()` removes everything.
+- `PortRegistry`: footprints reserved across processes (pytest-xdist workers, two
+  CI jobs on one host) under a file lock, checked against ports in use on the host.
+- Run records: every container, network and dir carries the run id and the owning
+  process, so `orch gc` can remove what a killed run left and never a live run.
+
+pytest loads orchestrator.pytest_plugin (stdlib only) for every run; this module
+imports testcontainers and the Docker SDK and is only imported when a test asks
+for a gateway.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy
+
+from .errors import EngineUnavailable, ImageError, NotReady, OrchError, UsageError
+from .ports import FOOTPRINT_SPAN, MAX_BASE, footprint_bounds, hosts_intersect, nearest_free_base
+from .spec import LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+
+ENV_ROOT = "ORCH_TEST_DIR"
+ENV_RUN_ID = "ORCH_RUN_ID"
+ENV_PORT_START = "ORCH_TEST_PORT_START"
+ENV_IMAGE = "ORCH_TEST_IMAGE"
+# Below Linux's ephemeral range (32768+) and away from 18789, where `orch setup`
+# puts a user's own fleet: a test run never takes the ports of a fleet that is down.
+DEFAULT_PORT_START = 20000
+DEFAULT_TIMEOUT = 120.0
+
+LABEL_RUN_ID = "orch.run-id"
+LABEL_RUN_OWNER = "orch.run-owner"
+LABEL_RUN_CREATED = "orch.run-created"
+RUN_LABEL_PREFIX = "orch.run-"
+RUN_MARKER = "run.json"
+RUNS_DIR = "runs"
+PROJECT_PREFIX = "orchtest-"
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_generated_run_id = uuid.uuid4().hex[:12]
+
+
+# --------------------------------------------------------------------------- run records
+
+
+def runs_root() -> Path:
+    """Where run dirs and the port registry live: $ORCH_TEST_DIR, else <tmp>/orch-test.
+
+    One place per host, so `orch gc` finds what any run left. Set it to a host
+    path when the suite runs in a container (bind sources are host paths)."""
+    env = os.environ.get(ENV_ROOT)
+    return Path(env).absolute() if env else Path(tempfile.gettempdir()) / "orch-test"
+
+
+def current_run_id() -> str:
+    """$ORCH_RUN_ID, else the pytest-xdist run id shared by all workers, else one per process."""
+    run = os.environ.get(ENV_RUN_ID) or os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:12]
+    run = run or _generated_run_id
+    if not _RUN_ID_RE.fullmatch(run):
+        raise UsageError(
+            f"{ENV_RUN_ID}: '{run}' is not a valid run id",
+            hint="use letters, digits, '.', '_' and '-' (at most 64), e.g. the CI job id",
+        )
+    return run
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot): a pid and its start time
+    name one process even after the pid is reused. None when it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that created something: host, pid namespace, pid, start time.
+
+    A pid only means something in its own pid namespace: `orch gc` running in a
+    container (another namespace) cannot tell, and then keeps the run."""
+
+    host: str
+    pidns: str
+    pid: int
+    start: str
+
+    @classmethod
+    def current(cls) -> Owner:
+        pid = os.getpid()
+        return cls(socket.gethostname(), _pid_namespace(), pid, _process_start(pid) or "")
+
+    @classmethod
+    def parse(cls, text: str | None) -> Owner | None:
+        parts = (text or "").rsplit(":", 3)
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pidns}:{self.pid}:{self.start}"
+
+    def alive(self) -> bool | None:
+        """True or False when this host and pid namespace can tell; else None."""
+        here = Owner.current()
+        if (self.host, self.pidns) != (here.host, here.pidns):
+            return None
+        start = _process_start(self.pid)
+        return start is not None and (not self.start or start == self.start)
+
+
+def run_labels(run_id: str, owner: Owner) -> dict[str, str]:
+    return {
+        LABEL_RUN_ID: run_id,
+        LABEL_RUN_OWNER: str(owner),
+        LABEL_RUN_CREATED: str(int(time.time())),
+    }
+
+
+def new_run_dir(root: Path, labels: dict[str, str]) -> Path:
+    """A fresh dir for one group of gateways, marked with its run record first."""
+    runs = root / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    owner = Owner.parse(labels[LABEL_RUN_OWNER])
+    pid = owner.pid if owner else os.getpid()
+    path = Path(tempfile.mkdtemp(prefix=f"{labels[LABEL_RUN_ID]}-{pid}-", dir=runs))
+    (path / RUN_MARKER).write_text(json.dumps(labels) + "\n", encoding="utf-8")
+    return path
+
+
+def read_run_marker(path: Path) -> dict[str, str] | None:
+    try:
+        data = json.loads((path / RUN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and LABEL_RUN_ID in data else None
+
+
+# --------------------------------------------------------------------------- ports
+
+
+Held = tuple[str, int, int]  # (host address, first port, last port)
+
+
+def live_ports() -> list[Held]:
+    """Port intervals held on the host now: listening sockets, ports published by
+    containers (no socket when the engine runs without docker-proxy), and the whole
+    footprint of every orch gateway (a leftover of a killed run, a user's fleet):
+    its unpublished ports are still its own."""
+    from . import docker_http
+    from .live import LiveContainer, host_listeners
+
+    held = [(lst.host_ip, lst.port, lst.port) for lst in host_listeners()]
+    with contextlib.suppress(EngineUnavailable):
+        for raw in docker_http.containers():
+            container = LiveContainer.from_api(raw)
+            held += [(ip, port, port) for ip, port, _ in container.ports]
+            if container.labels.get(LABEL_MANAGED) == "true" and container.state == "running":
+                held += _footprint_of(container)
+    return held
+
+
+def _footprint_of(container: Any) -> list[Held]:
+    """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
+    from . import docker_http
+
+    info = docker_http.get(f"/containers/{container.id}/json")
+    env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
+    base = env.get("OPENCLAW_GATEWAY_PORT", "")
+    if not base.isdigit():
+        return []
+    start, end = footprint_bounds(int(base))
+    return [(ip, start, end) for ip in {ip for ip, _, _ in container.ports} or {"0.0.0.0"}]
+
+
+class PortRegistry:
+    """Port footprints reserved by running test processes, in one JSON file.
+
+    Reserving holds an flock on the registry's lock file, so two processes never
+    pick overlapping footprints; the kernel drops the lock when a holder dies. An
+    entry lives until its owner releases it or dies (then any reserve reclaims it).
+    """
+
+    FILE = "ports.json"
+    LOCK = "ports.lock"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / self.LOCK, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def entries(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads((self.root / self.FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [e for e in data.get("reservations", []) if isinstance(e, dict)]
+
+    def _save(self, entries: list[dict[str, Any]]) -> None:
+        from .store import atomic_write
+
+        atomic_write(self.root / self.FILE, json.dumps({"reservations": entries}, indent=1))
+
+    def reserve(
+        self,
+        count: int,
+        bind_ip: str,
+        labels: dict[str, str],
+        start: int = DEFAULT_PORT_START,
+        taken_now: Callable[[], list[Held]] = live_ports,
+    ) -> list[int]:
+        """`count` bases whose whole footprints are free: not reserved by a live
+        process, and clear of every interval `taken_now` says the host holds."""
+        with self._locked():
+            entries = [e for e in self.entries() if _entry_alive(e)]
+            taken = [
+                footprint_bounds(e["base"])
+                for e in entries
+                if hosts_intersect(e.get("bind_ip", "0.0.0.0"), bind_ip)
+            ]
+            taken += [(lo, hi) for ip, lo, hi in taken_now() if hosts_intersect(ip, bind_ip)]
+            bases: list[int] = []
+            for _ in range(count):
+                base = nearest_free_base(taken, near=start, at_or_above=True)
+                if base is None:
+                    raise OrchError(
+                        f"no free port footprint of {FOOTPRINT_SPAN} ports left between {start}"
+                        f" and {MAX_BASE + FOOTPRINT_SPAN - 1} on {bind_ip} ({len(entries)}"
+                        " reserved by running tests)",
+                        hint=f"run fewer gateways at once, or set {ENV_PORT_START} lower",
+                    )
+                bases.append(base)
+                taken.append(footprint_bounds(base))
+            entries += [{"base": b, "bind_ip": bind_ip, **labels} for b in bases]
+            self._save(entries)
+            return bases
+
+    def release(self, bases: Sequence[int], owner: Owner) -> None:
+        with self._locked():
+            kept = [
+                e
+                for e in self.entries()
+                if not (e["base"] in bases and e.get(LABEL_RUN_OWNER) == str(owner))
+            ]
+            self._save(kept)
+
+    def prune(self, dead: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Drop the entries for which `dead` is true, and return them."""
+        with self._locked():
+            entries = self.entries()
+            gone = [e for e in entries if dead(e)]
+            if gone:
+                self._save([e for e in entries if e not in gone])
+            return gone
+
+
+def _entry_alive(entry: dict[str, Any]) -> bool:
+    owner = Owner.parse(entry.get(LABEL_RUN_OWNER))
+    return owner is not None and owner.alive() is not False
+
+
+# --------------------------------------------------------------------------- container
+
+
+class _ReadyzWait(WaitStrategy):
+    """engine.wait_ready as a testcontainers wait strategy: /readyz on the published
+    gateway port, failing at once (with the log tail) when the gateway exits."""
+
+    def __init__(self, spec: ContainerSpec, timeout: float) -> None:
+        super().__init__()
+        self.spec = spec
+        self.with_startup_timeout(int(timeout))
+
+    def wait_until_ready(self, container: Any) -> None:
+        from .engine import wait_ready
+
+        wait_ready(self.spec, container.get_container_id(), self._startup_timeout)
+
+
+class OpenClawGatewayContainer(DockerContainer):
+    """One gateway, created from a ContainerSpec exactly as `orch up` creates it.
+
+    `start()` uses engine.create_kwargs (ports on their host address, bind mounts
+    with the read-only token, user, cap_drop ALL, no-new-privileges, limits,
+    healthcheck), so the spec has one translation to Docker, not two. Its network
+    is created and removed with it. `stop()` is graceful: a gateway killed with
+    `rm -f` holds its state dir's owner lease for minutes.
+
+        with OpenClawGatewayContainer(spec) as gateway:
+            code, output = gateway.exec(["openclaw", "--version"])
+    """
+
+    def __init__(self, spec: ContainerSpec, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(spec.image, name=spec.name, env=dict(spec.env))
+        self.spec = spec
+        # What is published, in testcontainers' terms (informative; creation uses the spec).
+        self.ports = {
+            f"{cport}/{b.proto}": hport for b in spec.ports for cport, hport in b.expand()
+        }
+        self._network_id: str | None = None
+        self.waiting_for(_ReadyzWait(spec, timeout))
+
+    def launch(self) -> OpenClawGatewayContainer:
+        """Create the network and the container and start it, without waiting."""
+        from docker.errors import APIError, ImageNotFound
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import Reaper
+        from testcontainers.core.labels import create_labels
+
+        from .engine import create_kwargs
+
+        if not testcontainers_config.ryuk_disabled:
+            _start_reaper(Reaper)
+        client = self.get_docker_client().client
+        try:
+            client.images.get(self.spec.image)
+        except ImageNotFound:
+            raise ImageError(
+                f"image {self.spec.image} is not on this engine",
+                hint="build it with `orch images build` (or `make images`)",
+            ) from None
+        self._network_id = client.api.create_network(
+            self.spec.network, driver="bridge", labels=_network_labels(self.spec)
+        )["Id"]
+        kwargs = create_kwargs(self.spec, client.api)
+        # testcontainers' session labels too: where its reaper can run, it reaps these.
+        kwargs["labels"] = create_labels(self.spec.image, kwargs["labels"])
+        try:
+            created = client.api.create_container(**kwargs)
+            self._container = client.containers.get(created["Id"])
+            client.api.start(created["Id"])
+        except APIError as exc:
+            raise OrchError(
+                f"{self.spec.profile}: cannot start container {self.spec.name}:"
+                f" {exc.explanation or exc}",
+                hint="another process may have taken a port since it was reserved; run again",
+            ) from None
+        return self
+
+    def wait_until_ready(self) -> None:
+        if self._wait_strategy is not None:
+            self._wait_strategy.wait_until_ready(self)
+
+    def start(self) -> OpenClawGatewayContainer:
+        try:
+            self.launch()
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        """Stop gracefully, then remove the container and its network."""
+        from docker.errors import NotFound
+
+        api = self.get_docker_client().client.api
+        if self._container is not None:
+            with contextlib.suppress(NotFound):
+                api.stop(self._container.id, timeout=self.spec.stop_timeout_s)
+            with contextlib.suppress(NotFound):
+                api.remove_container(self._container.id, v=delete_volume, force=force)
+            self._container = None
+        if self._network_id is not None:
+            with contextlib.suppress(NotFound):
+                api.remove_network(self._network_id)
+            self._network_id = None
+
+
+def _network_labels(spec: ContainerSpec) -> dict[str, str]:
+    keep = (LABEL_MANAGED, LABEL_PROJECT, LABEL_PROFILE)
+    return {k: v for k, v in spec.labels.items() if k in keep or k.startswith(RUN_LABEL_PREFIX)}
+
+
+def _start_reaper(reaper: Any) -> None:
+    try:
+        reaper.get_instance()
+    except Exception as exc:  # noqa: BLE001 - the SDK's pull errors vary
+        raise OrchError(
+            f"testcontainers' reaper (Ryuk) cannot start: {exc}",
+            hint="set TESTCONTAINERS_RYUK_DISABLED=true: orch removes its gateways itself,"
+            " and `orch gc` removes what a killed run left",
+        ) from None
+
+
+# --------------------------------------------------------------------------- gateways
+
+
+@dataclass(frozen=True)
+class GatewayDirs:
+    config: Path
+    state: Path
+    workspace: Path
+
+
+@dataclass
+class Gateway:
+    """A ready gateway, as a test sees it."""
+
+    name: str
+    url: str
+    port: int
+    token: str = field(repr=False)
+    token_file: Path
+    dirs: GatewayDirs
+    footprint: tuple[int, int]
+    container_name: str
+    run_id: str
+    container: OpenClawGatewayContainer = field(repr=False)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http")
+
+    def exec(self, command: str | list[str]) -> tuple[int, str]:
+        """Run a command in the gateway's container, e.g. ["openclaw", "health"]:
+        (exit code, stdout and stderr). The image's `openclaw` wrapper reads the token
+        file, so the gateway's own CLI authenticates with nothing on the command line."""
+        code, output = self.container.exec(command)
+        return int(code or 0), output.decode("utf-8", "replace")
+
+    def logs(self) -> str:
+        out, err = self.container.get_logs()
+        return (out + err).decode("utf-8", "replace")
+
+
+class _Group:
+    """The gateways of one factory call: one orch home, one project, one run dir."""
+
+    def __init__(self, root: Path, image: str, timeout: float, labels: dict[str, str]) -> None:
+        self.root = root
+        self.image = image
+        self.timeout = timeout
+        self.labels = labels
+        self.owner = Owner.parse(labels[LABEL_RUN_OWNER]) or Owner.current()
+        self.home: Path | None = None
+        self.bases: list[int] = []
+        self.containers: list[OpenClawGatewayContainer] = []
+        self.gateways: list[Gateway] = []
+
+    def prepare(
+        self, names: list[str], rescues: dict[str, str], port_start: int
+    ) -> list[ContainerSpec]:
+        """Dirs, token and openclaw.json of each gateway with `orch setup`'s own code."""
+        from .incontainer import require_host_view
+        from .profile import DEFAULT_BIND_IP, Fleet
+        from .provision import SetupRequest, setup
+        from .spec import render
+        from .store import load_fleet, save_fleet
+
+        self.home = new_run_dir(self.root, self.labels)
+        require_host_view([str(self.home)], loopback_ports=True)
+        registry = PortRegistry(self.root)
+        self.bases = registry.reserve(len(names), DEFAULT_BIND_IP, self.labels, port_start)
+        project = f"{PROJECT_PREFIX}{secrets.token_hex(5)}"
+        save_fleet(self.home, Fleet(project=project))
+        for name, base in zip(names, self.bases, strict=True):
+            request = SetupRequest(
+                name=name, port=base, image=self.image, rescues=rescues.get(name)
+            )
+            setup(self.home, request)
+        fleet = load_fleet(self.home)
+        specs = [render(fleet.profiles[n], fleet, self.home) for n in names]
+        return [s.model_copy(update={"labels": {**s.labels, **self.labels}}) for s in specs]
+
+    def start(self, specs: list[ContainerSpec]) -> list[Gateway]:
+        """Create every container first (fast, in order), then wait for all at once."""
+        for spec in specs:
+            container = OpenClawGatewayContainer(spec, self.timeout)
+            self.containers.append(container)
+            container.launch()
+        with ThreadPoolExecutor(max_workers=len(self.containers)) as pool:
+            errors = [exc for exc in pool.map(_ready_or_error, self.containers) if exc is not None]
+        if errors:
+            raise _one_error(errors)
+        self.gateways = [self._handle(c) for c in self.containers]
+        return self.gateways
+
+    def _handle(self, container: OpenClawGatewayContainer) -> Gateway:
+        from .openclaw_config import read_token
+        from .paths import profile_dirs
+        from .store import load_fleet
+
+        assert self.home is not None
+        spec = container.spec
+        dirs = profile_dirs(load_fleet(self.home).profiles[spec.profile], self.home)
+        return Gateway(
+            name=spec.profile,
+            url=spec.url(),
+            port=spec.base_port,
+            token=read_token(dirs),
+            token_file=dirs.token_file,
+            dirs=GatewayDirs(dirs.config, dirs.state, dirs.workspace),
+            footprint=footprint_bounds(spec.base_port),
+            container_name=spec.name,
+            run_id=self.labels[LABEL_RUN_ID],
+            container=container,
+        )
+
+    def close(self) -> None:
+        """Remove containers (gracefully, in parallel), networks, ports and dirs."""
+        if self.containers:
+            with ThreadPoolExecutor(max_workers=len(self.containers)) as pool:
+                list(pool.map(_stop_quietly, self.containers))
+            self.containers = []
+        if self.bases:
+            PortRegistry(self.root).release(self.bases, self.owner)
+            self.bases = []
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+
+
+def _one_error(errors: list[BaseException]) -> BaseException:
+    """Several gateways that never got ready are one NotReady with every log tail."""
+    others = [e for e in errors if not isinstance(e, NotReady)]
+    if others or len(errors) == 1:
+        return (others or errors)[0]
+    return NotReady(
+        "\n\n".join(e.message for e in errors if isinstance(e, NotReady)),
+        hint="fix the cause shown in the logs above",
+    )
+
+
+def _ready_or_error(container: OpenClawGatewayContainer) -> BaseException | None:
+    try:
+        container.wait_until_ready()
+    except Exception as exc:  # noqa: BLE001 - reported by the caller, all at once
+        return exc
+    return None
+
+
+def _stop_quietly(container: OpenClawGatewayContainer) -> None:
+    # Best effort: one container that cannot be stopped must not keep the others.
+    with contextlib.suppress(Exception):
+        container.stop()
+
+
+def default_names(n: int) -> list[str]:
+    return ["gw"] if n == 1 else [f"gw{i}" for i in range(1, n + 1)]
+
+
+def check_request(
+    names: Sequence[str] | None, n: int | None, rescues: dict[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """The profile names and rescue pairs of a factory call, or a UsageError saying why not."""
+    from .profile import name_problem
+
+    if names is not None and n is not None:
+        raise UsageError("give either names or n, not both", hint="e.g. gateways(n=3)")
+    if isinstance(names, str):
+        raise UsageError(
+            f"names must be a list of names, not the string '{names}'", hint=f'["{names}"]'
+        )
+    if names is None:
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise UsageError(f"n must be a whole number of at least 1, not {n!r}")
+        names = default_names(n or 1)
+    names = list(names)
+    if not names:
+        raise UsageError("no gateway names given", hint='e.g. gateways(["main", "rescue"])')
+    for name in names:
+        problem = name_problem(name)
+        if problem:
+            raise UsageError(f"gateway name: {problem}", hint='e.g. gateways(["main", "rescue"])')
+    twice = sorted({x for x in names if names.count(x) > 1})
+    if twice:
+        raise UsageError(f"gateway names given twice: {', '.join(twice)}")
+    rescues = dict(rescues or {})
+    for rescuer, target in rescues.items():
+        for name in (rescuer, target):
+            if name not in names:
+                raise UsageError(
+                    f"rescues: '{name}' is not one of the gateways ({', '.join(names)})",
+                    hint='e.g. gateways(["main", "rescue"], rescues={"rescue": "main"})',
+                )
+    return names, rescues
+
+
+class GatewayFactory:
+    """Starts isolated gateways and removes them all on `close()`.
+
+    factory(["main", "rescue"], rescues={"rescue": "main"}) or factory(n=3) returns
+    ready `Gateway`s, in order; each call is its own orch home and project.
+    """
+
+    def __init__(
+        self,
+        image: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        root: Path | None = None,
+        port_start: int | None = None,
+    ) -> None:
+        from .images import GATEWAY_IMAGE
+
+        self.image = image or os.environ.get(ENV_IMAGE) or GATEWAY_IMAGE
+        self.timeout = timeout
+        self.root = root or runs_root()
+        self.port_start = port_start or int(os.environ.get(ENV_PORT_START, DEFAULT_PORT_START))
+        self._groups: list[_Group] = []
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        n: int | None = None,
+        rescues: dict[str, str] | None = None,
+    ) -> list[Gateway]:
+        names, rescues = check_request(names, n, rescues)
+        _require_engine()
+        _watch_for_interrupts()
+        group = _Group(
+            self.root, self.image, self.timeout, run_labels(current_run_id(), Owner.current())
+        )
+        with self._lock:
+            self._groups.append(group)
+            _OPEN.add(self)
+        try:
+            return group.start(group.prepare(names, rescues, self.port_start))
+        except BaseException:
+            self._discard(group)
+            raise
+
+    def _discard(self, group: _Group) -> None:
+        group.close()
+        with self._lock:
+            if group in self._groups:
+                self._groups.remove(group)
+
+    def close(self) -> None:
+        """Remove every gateway this factory started, newest first."""
+        with self._lock:
+            groups, self._groups = list(reversed(self._groups)), []
+            _OPEN.discard(self)
+        for group in groups:
+            group.close()
+
+
+def _require_engine() -> None:
+    from .dockerd import probe_engine
+
+    answers, why = probe_engine()
+    if not answers:
+        raise EngineUnavailable(
+            f"no Docker engine answers ({why}): the gateway fixtures need one",
+            hint="start one (`sudo orch engine start`), or point DOCKER_HOST at one",
+        )
+
+
+# --------------------------------------------------------------------------- interrupts
+
+_OPEN: set[GatewayFactory] = set()
+_watching = False
+
+
+def close_all() -> None:
+    """Remove the gateways of every factory still open (atexit, interrupts)."""
+    for factory in list(_OPEN):
+        factory.close()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _watch_for_interrupts() -> None:
+    """On first use: turn SIGTERM (a cancelled CI job) into KeyboardInterrupt, so
+    pytest tears fixtures down as on Ctrl-C, and clean up at exit whatever is left.
+    Not done at import: a suite that never starts a gateway keeps its handlers."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    atexit.register(close_all)
+    is_main = threading.current_thread() is threading.main_thread()
+    if is_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
