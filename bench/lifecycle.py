@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.engine import http_status  # noqa: E402
+from common import wait_ready  # noqa: E402
+
 from orchestrator.live import host_listeners  # noqa: E402
 from orchestrator.spec import ContainerSpec, render  # noqa: E402
 from orchestrator.store import load_fleet  # noqa: E402
@@ -61,18 +62,6 @@ def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Pa
 def specs_of(home: Path) -> list[ContainerSpec]:
     fleet = load_fleet(home)
     return [render(p, fleet, home) for p in fleet.select(None)]
-
-
-def wait_ready(ports: list[int], timeout: float = 180) -> float:
-    deadline = time.monotonic() + timeout
-    pending = set(ports)
-    while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if http_status("127.0.0.1", p, "/readyz", 1.0) != 200}
-        if pending:
-            time.sleep(0.1)
-    if pending:
-        raise RuntimeError(f"not ready: {sorted(pending)}")
-    return time.time()
 
 
 def first_start(names: list[str]) -> float:

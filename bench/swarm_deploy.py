@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.engine import http_status  # noqa: E402
+from common import wait_ready  # noqa: E402
+
 from orchestrator.live import host_listeners  # noqa: E402
 
 ORCH = [sys.executable, "-m", "orchestrator"]
@@ -71,17 +72,6 @@ def ports(env: dict[str, str]) -> list[int]:
 
     listing = json.loads(sh([*ORCH, "ls", "--json"], env))["data"]["profiles"]
     return [p["port"] for p in listing]
-
-
-def wait_ready(port_list: list[int], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    pending = set(port_list)
-    while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if http_status("127.0.0.1", p, "/readyz", 1.0) != 200}
-        if pending:
-            time.sleep(0.1)
-    if pending:
-        raise RuntimeError(f"not ready: {sorted(pending)}")
 
 
 def bench_orch(env: dict[str, str]) -> dict[str, float]:

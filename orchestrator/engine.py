@@ -67,7 +67,7 @@ def apply_up(
     """Execute create/recreate/start/noop actions; raise NotReady if any fails."""
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
-    _require_images(needs_image)
+    require_images(needs_image)
     workers = max(1, min(8, len(actions)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(lambda a: _apply_one(a, timeout, keep_failed, say), actions))
@@ -80,7 +80,13 @@ def apply_up(
     return outcomes
 
 
-def _require_images(specs: list[ContainerSpec]) -> None:
+def require_images(
+    specs: list[ContainerSpec],
+    where: str = "this engine; nothing was created",
+    hint: str = "build it with `orch images build` (or `make images`)",
+) -> None:
+    """Refuse before creating anything when an image is missing: there is no
+    registry to pull it from, so a create would only fail later, half done."""
     if not specs:
         return
     import docker.errors
@@ -92,10 +98,7 @@ def _require_images(specs: list[ContainerSpec]) -> None:
         except docker.errors.ImageNotFound:
             missing.append(image)
     if missing:
-        raise ImageError(
-            f"image {', '.join(missing)} is not on this engine; nothing was created",
-            hint="build it with `orch images build` (or `make images`)",
-        )
+        raise ImageError(f"image {', '.join(missing)} is not on {where}", hint=hint)
 
 
 def _apply_one(action: Action, timeout: float, keep_failed: bool, say: Progress) -> Outcome:

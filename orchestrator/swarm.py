@@ -35,8 +35,8 @@ from .compose import (
     stack_specs,
     stack_text,
 )
-from .engine import Outcome, Progress
-from .errors import CheckFailed, EngineUnavailable, ImageError, NotReady, OrchError
+from .engine import Outcome, Progress, require_images
+from .errors import CheckFailed, EngineUnavailable, NotReady, OrchError
 from .live import LiveContainer, Snapshot, live_problems
 from .plan import Action, Kind
 from .spec import LABEL_HASH, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
@@ -412,7 +412,12 @@ def up(
             )
         if dry_run:
             return SwarmUpResult(actions, dry_run=True)
-        _require_images(local)
+        # No registry to pull from: every node needs its own copy (--resolve-image never).
+        require_images(
+            local,
+            where="this node; nothing was deployed",
+            hint="build it with `orch images build` on every node that runs a profile",
+        )
         current = _by_profile(services)
         before = {p: _task_ids(current[p]["ID"]) if p in current else set() for p in node_of}
         if changing:
@@ -439,28 +444,6 @@ def up(
                 ),
             )
         return SwarmUpResult(actions, outcomes)
-
-
-def _require_images(specs: list[ContainerSpec]) -> None:
-    """Images of the profiles placed on this node. There is no registry to pull from:
-    every node needs its own copy (`--resolve-image never`)."""
-    if not specs:
-        return
-    import docker.errors
-
-    from .engine import client
-
-    missing = []
-    for image in sorted({s.image for s in specs}):
-        try:
-            client().images.get(image)
-        except docker.errors.ImageNotFound:
-            missing.append(image)
-    if missing:
-        raise ImageError(
-            f"image {', '.join(missing)} is not on this node; nothing was deployed",
-            hint="build it with `orch images build` on every node that runs a profile",
-        )
 
 
 def deploy(docker: str, stack: str, text: str) -> None:
