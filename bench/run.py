@@ -18,6 +18,7 @@ SCRIPTS = (
     "lifecycle.py",
     "export_compose.py",
     "swarm_deploy.py",
+    "fixture.py",
 )
 
 

@@ -93,12 +93,25 @@ def current_run_id() -> str:
 
 def _process_start(pid: int) -> str | None:
     """The start time of a process (clock ticks since boot): a pid and its start time
-    name one process even after the pid is reused. None when it does not exist."""
+    name one process even after the pid is reused. None when it does not exist or is
+    a zombie (killed, not yet reaped by its parent)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _pid_exists(pid: int) -> bool:
+    """Where there is no /proc (macOS): the pid alone, reuse not detected."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pid_namespace() -> str:
@@ -140,6 +153,8 @@ class Owner:
         here = Owner.current()
         if (self.host, self.pidns) != (here.host, here.pidns):
             return None
+        if not Path("/proc/self/stat").exists():
+            return _pid_exists(self.pid)
         start = _process_start(self.pid)
         return start is not None and (not self.start or start == self.start)
 
@@ -199,7 +214,10 @@ def _footprint_of(container: Any) -> list[Held]:
     """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
     from . import docker_http
 
-    info = docker_http.get(f"/containers/{container.id}/json")
+    try:
+        info = docker_http.get(f"/containers/{container.id}/json")
+    except EngineUnavailable:  # gone since it was listed
+        return []
     env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
     base = env.get("OPENCLAW_GATEWAY_PORT", "")
     if not base.isdigit():
@@ -512,8 +530,13 @@ class _Group:
             container = OpenClawGatewayContainer(spec, self.timeout)
             self.containers.append(container)
             container.launch()
-        with ThreadPoolExecutor(max_workers=len(self.containers)) as pool:
-            errors = [exc for exc in pool.map(_ready_or_error, self.containers) if exc is not None]
+        # Not `with`: on Ctrl-C its exit would wait for every wait to time out. The
+        # finalizer removes the containers, and the waits then end at once.
+        pool = ThreadPoolExecutor(max_workers=len(self.containers))
+        try:
+            errors = [e for e in pool.map(_ready_or_error, self.containers) if e is not None]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         if errors:
             raise _one_error(errors)
         self.gateways = [self._handle(c) for c in self.containers]

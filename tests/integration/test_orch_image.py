@@ -1,12 +1,14 @@
 """orch as an image (images/orch/): run in a container against this machine's engine
-through its socket, it brings up a real gateway that answers on the host, reports it
-in JSON and takes it down; with a home that is not a host path, or without the host's
-network or socket, it refuses with the fix (orchestrator/incontainer.py)."""
+through its socket, it brings up a real gateway that answers on the host (moved off a
+port the host holds by `up --port auto`), reports it in JSON and takes it down; with a
+home that is not a host path, or without the host's network or socket, it refuses with
+the fix (orchestrator/incontainer.py)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,12 +87,17 @@ def test_the_orch_image_runs_a_gateway_on_the_hosts_engine(
             == []
         )
 
-        up = envelope(in_container("up", "--json", docker_args=same_path))["data"]
-        (row,) = up["status"]
-        assert row["ready"] is True and row["url"] == f"http://127.0.0.1:{base}"
+        # Something on the host holds the profile's browser port: --port auto moves it.
+        with socket.create_server(("127.0.0.1", base + 2)):
+            up = envelope(in_container("up", "--port", "auto", "--json", docker_args=same_path))
+        moved, (row,) = up["data"]["moved"], up["data"]["status"]
+        assert [(m["profile"], m["old_port"]) for m in moved] == [("gw", base)]
+        port = moved[0]["new_port"]
+        assert not port <= base + 2 <= port + 110
+        assert row["ready"] is True and row["url"] == f"http://127.0.0.1:{port}"
         assert row["token_file"] == f"{home}/secrets/gw/gateway_token"
         assert Path(row["token_file"]).read_text().strip() == fleet.token("gw")
-        assert http_get(base, "/readyz") == (200, '{"ready":true}')  # from the host
+        assert http_get(port, "/readyz") == (200, '{"ready":true}')  # from the host
 
         status = envelope(in_container("status", "--json", docker_args=same_path))["data"]
         (row,) = status["profiles"]
@@ -100,7 +107,7 @@ def test_the_orch_image_runs_a_gateway_on_the_hosts_engine(
 
         down = envelope(in_container("down", "--json", docker_args=same_path))["data"]
         assert [o["action"] for o in down["outcomes"]] == ["removed"]
-        assert http_get(base, "/readyz")[0] is None
+        assert http_get(port, "/readyz")[0] is None
     finally:
         remove_project(engine, fleet.project)
 

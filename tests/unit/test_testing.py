@@ -247,6 +247,21 @@ def test_an_owner_is_alive_while_its_process_runs_and_dead_after() -> None:
     assert dead_owner().alive() is False
 
 
+def test_a_killed_process_not_yet_reaped_is_dead() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    here = Owner.current()
+    try:
+        start = testing._process_start(proc.pid)
+        assert start is not None
+        owner = Owner(here.host, here.pidns, proc.pid, start)
+        assert owner.alive() is True
+        proc.kill()
+        time.sleep(0.5)  # a zombie until wait() reaps it
+        assert owner.alive() is False
+    finally:
+        proc.wait()
+
+
 def test_a_reused_pid_is_not_the_same_owner() -> None:
     me = Owner.current()
     assert Owner(me.host, me.pidns, me.pid, "12345").alive() is False
