@@ -346,11 +346,19 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
                 )
         # A dockerd that is still starting (ours or a service's): wait for it, don't race it.
         pid = _read_pid(pidfile) or _read_pid(Path("/var/run/docker.pid"))
+        started = pid is None
         if pid is None:
             pid = _start_dockerd(dockerd, log, pidfile)
             done.append(f"started dockerd (pid {pid}, log {log})")
         deadline = time.monotonic() + START_TIMEOUT
         while not engine_answers(timeout=1.0):
+            if (not _pid_alive(pid) or _is_zombie(pid)) and not started:
+                # The dockerd we found was shutting down, not starting: now that it is
+                # gone (with its pid file), start our own.
+                pid = _start_dockerd(dockerd, log, pidfile)
+                started = True
+                done.append(f"started dockerd (pid {pid}, log {log})")
+                continue
             if not _pid_alive(pid) or _is_zombie(pid):
                 raise EngineUnavailable(
                     f"dockerd (pid {pid}) exited before answering; end of {log}:\n" + _tail(log),
