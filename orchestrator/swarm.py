@@ -499,7 +499,10 @@ def _wait(
         tasks = [t for t in tasks_of(name) if _task_hash(t) == spec.spec_hash]
         failed = [t for t in tasks if t["ID"] not in old_tasks and _state(t) in FAILED_STATES]
         if failed:
-            return _not_ready(action, name, start, _task_failure(failed[-1]))
+            # The first failure is the cause; later tasks may only fail on its leftovers
+            # (its host-mode port not yet released).
+            first = min(failed, key=lambda t: t.get("CreatedAt", ""))
+            return _not_ready(action, name, start, _task_failure(first))
         # "starting": the container runs, Swarm waits for the healthcheck; /readyz of
         # a task with this hash is the new gateway (stop-first: the old one is gone).
         running = [t for t in tasks if _state(t) in UP_STATES and t["DesiredState"] == "running"]

@@ -40,7 +40,9 @@ from .helpers import fleet_of, snapshot
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "compose"
 EXAMPLE_HOME = Path("/home/me/.local/share/orch")
-SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
+# The official Compose JSON schema (Apache-2.0, see tests/data/compose-spec.LICENSE),
+# copied from the project's shared/schemas so the test does not depend on the checkout layout.
+SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
 ORCH = [sys.executable, "-m", "orchestrator"]
 
 
