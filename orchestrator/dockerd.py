@@ -262,6 +262,33 @@ def _read_pid(path: Path) -> int | None:
     return pid if comm == "dockerd" else None
 
 
+STALE_PIDFILES = (Path("/var/run/docker.pid"), Path("/var/run/docker/containerd/containerd.pid"))
+
+
+def _clear_stale_pidfiles() -> None:
+    """Remove pid files of a dockerd (and its containerd) that was killed, not stopped.
+
+    dockerd refuses to start while /var/run/docker.pid names a process that exists,
+    and a killed dockerd that nobody reaped yet still exists as a zombie.
+    """
+    for path in STALE_PIDFILES:
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _is_engine_process(pid):  # dead, a zombie, or a recycled pid
+            path.unlink(missing_ok=True)
+
+
+def _is_engine_process(pid: int) -> bool:
+    if pid <= 0 or not _pid_alive(pid) or _is_zombie(pid):
+        return False
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in ("dockerd", "containerd")
+    except OSError:
+        return True  # no /proc to ask: keep the file, dockerd will say what is wrong
+
+
 def _start_dockerd(dockerd: str, log: Path, pidfile: Path) -> int:
     """Start dockerd fully detached and return its pid.
 
@@ -271,6 +298,7 @@ def _start_dockerd(dockerd: str, log: Path, pidfile: Path) -> int:
     does not reach it. dockerd also writes /var/run/docker.pid itself (and refuses to
     start while another live dockerd holds it); ours says that orch started it.
     """
+    _clear_stale_pidfiles()
     script = 'exec "$@" </dev/null >>"$ORCH_DOCKERD_LOG" 2>&1 & echo $!'
     cmd = ["sh", "-c", script, "sh", dockerd]
     env = {**os.environ, "ORCH_DOCKERD_LOG": str(log)}
