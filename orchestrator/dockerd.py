@@ -238,7 +238,8 @@ def ensure_debootstrap() -> list[str]:
     return apt_install(["debootstrap"])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie counts; see _is_zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -253,7 +254,7 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    if pid <= 0 or not _pid_alive(pid):
+    if pid <= 0 or not pid_alive(pid):
         return None
     try:  # a stale pid file may name a recycled pid: only a dockerd counts
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
@@ -281,7 +282,7 @@ def _clear_stale_pidfiles() -> None:
 
 
 def _is_engine_process(pid: int) -> bool:
-    if pid <= 0 or not _pid_alive(pid) or _is_zombie(pid):
+    if pid <= 0 or not pid_alive(pid) or _is_zombie(pid):
         return False
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip() in ("dockerd", "containerd")
@@ -380,14 +381,14 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
             done.append(f"started dockerd (pid {pid}, log {log})")
         deadline = time.monotonic() + START_TIMEOUT
         while not engine_answers(timeout=1.0):
-            if (not _pid_alive(pid) or _is_zombie(pid)) and not started:
+            if (not pid_alive(pid) or _is_zombie(pid)) and not started:
                 # The dockerd we found was shutting down, not starting: now that it is
                 # gone (with its pid file), start our own.
                 pid = _start_dockerd(dockerd, log, pidfile)
                 started = True
                 done.append(f"started dockerd (pid {pid}, log {log})")
                 continue
-            if not _pid_alive(pid) or _is_zombie(pid):
+            if not pid_alive(pid) or _is_zombie(pid):
                 raise EngineUnavailable(
                     f"dockerd (pid {pid}) exited before answering; end of {log}:\n" + _tail(log),
                     hint="fix the error in the log above (another dockerd running? "

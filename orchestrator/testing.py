@@ -42,6 +42,7 @@ from typing import Any
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
+from .dockerd import pid_alive
 from .errors import EngineUnavailable, ImageError, NotReady, OrchError, UsageError
 from .ports import FOOTPRINT_SPAN, MAX_BASE, footprint_bounds, hosts_intersect, nearest_free_base
 from .spec import LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
@@ -103,17 +104,6 @@ def _process_start(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
-def _pid_exists(pid: int) -> bool:
-    """Where there is no /proc (macOS): the pid alone, reuse not detected."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _pid_namespace() -> str:
     try:
         return os.readlink("/proc/self/ns/pid").strip("pid:[]")
@@ -154,7 +144,7 @@ class Owner:
         if (self.host, self.pidns) != (here.host, here.pidns):
             return None
         if not Path("/proc/self/stat").exists():
-            return _pid_exists(self.pid)
+            return pid_alive(self.pid)  # no /proc (macOS): the pid alone, reuse not detected
         start = _process_start(self.pid)
         return start is not None and (not self.start or start == self.start)
 
