@@ -18,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import timed  # noqa: E402
 
 from orchestrator.check import check_fleet, fleet_reservations  # noqa: E402
 from orchestrator.ports import FOOTPRINT_SPAN, Overlap, Reservation, pairwise, sweep  # noqa: E402
@@ -52,16 +52,6 @@ def generate(n: int, collisions: float = 0.0, seed: int = 10_000) -> Fleet:
         name = f"p{i:05d}"
         profiles[name] = Profile(name=name, port=base, bind_ip=f"127.0.{address}.1")
     return Fleet(profiles=profiles)
-
-
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    """Median wall time of `runs` calls, and the last result."""
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def subset(reservations: list[Reservation], fleet: Fleet, n: int) -> list[Reservation]:

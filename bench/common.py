@@ -1,14 +1,19 @@
-"""What several benchmarks share: waiting for gateways the same way for every tool."""
+"""What several benchmarks share: timing, free ports, and waiting for gateways the same
+way for every tool."""
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orchestrator.engine import http_status  # noqa: E402
+from orchestrator.live import host_listeners  # noqa: E402
 
 
 def wait_ready(ports: list[int], timeout: float = 240) -> float:
@@ -23,3 +28,24 @@ def wait_ready(ports: list[int], timeout: float = 240) -> float:
     if pending:
         raise RuntimeError(f"not ready: {sorted(pending)}")
     return time.time()
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """Median wall time of `runs` calls, and the last result."""
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def free_bases(count: int, start: int) -> list[int]:
+    """`count` bases whose whole footprints are free on the host now, 200 apart."""
+    used = {lst.port for lst in host_listeners()}
+    bases, base = [], start
+    while len(bases) < count:
+        if not used.intersection(range(base, base + 111)):
+            bases.append(base)
+        base += 200
+    return bases

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import timed  # noqa: E402
 
 from orchestrator.compose import (  # noqa: E402
     compose_binary,
@@ -53,16 +51,6 @@ def generate(n: int) -> Fleet:
             name=name, port=FIRST_BASE + FOOTPRINT_SPAN * slot, bind_ip=f"127.0.{address}.1"
         )
     return Fleet(project="bench", profiles=profiles)
-
-
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    """Median wall time of `runs` calls, and the last result."""
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

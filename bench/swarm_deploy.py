@@ -29,9 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import wait_ready  # noqa: E402
-
-from orchestrator.live import host_listeners  # noqa: E402
+from common import free_bases, wait_ready  # noqa: E402
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 
@@ -41,16 +39,6 @@ def sh(cmd: list[str], env: dict[str, str] | None = None) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     return proc.stdout
-
-
-def free_bases(count: int, start: int = 43000) -> list[int]:
-    used = {lst.port for lst in host_listeners()}
-    bases, base = [], start
-    while len(bases) < count:
-        if not used.intersection(range(base, base + 111)):
-            bases.append(base)
-        base += 200
-    return bases
 
 
 def make_fleet(root: Path, project: str, main_port: int) -> dict[str, str]:
@@ -130,7 +118,7 @@ def main() -> int:
     try:
         print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
         for i in range(args.rounds):
-            bases = free_bases(4)
+            bases = free_bases(4, start=43000)
             orch_env = make_fleet(root, f"benchswarmorch{i}", bases[0])
             stack_env = make_fleet(root, f"benchswarmstack{i}", bases[2])
             results["orch"].append(bench_orch(orch_env))
