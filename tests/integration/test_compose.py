@@ -10,7 +10,6 @@ the hand-over to `orch down` comes last.
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ class Composed:
     fleet: Orch
     file: Path
     binary: Path
-    up_seconds: float
 
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -49,11 +47,9 @@ def composed(tmp_path_factory, engine, gateway_image):
     fleet.run("setup", "rescue", "--port", "auto", "--rescues", "main")
     path = fleet.home.parent / "compose.yaml"
     fleet.run("export", "compose", "-o", str(path))
-    started = Composed(fleet, path, binary, 0.0)
+    started = Composed(fleet, path, binary)
     try:
-        start = time.monotonic()
         up = started.compose("up", "-d", "--wait", "--wait-timeout", "180")
-        started.up_seconds = time.monotonic() - start
         assert up.returncode == 0, up.stdout + up.stderr
         yield started
     finally:
