@@ -8,7 +8,7 @@ ports or paths, so a user fixes everything in one round.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,10 +66,13 @@ def fleet_reservations(fleet: Fleet) -> list[Reservation]:
     return [r for p in fleet.profiles.values() for r in reservations(p)]
 
 
-def check_fleet(fleet: Fleet, home: Path) -> list[Problem]:
-    """All problems of the fleet itself: ports, cdpPorts, CDP URLs, dirs, rescue links."""
+def check_fleet(fleet: Fleet, home: Path, foreign: Sequence[Reservation] = ()) -> list[Problem]:
+    """All problems of the fleet: ports, cdpPorts, CDP URLs, dirs, rescue links, and
+    footprints that overlap what `foreign` says other fleets and test runs of the
+    host own (orchestrator.registry)."""
     all_res = fleet_reservations(fleet)
     problems = port_problems(sweep(all_res), all_res, fleet)
+    problems += foreign_problems(fleet, all_res, foreign)
     problems += cdp_port_problems(fleet)
     problems += cdp_url_problems(fleet)
     problems += dir_problems(fleet, home)
@@ -106,6 +109,52 @@ def port_problems(
                 owners=(mover.owner, other.owner),
                 hint=hint,
                 ports=(ov.start, ov.end),
+            )
+        )
+    return problems
+
+
+def foreign_problems(
+    fleet: Fleet, own: list[Reservation], foreign: Sequence[Reservation]
+) -> list[Problem]:
+    """Own reservations that overlap another holder's on the host, one problem per
+    pair of owners, naming the other fleet's home, its profile, roles and ports."""
+    if not foreign:
+        return []
+    pairs: dict[tuple[str, str], list[Overlap]] = defaultdict(list)
+    for ov in sweep([*own, *foreign]):
+        mine, theirs = (
+            (ov.first, ov.second) if ov.first.owner in fleet.profiles else (ov.second, ov.first)
+        )
+        if mine.owner in fleet.profiles and theirs.owner not in fleet.profiles:
+            pairs[(mine.owner, theirs.owner)].append(ov)
+    problems = []
+    for (owner, holder), overlaps in sorted(pairs.items()):
+        profile = fleet.profiles[owner]
+        taken = [
+            (r.start, r.end)
+            for r in [*own, *foreign]
+            if r.owner != owner and hosts_intersect(r.host_ip, profile.bind_ip)
+        ]
+        base = nearest_free_base(taken, near=profile.port)
+        theirs = [o.first if o.first.owner == holder else o.second for o in overlaps]
+        roles = ", ".join(dict.fromkeys(r.role for r in theirs))
+        start, end = min(o.start for o in overlaps), max(o.end for o in overlaps)
+        lo, hi = footprint_bounds(profile.port)
+        advice = f"; nearest free base for {owner}: {base}" if base else ""
+        problems.append(
+            Problem(
+                code="port-foreign",
+                message=(
+                    f"{owner} footprint {format_range(lo, hi)} overlaps {holder}"
+                    f" ({roles}) on {overlaps[0].host_ip} (ports {format_range(start, end)})"
+                    f"{advice}"
+                ),
+                owners=(owner,),
+                hint=(
+                    f"orch setup {owner} --port {base} --force" if base else "use another --bind-ip"
+                ),
+                ports=(start, end),
             )
         )
     return problems

@@ -322,12 +322,13 @@ def check(as_json: JsonOpt = False) -> None:
 
     def work():
         from .check import check_fleet
+        from .registry import foreign_reservations
         from .store import load_fleet
         from .views import check_data, show_problems
 
         home = _home()
         fleet = load_fleet(home)
-        problems = check_fleet(fleet, home)
+        problems = check_fleet(fleet, home, foreign_reservations(home))
         return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
 
     _run("check", as_json, work, ok=lambda data: data["ok"])
@@ -475,6 +476,7 @@ def up(
     def work():
         from .lifecycle import status as fleet_status
         from .lifecycle import up as do_up
+        from .provision import move_taken_ports
         from .views import show_plan, show_status
 
         if port not in (None, "auto"):
@@ -487,7 +489,7 @@ def up(
         if not dry_run:
             _engine_ready(as_json)
             _require_host_view(home, names)
-        moved = _move_taken_ports(home, names, dry_run) if port else []
+        moved = move_taken_ports(home, names, dry_run) if port else []
         result = do_up(
             home,
             names,
@@ -529,15 +531,6 @@ def _require_host_view(home: Path, names: list[str] | None) -> None:
     specs = render_fleet(load_fleet(home), home, names)
     loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
     require_host_view([m.source for s in specs for m in s.mounts], loopback)
-
-
-def _move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list[Any]:
-    from .provision import apply_port_moves, plan_port_moves
-
-    moves = plan_port_moves(home, names)
-    if not dry_run:
-        apply_port_moves(home, moves)
-    return moves
 
 
 def _with_token_files(home: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -694,7 +687,7 @@ def _show_swarm_status(rows: list[dict[str, Any]]) -> None:
         ready = "ready" if row["ready"] else "not ready"
         print(
             f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
-            f" {row['replicas']} running, {ready}, {row['url']}"
+            f" {row['replicas']} running, {ready}, {row['url'] or 'gateway not published'}"
             + (f", drift: {row['drift']}" if row["drift"] else "")
         )
         for task in row["tasks"][:3]:

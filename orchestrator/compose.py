@@ -40,12 +40,12 @@ from .errors import CheckFailed, OrchError, UsageError
 from .profile import Fleet
 from .spec import (
     LABEL_MANAGED,
-    LABEL_PROFILE,
     LABEL_PROJECT,
     ContainerSpec,
     Mount,
     PortBinding,
     container_name,
+    resource_labels,
 )
 
 COMPOSE_HEADER = """\
@@ -99,17 +99,6 @@ def healthcheck(spec: ContainerSpec) -> dict[str, Any]:
         "timeout": f"{hc.timeout_s}s",
         "retries": hc.retries,
         "start_period": f"{hc.start_period_s}s",
-    }
-
-
-def resource_labels(spec: ContainerSpec) -> dict[str, str]:
-    """The labels `orch up` gives a profile's network (engine._ensure_network), so
-    `orch down` removes a network Compose created as it removes its own; the stack
-    export puts them on its networks and secrets too."""
-    return {
-        LABEL_MANAGED: spec.labels[LABEL_MANAGED],
-        LABEL_PROJECT: spec.labels[LABEL_PROJECT],
-        LABEL_PROFILE: spec.profile,
     }
 
 

@@ -13,19 +13,17 @@ costs ~0.2 s). The SDK is only imported by `docker_client()`.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from orchestrator.errors import EngineUnavailable
+from orchestrator.locks import exclusive
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 #: Where the lock, log and pid files go when no `home` is given.
@@ -126,22 +124,6 @@ def _cli_answers(timeout: float) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path`: serialises installs and dockerd starts.
-
-    flock (not a pid file check) because it is released by the kernel when the
-    holder dies, so a crashed orch never leaves a stale lock behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _is_root() -> bool:
     return os.geteuid() == 0
 
@@ -218,7 +200,7 @@ def apt_install(packages: list[str], lock: Path | None = None) -> list[str]:
             f"needed packages are not installed: {' '.join(missing)}",
             hint=f"install them as root, e.g. `sudo apt-get install -y {' '.join(missing)}`",
         )
-    with file_lock(lock or DEFAULT_HOME / "orch-apt.lock"):
+    with exclusive(lock or DEFAULT_HOME / "orch-apt.lock"):
         missing = [p for p in packages if package_version(p) is None]
         if not missing:
             return []
@@ -349,7 +331,7 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
     home.mkdir(parents=True, exist_ok=True)
     log, pidfile = home / "orch-dockerd.log", home / "orch-dockerd.pid"
     done: list[str] = []
-    with file_lock(home / "orch-dockerd.lock"):
+    with exclusive(home / "orch-dockerd.lock"):
         if engine_answers():  # another process started it while we waited for the lock
             return []
         dockerd = _which("dockerd")

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import docker_http
-from .errors import ImageError, NotReady, OrchError
+from .errors import CheckFailed, ImageError, NotReady, OrchError
 from .live import LiveContainer
 from .plan import Action, Kind
-from .spec import LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+from .spec import LABEL_HOME, LABEL_MANAGED, LABEL_PROJECT, ContainerSpec, resource_labels
 
 Progress = Callable[[str, str], None]
 READY_POLL_S = 0.1
+# The labels that say which fleet made an object: only that fleet may reuse or remove it.
+FLEET_KEYS = (LABEL_MANAGED, LABEL_PROJECT, LABEL_HOME)
 LOG_TAIL = 40
 
 
@@ -225,12 +227,24 @@ def create_kwargs(spec: ContainerSpec, api: Any) -> dict[str, Any]:
 
 
 def _ensure_network(spec: ContainerSpec) -> None:
+    """The profile's own network: reused only when this fleet made it (the name filter
+    of the API matches substrings, and a same-named network of another fleet would
+    join the two fleets' gateways)."""
     api = client().api
-    if api.networks(names=[spec.network]):
-        return
-    labels = {k: v for k, v in spec.labels.items() if k in (LABEL_MANAGED, LABEL_PROJECT)}
-    labels[LABEL_PROFILE] = spec.profile
-    api.create_network(spec.network, driver="bridge", labels=labels)
+    wanted = resource_labels(spec)
+    for net in api.networks(names=[spec.network]):
+        if net["Name"] != spec.network:
+            continue
+        labels = net.get("Labels") or {}
+        if all(labels.get(k) == wanted[k] for k in FLEET_KEYS):
+            return
+        raise CheckFailed(
+            f"{spec.profile}: network {spec.network} exists and is not this fleet's"
+            f" (home {labels.get(LABEL_HOME, 'none')}); nothing was created",
+            [],
+            hint="give this fleet a project of its own: set `project: NEW_NAME` in fleet.yaml",
+        )
+    api.create_network(spec.network, driver="bridge", labels=wanted)
 
 
 def _discard(container_id: str, spec: ContainerSpec | None) -> None:
@@ -242,13 +256,15 @@ def _discard(container_id: str, spec: ContainerSpec | None) -> None:
     except Exception:  # noqa: BLE001 - best effort; the error shown is the original one
         pass
     if spec is not None:
-        remove_network(spec.network)
+        remove_network(spec.network, spec.labels)
 
 
-def remove_network(name: str) -> None:
+def remove_network(name: str, fleet_labels: dict[str, str]) -> None:
+    """Remove the network `name` if the fleet of `fleet_labels` (home, project) made it."""
     api = client().api
     for net in api.networks(names=[name]):
-        if net["Name"] == name and net.get("Labels", {}).get(LABEL_MANAGED) == "true":
+        labels = net.get("Labels") or {}
+        if net["Name"] == name and all(labels.get(k) == fleet_labels.get(k) for k in FLEET_KEYS):
             # Still in use by a container: keep it.
             with contextlib.suppress(Exception):
                 api.remove_network(net["Id"])
@@ -345,8 +361,7 @@ def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outco
         say(action.profile, "stopping")
         api.stop(action.container.id, timeout=30)
         api.remove_container(action.container.id)
-        network = action.container.name
-        remove_network(network)
+        remove_network(action.container.name, action.container.labels)
         return Outcome(action.profile, "removed", action.container.id, False, _since(start))
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(actions)))) as pool:

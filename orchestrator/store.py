@@ -8,20 +8,22 @@ crash never leaves a half-written fleet. A lock file serialises read-modify-writ
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from .errors import FleetFileError
-from .profile import Fleet
+from .locks import exclusive
+from .profile import DEFAULT_PROJECT, Fleet
+from .registry import publish_fleet
 
 FLEET_FILE = "fleet.yaml"
 LOCK_FILE = ".fleet.lock"
@@ -32,14 +34,30 @@ HEADER = (
 )
 
 
-def orch_home() -> Path:
-    """$ORCH_HOME, else the platform's user data dir (e.g. ~/.local/share/orch)."""
-    env = os.environ.get("ORCH_HOME")
-    if env:
-        return Path(env).expanduser().absolute()
+def default_home() -> Path:
+    """The platform's user data dir (e.g. ~/.local/share/orch)."""
     import platformdirs
 
     return Path(platformdirs.user_data_dir("orch", appauthor=False))
+
+
+def orch_home() -> Path:
+    """$ORCH_HOME, else the default home."""
+    env = os.environ.get("ORCH_HOME")
+    if env:
+        return Path(env).expanduser().absolute()
+    return default_home()
+
+
+def default_project(home: Path) -> str:
+    """The project of a fleet file that names none: `orch` in the default home (as
+    always), else one derived from the home, readable and stable, so two fleets on
+    one host never share container names by default ("ci-home-3f9a2c")."""
+    if home == default_home():
+        return DEFAULT_PROJECT
+    slug = re.sub(r"[^a-z0-9_-]+", "-", home.name.lower()).strip("-_")[:20].strip("-_")
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:6]
+    return f"{slug or 'fleet'}-{digest}"
 
 
 def fleet_path(home: Path) -> Path:
@@ -88,10 +106,11 @@ def _construct_mapping(loader: Any, node: Any) -> dict[Any, Any]:
 def load_fleet(home: Path) -> Fleet:
     """The fleet of `home`; an empty fleet when there is no file yet."""
     path = fleet_path(home)
+    project = default_project(home)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return Fleet()
+        return Fleet(project=project)
     except OSError as exc:
         raise FleetFileError(f"cannot read {path}: {exc.strerror}") from None
     try:
@@ -105,8 +124,8 @@ def load_fleet(home: Path) -> Fleet:
         ) from None
     doc = _cached_document(home, raw)
     if doc is not None:
-        return _validate(doc, text, str(path))
-    return parse_fleet(text, str(path))
+        return _validate(doc, text, str(path), project)
+    return parse_fleet(text, str(path), project)
 
 
 def _cached_document(home: Path, raw: bytes) -> Any:
@@ -125,7 +144,7 @@ def _cached_document(home: Path, raw: bytes) -> Any:
     return None
 
 
-def parse_fleet(text: str, where: str) -> Fleet:
+def parse_fleet(text: str, where: str, project: str = DEFAULT_PROJECT) -> Fleet:
     import yaml
 
     try:
@@ -135,17 +154,20 @@ def parse_fleet(text: str, where: str) -> Fleet:
             f"{where}: {_yaml_position(exc)}not valid YAML: {_yaml_reason(exc)}",
             hint="fix the line above, or restore the file from version control",
         ) from None
-    return _validate(doc, text, where)
+    return _validate(doc, text, where, project)
 
 
-def _validate(doc: Any, text: str, where: str) -> Fleet:
+def _validate(doc: Any, text: str, where: str, project: str = DEFAULT_PROJECT) -> Fleet:
+    """`project`: the default for a file that names none."""
     if doc is None:
-        return Fleet()
+        return Fleet(project=project)
     if not isinstance(doc, dict):
         raise FleetFileError(
             f"{where}: line 1: the fleet file must be a mapping with 'version' and 'profiles'",
             hint="see `orch schema` for the format",
         )
+    if "project" not in doc:
+        doc = {**doc, "project": project}
     try:
         return Fleet.model_validate(doc)
     except ValidationError as exc:
@@ -233,15 +255,9 @@ def save_fleet(home: Path, fleet: Fleet) -> None:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     cache = {"sha256": digest, "document": fleet.to_document()}
     atomic_write(home / CACHE_FILE, json.dumps(cache, separators=(",", ":")))
+    publish_fleet(home, fleet)
 
 
-@contextlib.contextmanager
-def locked(home: Path) -> Iterator[None]:
+def locked(home: Path):
     """Hold the fleet lock: concurrent setups and ups wait for each other."""
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / LOCK_FILE, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return exclusive(home / LOCK_FILE)

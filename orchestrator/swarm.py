@@ -37,9 +37,15 @@ from .compose import (
 )
 from .engine import Outcome, Progress, require_images
 from .errors import CheckFailed, EngineUnavailable, NotReady, OrchError
-from .live import LiveContainer, Snapshot, live_problems
+from .live import LiveContainer, Snapshot, live_problems, owned_by
 from .plan import Action, Kind
-from .spec import LABEL_HASH, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+from .spec import (
+    LABEL_HASH,
+    LABEL_HOME,
+    LABEL_PROFILE,
+    LABEL_PROJECT,
+    ContainerSpec,
+)
 
 SERVICE_KIND = "swarm service"
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"
@@ -150,17 +156,23 @@ def stack_services(stack: str) -> list[dict[str, Any]]:
     return _listed("/services", {"label": [f"{STACK_LABEL}={stack}"]})
 
 
-def require_own_stack(stack: str, project: str, services: list[dict[str, Any]]) -> None:
-    """Refuse a stack name used by services orch did not create for this project."""
+def require_own_stack(stack: str, project: str, services: list[dict[str, Any]], home: Path) -> None:
+    """Refuse a stack name used by services orch did not create for this fleet
+    (this project AND this home: another fleet's stack is never taken over)."""
     foreign = []
+    homes = set()
     for service in services:
         labels = service["Spec"].get("Labels") or {}
-        if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_PROJECT) != project:
+        if not owned_by(labels, project, home):
             foreign.append(service["Spec"]["Name"])
+            if labels.get(LABEL_HOME):
+                homes.add(labels[LABEL_HOME])
     if foreign:
+        whose = f" (the fleet in {', '.join(sorted(homes))})" if homes else ""
         raise StackTaken(
-            f"stack '{stack}' is taken by something orch did not create for project"
-            f" '{project}': service(s) {', '.join(sorted(foreign))}; nothing was changed",
+            f"stack '{stack}' is taken by something orch did not create for this fleet"
+            f" (project '{project}' in {home}): service(s) {', '.join(sorted(foreign))}"
+            f"{whose}; nothing was changed",
             hint=(
                 f"remove that stack (docker stack rm {stack}) if it is yours, or give this"
                 " fleet another `project:` in fleet.yaml"
@@ -316,7 +328,7 @@ def port_problems(
 
     if not specs:
         return []
-    snap = take_snapshot(specs[0].labels[LABEL_PROJECT])
+    snap = take_snapshot(specs[0].labels[LABEL_PROJECT], Path(specs[0].labels[LABEL_HOME]))
     seen = [*snap.others, *snap.ours.values()]
     foreign = [c for c in seen if c.labels.get(STACK_LABEL) != stack]
     ours = {
@@ -395,7 +407,7 @@ def up(
         info = require_manager()
         docker = docker_cli()
         services = stack_services(stack)
-        require_own_stack(stack, fleet.project, services)
+        require_own_stack(stack, fleet.project, services, home)
         problems, node_of = placement(specs, _listed("/nodes"))
         problems += network_problems(specs, stack)
         actions = plan_stack(specs, services)
@@ -577,7 +589,7 @@ def down(
         require_manager()
         stack = fleet.project
         services = stack_services(stack)
-        require_own_stack(stack, fleet.project, services)
+        require_own_stack(stack, fleet.project, services, home)
         current = _by_profile(services)
         targets = wanted if wanted is not None else sorted(set(fleet.profiles) | set(current))
         start = time.monotonic()
@@ -683,7 +695,12 @@ def status(home: Path, names: list[str] | None = None) -> list[ServiceStatus]:
     fleet = load_fleet(home)
     specs = [render(p, fleet, home) for p in fleet.select(names)]
     info = require_manager()
-    current = _by_profile(stack_services(fleet.project))
+    mine = [
+        s
+        for s in stack_services(fleet.project)
+        if owned_by(s["Spec"].get("Labels") or {}, fleet.project, home)
+    ]
+    current = _by_profile(mine)
     nodes = {n["ID"]: n for n in _listed("/nodes")}
     return [_status_of(s, fleet.project, current.get(s.profile), nodes, info) for s in specs]
 

@@ -7,8 +7,9 @@
   orch home with `orch setup`'s own code (dirs owned by the container user, token,
   openclaw.json), takes whole free port footprints, starts the gateways in
   parallel and hands back `Gateway` handles; `close()` removes everything.
-- `PortRegistry`: footprints reserved across processes (pytest-xdist workers, two
-  CI jobs on one host) under a file lock, checked against ports in use on the host.
+- Ports: footprints reserved in the host registry (orchestrator.registry) across
+  processes (pytest-xdist workers, two CI jobs, every fleet of the host), checked
+  against ports in use on the host.
 - Run records: every container, network and dir carries the run id and the owning
   process, so `orch gc` can remove what a killed run left and never a live run.
 
@@ -21,19 +22,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +41,14 @@ from typing import Any
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
-from .dockerd import pid_alive
 from .errors import EngineUnavailable, ImageError, NotReady, OrchError, UsageError
-from .ports import FOOTPRINT_SPAN, MAX_BASE, footprint_bounds, hosts_intersect, nearest_free_base
-from .spec import LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, ContainerSpec
+from .owner import Owner
+from .ports import footprint_bounds
+from .registry import LABEL_RUN_ID, LABEL_RUN_OWNER, Held, PortRegistry
+from .spec import (
+    ContainerSpec,
+    resource_labels,
+)
 
 ENV_ROOT = "ORCH_TEST_DIR"
 ENV_RUN_ID = "ORCH_RUN_ID"
@@ -56,10 +59,7 @@ ENV_IMAGE = "ORCH_TEST_IMAGE"
 DEFAULT_PORT_START = 20000
 DEFAULT_TIMEOUT = 120.0
 
-LABEL_RUN_ID = "orch.run-id"
-LABEL_RUN_OWNER = "orch.run-owner"
 LABEL_RUN_CREATED = "orch.run-created"
-RUN_LABEL_PREFIX = "orch.run-"
 RUN_MARKER = "run.json"
 RUNS_DIR = "runs"
 PROJECT_PREFIX = "orchtest-"
@@ -92,63 +92,6 @@ def current_run_id() -> str:
     return run
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of a process (clock ticks since boot): a pid and its start time
-    name one process even after the pid is reused. None when it does not exist or is
-    a zombie (killed, not yet reaped by its parent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return None if fields[0] == "Z" else fields[19]
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that created something: host, pid namespace, pid, start time.
-
-    A pid only means something in its own pid namespace: `orch gc` running in a
-    container (another namespace) cannot tell, and then keeps the run."""
-
-    host: str
-    pidns: str
-    pid: int
-    start: str
-
-    @classmethod
-    def current(cls) -> Owner:
-        pid = os.getpid()
-        return cls(socket.gethostname(), _pid_namespace(), pid, _process_start(pid) or "")
-
-    @classmethod
-    def parse(cls, text: str | None) -> Owner | None:
-        parts = (text or "").rsplit(":", 3)
-        if len(parts) != 4 or not parts[2].isdigit():
-            return None
-        return cls(parts[0], parts[1], int(parts[2]), parts[3])
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pidns}:{self.pid}:{self.start}"
-
-    def alive(self) -> bool | None:
-        """True or False when this host and pid namespace can tell; else None."""
-        here = Owner.current()
-        if (self.host, self.pidns) != (here.host, here.pidns):
-            return None
-        if not Path("/proc/self/stat").exists():
-            return pid_alive(self.pid)  # no /proc (macOS): the pid alone, reuse not detected
-        start = _process_start(self.pid)
-        return start is not None and (not self.start or start == self.start)
-
-
 def run_labels(run_id: str, owner: Owner) -> dict[str, str]:
     return {
         LABEL_RUN_ID: run_id,
@@ -179,135 +122,11 @@ def read_run_marker(path: Path) -> dict[str, str] | None:
 # --------------------------------------------------------------------------- ports
 
 
-Held = tuple[str, int, int]  # (host address, first port, last port)
-
-
 def live_ports() -> list[Held]:
-    """Port intervals held on the host now: listening sockets, ports published by
-    containers (no socket when the engine runs without docker-proxy), and the whole
-    footprint of every orch gateway (a leftover of a killed run, a user's fleet):
-    its unpublished ports are still its own."""
-    from . import docker_http
-    from .live import LiveContainer, host_listeners
+    """Port intervals held on the host now (orchestrator.live.held_ports)."""
+    from .live import held_ports
 
-    held = [(lst.host_ip, lst.port, lst.port) for lst in host_listeners()]
-    with contextlib.suppress(EngineUnavailable):
-        for raw in docker_http.containers():
-            container = LiveContainer.from_api(raw)
-            held += [(ip, port, port) for ip, port, _ in container.ports]
-            if container.labels.get(LABEL_MANAGED) == "true" and container.state == "running":
-                held += _footprint_of(container)
-    return held
-
-
-def _footprint_of(container: Any) -> list[Held]:
-    """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
-    from . import docker_http
-
-    try:
-        info = docker_http.get(f"/containers/{container.id}/json")
-    except EngineUnavailable:  # gone since it was listed
-        return []
-    env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
-    base = env.get("OPENCLAW_GATEWAY_PORT", "")
-    if not base.isdigit():
-        return []
-    start, end = footprint_bounds(int(base))
-    return [(ip, start, end) for ip in {ip for ip, _, _ in container.ports} or {"0.0.0.0"}]
-
-
-class PortRegistry:
-    """Port footprints reserved by running test processes, in one JSON file.
-
-    Reserving holds an flock on the registry's lock file, so two processes never
-    pick overlapping footprints; the kernel drops the lock when a holder dies. An
-    entry lives until its owner releases it or dies (then any reserve reclaims it).
-    """
-
-    FILE = "ports.json"
-    LOCK = "ports.lock"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / self.LOCK, "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-    def entries(self) -> list[dict[str, Any]]:
-        try:
-            data = json.loads((self.root / self.FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        return [e for e in data.get("reservations", []) if isinstance(e, dict)]
-
-    def _save(self, entries: list[dict[str, Any]]) -> None:
-        from .store import atomic_write
-
-        atomic_write(self.root / self.FILE, json.dumps({"reservations": entries}, indent=1))
-
-    def reserve(
-        self,
-        count: int,
-        bind_ip: str,
-        labels: dict[str, str],
-        start: int = DEFAULT_PORT_START,
-        taken_now: Callable[[], list[Held]] = live_ports,
-    ) -> list[int]:
-        """`count` bases whose whole footprints are free: not reserved by a live
-        process, and clear of every interval `taken_now` says the host holds."""
-        with self._locked():
-            entries = [e for e in self.entries() if _entry_alive(e)]
-            taken = [
-                footprint_bounds(e["base"])
-                for e in entries
-                if hosts_intersect(e.get("bind_ip", "0.0.0.0"), bind_ip)
-            ]
-            taken += [(lo, hi) for ip, lo, hi in taken_now() if hosts_intersect(ip, bind_ip)]
-            bases: list[int] = []
-            for _ in range(count):
-                base = nearest_free_base(taken, near=start, at_or_above=True)
-                if base is None:
-                    raise OrchError(
-                        f"no free port footprint of {FOOTPRINT_SPAN} ports left between {start}"
-                        f" and {MAX_BASE + FOOTPRINT_SPAN - 1} on {bind_ip} ({len(entries)}"
-                        " reserved by running tests)",
-                        hint=f"run fewer gateways at once, or set {ENV_PORT_START} lower",
-                    )
-                bases.append(base)
-                taken.append(footprint_bounds(base))
-            entries += [{"base": b, "bind_ip": bind_ip, **labels} for b in bases]
-            self._save(entries)
-            return bases
-
-    def release(self, bases: Sequence[int], owner: Owner) -> None:
-        with self._locked():
-            kept = [
-                e
-                for e in self.entries()
-                if not (e["base"] in bases and e.get(LABEL_RUN_OWNER) == str(owner))
-            ]
-            self._save(kept)
-
-    def prune(self, dead: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        """Drop the entries for which `dead` is true, and return them."""
-        with self._locked():
-            entries = self.entries()
-            gone = [e for e in entries if dead(e)]
-            if gone:
-                self._save([e for e in entries if e not in gone])
-            return gone
-
-
-def _entry_alive(entry: dict[str, Any]) -> bool:
-    owner = Owner.parse(entry.get(LABEL_RUN_OWNER))
-    return owner is not None and owner.alive() is not False
+    return held_ports()
 
 
 # --------------------------------------------------------------------------- container
@@ -371,7 +190,7 @@ class OpenClawGatewayContainer(DockerContainer):
                 hint="build it with `orch images build` (or `make images`)",
             ) from None
         self._network_id = client.api.create_network(
-            self.spec.network, driver="bridge", labels=_network_labels(self.spec)
+            self.spec.network, driver="bridge", labels=resource_labels(self.spec)
         )["Id"]
         kwargs = create_kwargs(self.spec, client.api)
         # testcontainers' session labels too: where its reaper can run, it reaps these.
@@ -416,11 +235,6 @@ class OpenClawGatewayContainer(DockerContainer):
             with contextlib.suppress(NotFound):
                 api.remove_network(self._network_id)
             self._network_id = None
-
-
-def _network_labels(spec: ContainerSpec) -> dict[str, str]:
-    keep = (LABEL_MANAGED, LABEL_PROJECT, LABEL_PROFILE)
-    return {k: v for k, v in spec.labels.items() if k in keep or k.startswith(RUN_LABEL_PREFIX)}
 
 
 def _start_reaper(reaper: Any) -> None:
@@ -501,8 +315,13 @@ class _Group:
 
         self.home = new_run_dir(self.root, self.labels)
         require_host_view([str(self.home)], loopback_ports=True)
-        registry = PortRegistry(self.root)
-        self.bases = registry.reserve(len(names), DEFAULT_BIND_IP, self.labels, port_start)
+        self.bases = PortRegistry().reserve(
+            len(names),
+            DEFAULT_BIND_IP,
+            self.labels,
+            port_start,
+            live_ports,
+        )
         project = f"{PROJECT_PREFIX}{secrets.token_hex(5)}"
         save_fleet(self.home, Fleet(project=project))
         for name, base in zip(names, self.bases, strict=True):
@@ -542,7 +361,7 @@ class _Group:
         dirs = profile_dirs(load_fleet(self.home).profiles[spec.profile], self.home)
         return Gateway(
             name=spec.profile,
-            url=spec.url(),
+            url=spec.url() or "",
             port=spec.base_port,
             token=read_token(dirs),
             token_file=dirs.token_file,
@@ -560,7 +379,7 @@ class _Group:
                 list(pool.map(_stop_quietly, self.containers))
             self.containers = []
         if self.bases:
-            PortRegistry(self.root).release(self.bases, self.owner)
+            PortRegistry().release(self.bases, self.owner)
             self.bases = []
         if self.home is not None:
             shutil.rmtree(self.home, ignore_errors=True)

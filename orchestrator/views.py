@@ -153,6 +153,9 @@ def _answer_word(port: dict[str, Any]) -> str:
     return " silent" if port["note"] else ""
 
 
+NOT_PUBLISHED = "not published (orch exec NAME)"
+
+
 def show_status(rows: list[dict[str, Any]]) -> None:
     table = _table("PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "URL", "PORTS", "DRIFT")
     for row in rows:
@@ -164,7 +167,7 @@ def show_status(rows: list[dict[str, Any]]) -> None:
             row["health"],
             "yes" if row["ready"] else "no",
             uptime,
-            row["url"],
+            row["url"] or NOT_PUBLISHED,
             ports,
             row["drift"] or "-",
         )

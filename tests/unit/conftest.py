@@ -1,7 +1,9 @@
-"""Fixtures of the unit tests: pure Python, no Docker.
+"""Fixtures of the unit tests: pure Python, no Docker, nothing of the host.
 
-Every test gets its own ORCH_HOME under tmp_path (autouse), so no test can
-touch the real orch home of the machine running it.
+Every test gets its own ORCH_HOME, host registry and HOME of its own, an empty
+proc dir (no listening sockets) and a Docker socket that does not exist (autouse),
+so no unit test can see or touch the machine's engine, fleets or ports, and a
+gateway running on the host never changes a result.
 """
 
 from __future__ import annotations
@@ -9,6 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def hermetic_host(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = tmp_path_factory.mktemp("host")
+    (host / "proc").mkdir()
+    (host / "home").mkdir()
+    monkeypatch.setenv("ORCH_REGISTRY_DIR", str(host / "registry"))
+    monkeypatch.setenv("ORCH_HOST_PROC", str(host / "proc"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{host / 'no-engine.sock'}")
+    monkeypatch.setenv("HOME", str(host / "home"))
+    monkeypatch.delenv("ORCH_PORT_START", raising=False)
 
 
 @pytest.fixture(autouse=True)

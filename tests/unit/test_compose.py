@@ -125,6 +125,7 @@ def test_each_profile_has_its_own_named_network_with_orchs_labels(pair: Path) ->
         assert network["labels"] == {
             "orch.managed": "true",
             "orch.project": load_fleet(pair).project,
+            "orch.home": str(pair),
             "orch.profile": name,
         }
 
@@ -526,15 +527,25 @@ def test_the_stack_plan_creates_replaces_or_keeps_each_service_by_its_hash(pair:
 def test_a_stack_with_services_orch_did_not_create_is_refused() -> None:
     from orchestrator.swarm import StackTaken, require_own_stack
 
-    ours = {
-        "Spec": {"Name": "orch_main", "Labels": {"orch.managed": "true", "orch.project": "orch"}}
-    }
+    home = Path("/home/me/.local/share/orch")
+    fleet = {"orch.managed": "true", "orch.project": "orch"}
+    ours = {"Spec": {"Name": "orch_main", "Labels": {**fleet, "orch.home": str(home)}}}
     theirs = {"Spec": {"Name": "orch_web", "Labels": {}}}
-    require_own_stack("orch", "orch", [ours])
+    require_own_stack("orch", "orch", [ours], home)
     with pytest.raises(StackTaken) as caught:
-        require_own_stack("orch", "orch", [ours, theirs])
+        require_own_stack("orch", "orch", [ours, theirs], home)
     assert "service(s) orch_web" in caught.value.message
     assert caught.value.exit_code == 1
+
+
+def test_a_stack_of_the_same_project_from_another_home_is_refused_naming_that_home() -> None:
+    from orchestrator.swarm import StackTaken, require_own_stack
+
+    labels = {"orch.managed": "true", "orch.project": "orch", "orch.home": "/srv/other"}
+    other_fleets = {"Spec": {"Name": "orch_main", "Labels": labels}}
+    with pytest.raises(StackTaken) as caught:
+        require_own_stack("orch", "orch", [other_fleets], Path("/home/me/.local/share/orch"))
+    assert "/srv/other" in caught.value.message and "nothing was changed" in caught.value.message
 
 
 def test_deploying_an_unknown_profile_or_a_broken_fleet_stops_before_any_docker_call(

@@ -11,6 +11,7 @@ from orchestrator.errors import FleetFileError
 from orchestrator.profile import Fleet, Profile
 from orchestrator.store import (
     atomic_write,
+    default_project,
     dump_fleet,
     fleet_path,
     load_fleet,
@@ -61,7 +62,7 @@ def test_no_fleet_file_is_an_empty_fleet(home: Path) -> None:
 def test_an_empty_fleet_file_is_an_empty_fleet(home: Path, text: str) -> None:
     home.mkdir()
     fleet_path(home).write_text(text)
-    assert load_fleet(home) == Fleet()
+    assert load_fleet(home) == Fleet(project=default_project(home))
 
 
 def test_a_saved_fleet_loads_back_equal(home: Path) -> None:

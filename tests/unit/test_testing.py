@@ -21,6 +21,7 @@ from orchestrator import testing
 from orchestrator.errors import EngineUnavailable, OrchError, UsageError
 from orchestrator.gc import parse_age, verdict
 from orchestrator.incontainer import ContainerView, own_container_id, path_problems
+from orchestrator.owner import process_start
 from orchestrator.ports import MAX_BASE
 from orchestrator.testing import (
     LABEL_RUN_CREATED,
@@ -251,7 +252,7 @@ def test_a_killed_process_not_yet_reaped_is_dead() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     here = Owner.current()
     try:
-        start = testing._process_start(proc.pid)
+        start = process_start(proc.pid)
         assert start is not None
         owner = Owner(here.host, here.pidns, proc.pid, start)
         assert owner.alive() is True
@@ -571,7 +572,7 @@ def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
 ) -> None:
     import orchestrator.live as live
     from orchestrator.live import Listener, LiveContainer, Snapshot
-    from orchestrator.provision import SetupRequest, apply_port_moves, plan_port_moves, setup
+    from orchestrator.provision import SetupRequest, move_taken_ports, setup
     from orchestrator.store import load_fleet
 
     setup(home, SetupRequest(name="main", port=18789))
@@ -583,13 +584,14 @@ def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
         others=[other],
         listeners=[Listener("127.0.0.1", 18791, 1), Listener("127.0.0.1", 18900, 2)],
     )
-    monkeypatch.setattr(live, "take_snapshot", lambda project, **_: snap)
-    moves = plan_port_moves(home, None)
+    monkeypatch.setattr(live, "take_snapshot", lambda project, home, **_: snap)
+    moves = move_taken_ports(home, None, dry_run=True)
+    assert load_fleet(home).profiles["main"].port == 18789  # a dry run moves nothing
     # main's browser port 18791 is held; rescue's 18900 only by its own container. The
     # first footprint clear of the listener, rescue and another container's 19011: 19012.
     assert [(m.profile, m.old_port, m.new_port) for m in moves] == [("main", 18789, 19012)]
     assert "18791" in moves[0].reason
-    apply_port_moves(home, moves)
+    assert move_taken_ports(home, None, dry_run=False) == moves
     main = load_fleet(home).profiles["main"]
     assert main.port == 19012
     config = json.loads((home / "profiles" / "main" / "config" / "openclaw.json").read_text())
