@@ -8,7 +8,7 @@ ORCH := $(BIN)/orch
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 export TESTCONTAINERS_CONNECTION_MODE ?= docker_host
 
-.PHONY: install engine images images-orch up down test unit integration lint format bench clean
+.PHONY: install engine images images-orch up down test test-engine unit integration lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ integration: images
 
 test: images
 	$(BIN)/pytest -q tests
+
+# Tests that restart or kill dockerd: they skip while other containers run (the
+# main job's gateways), so CI runs them once more on a quiet engine.
+test-engine: images
+	$(BIN)/pytest -q -m engine_restart tests/integration
 
 lint: install
 	$(BIN)/ruff check .

@@ -287,7 +287,8 @@ def list_profiles(as_json: JsonOpt = False) -> None:
         home = _home()
         fleet = load_fleet(home)
         rows = [profile_data(p, home) for p in fleet.select(None)]
-        return {"home": str(home), "profiles": rows}, lambda: show_profiles(rows)
+        data = {"home": str(home), "project": fleet.project, "profiles": rows}
+        return data, lambda: show_profiles(rows, str(home), fleet.project)
 
     _run("ls", as_json, work)
 

@@ -185,10 +185,13 @@ def fleet_reservations(home: Path | None, root: Path | None = None) -> list[Rese
     return out
 
 
-def run_reservations(root: Path | None = None) -> list[Reservation]:
-    """The footprints live test runs reserved."""
+def run_reservations(root: Path | None = None, home: Path | None = None) -> list[Reservation]:
+    """The footprints live test runs reserved, but those reserved for the fleet in `home`
+    (a test run's own fleet uses what it reserved)."""
     out = []
     for entry in PortRegistry(root).entries():
+        if home is not None and entry.get("home") == str(home):
+            continue
         if _entry_alive(entry):
             start, end = footprint_bounds(int(entry["base"]))
             owner = f"test run {entry.get(LABEL_RUN_ID, '?')}"
@@ -200,7 +203,7 @@ def run_reservations(root: Path | None = None) -> list[Reservation]:
 
 def foreign_reservations(home: Path, root: Path | None = None) -> list[Reservation]:
     """Everything on the host that `home`'s fleet must not overlap: other fleets, test runs."""
-    return fleet_reservations(home, root) + run_reservations(root)
+    return fleet_reservations(home, root) + run_reservations(root, home)
 
 
 # --------------------------------------------------------------------------- native
@@ -275,9 +278,11 @@ class PortRegistry:
         labels: dict[str, str],
         start: int,
         taken_now: Callable[[], list[Held]],
+        home: Path | None = None,
     ) -> list[int]:
         """`count` bases whose whole footprints are free: not reserved by a live
-        process or a fleet, and clear of every interval `taken_now` says the host holds."""
+        process or a fleet, and clear of every interval `taken_now` says the host holds.
+        `home`: the fleet the bases are for (its checks do not count them as foreign)."""
         with locked(self.root):
             entries = [e for e in self.entries() if _entry_alive(e)]
             taken = [
@@ -300,7 +305,8 @@ class PortRegistry:
                     )
                 bases.append(base)
                 taken.append(footprint_bounds(base))
-            entries += [{"base": b, "bind_ip": bind_ip, **labels} for b in bases]
+            mine = {"home": str(home)} if home else {}
+            entries += [{"base": b, "bind_ip": bind_ip, **mine, **labels} for b in bases]
             self._save(entries)
             return bases
 

@@ -321,6 +321,7 @@ class _Group:
             self.labels,
             port_start,
             live_ports,
+            home=self.home,
         )
         project = f"{PROJECT_PREFIX}{secrets.token_hex(5)}"
         save_fleet(self.home, Fleet(project=project))

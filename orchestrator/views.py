@@ -84,7 +84,8 @@ def _print(table: _Table) -> None:
     sys.stdout.write(table.render())
 
 
-def show_profiles(rows: list[dict[str, Any]]) -> None:
+def show_profiles(rows: list[dict[str, Any]], home: str, project: str) -> None:
+    print(f"fleet {home} (project {project})")
     if not rows:
         print("No profiles yet. Add one with: orch setup main")
         return

@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+# `--port auto` of test fleets starts above the ports a user's own fleet takes
+# (18789, 18900, ...), so tests run first never take the main job's ports.
+os.environ.setdefault("ORCH_PORT_START", "20000")
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +35,11 @@ def gateway_image(engine) -> str:
     return GATEWAY_IMAGE
 
 
-from support import new_home, remove_project  # noqa: E402
+from support import new_home, remove_fleet  # noqa: E402
 
 
 @pytest.fixture
 def orch(tmp_path, engine):
     fleet = new_home(tmp_path / "home")
     yield fleet
-    remove_project(engine, fleet.project)
+    remove_fleet(engine, fleet)

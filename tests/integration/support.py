@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 class Orch:
     """The real `orch` CLI bound to one temp home and one project."""
@@ -53,36 +55,61 @@ class Orch:
         return engine.containers.get(f"{self.project}-{name}")
 
 
-def new_home(base: Path) -> Orch:
-    project = f"it{uuid.uuid4().hex[:8]}"
+def new_home(base: Path, project: str | None = None) -> Orch:
+    project = project or f"it{uuid.uuid4().hex[:8]}"
     base.mkdir(parents=True, exist_ok=True)
     (base / "fleet.yaml").write_text(f"version: 1\nproject: {project}\nprofiles: {{}}\n")
     return Orch(base, project)
 
 
-def remove_project(engine, project: str) -> None:
-    """Remove every container and network the project left, gracefully first."""
-    label = f"orch.project={project}"
-    for container in engine.containers.list(all=True, filters={"label": label}):
+def forget_home(fleet: Orch) -> None:
+    """Drop the fleet file: the host registry then forgets the fleet's footprints."""
+    (fleet.home / "fleet.yaml").unlink(missing_ok=True)
+
+
+def remove_fleet(engine, fleet: Orch) -> None:
+    """Remove every container and network the fleet left (its project AND its home:
+    another fleet of the same project is not this one's to clean), gracefully first;
+    then forget its footprints (its fleet file goes)."""
+    labels = [f"orch.project={fleet.project}", f"orch.home={fleet.home}"]
+    for container in engine.containers.list(all=True, filters={"label": labels}):
         try:
             container.stop(timeout=15)
         finally:
             container.remove(force=True)
-    for network in engine.networks.list(filters={"label": label}):
+    for network in engine.networks.list(filters={"label": labels}):
         network.remove()
+    forget_home(fleet)
 
 
 def free_base(span: int = 111, low: int = 30000, high: int = 60000) -> int:
     """A base whose whole footprint is free on the host right now (tests only;
     spreads tests apart so that parallel runs rarely meet)."""
     from orchestrator.live import host_listeners
+    from orchestrator.registry import fleet_reservations, run_reservations
 
     used = {lst.port for lst in host_listeners()}
+    owned = [(r.start, r.end) for r in fleet_reservations(None) + run_reservations()]
     for _ in range(200):
         base = random.randrange(low, high - span)
-        if not used.intersection(range(base, base + span)):
+        end = base + span - 1
+        if used.intersection(range(base, end + 1)):
+            continue
+        if not any(lo <= end and base <= hi for lo, hi in owned):
             return base
     raise RuntimeError("no free port footprint found")
+
+
+def require_quiet_engine(engine) -> None:
+    """Skip a test that restarts or kills dockerd while other containers run: it would
+    stop gateways that are not the tests' own (the main job's, another fleet's).
+    `make test-engine` runs these tests on a quiet engine."""
+    running = [c.name for c in engine.containers.list()]
+    if running:
+        pytest.skip(
+            f"restarting dockerd would stop containers that are not this test's:"
+            f" {', '.join(sorted(running)[:5])}; run `make test-engine` on a quiet engine"
+        )
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import Orch, free_base, http_get, new_home, remove_project, wait_for
+from support import Orch, free_base, http_get, new_home, remove_fleet, wait_for
 
 from orchestrator.compose import compose_binary
 from orchestrator.spec import ContainerSpec
@@ -54,7 +54,7 @@ def composed(tmp_path_factory, engine, gateway_image):
         yield started
     finally:
         started.compose("down")  # graceful stop; a no-op once orch took them down
-        remove_project(engine, fleet.project)
+        remove_fleet(engine, fleet)
 
 
 def ports_of(fleet: Orch) -> dict[str, int]:

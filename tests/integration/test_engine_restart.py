@@ -11,9 +11,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from support import free_base, gateway_lease, http_get, wait_for
+from support import free_base, gateway_lease, http_get, require_quiet_engine, wait_for
 
-pytestmark = [pytest.mark.docker, pytest.mark.gateway]
+pytestmark = [pytest.mark.docker, pytest.mark.gateway, pytest.mark.engine_restart]
 
 PIDFILE = Path("/var/run/orch-dockerd.pid")
 
@@ -25,6 +25,7 @@ def test_gateway_comes_back_ready_with_its_state_after_dockerd_restarts(
 
     if not PIDFILE.exists():
         pytest.skip("the engine was not started by orch; not restarting someone else's dockerd")
+    require_quiet_engine(engine)
     base = free_base()
     orch.run("setup", "main", "--port", str(base))
     orch.json("up")

@@ -12,7 +12,7 @@ from support import (
     gateway_lease,
     http_get,
     new_home,
-    remove_project,
+    remove_fleet,
     wait_for,
 )
 
@@ -29,7 +29,7 @@ def pair(tmp_path_factory, engine, gateway_image):
     assert result["ok"], result
     yield fleet
     fleet.run("down", ok=False)
-    remove_project(engine, fleet.project)
+    remove_fleet(engine, fleet)
 
 
 def ports_of(fleet) -> dict[str, int]:

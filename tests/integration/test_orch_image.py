@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_base, http_get, new_home, remove_project
+from support import free_base, http_get, new_home, remove_fleet
 
 from orchestrator import __version__
 
@@ -109,7 +109,7 @@ def test_the_orch_image_runs_a_gateway_on_the_hosts_engine(
         assert [o["action"] for o in down["outcomes"]] == ["removed"]
         assert http_get(port, "/readyz")[0] is None
     finally:
-        remove_project(engine, fleet.project)
+        remove_fleet(engine, fleet)
 
 
 def test_the_orch_image_without_the_socket_never_starts_an_engine(orch_image: str) -> None:

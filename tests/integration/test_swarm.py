@@ -13,7 +13,7 @@ import json
 import socket
 
 import pytest
-from support import Orch, free_base, http_get, new_home, remove_project, wait_for
+from support import Orch, free_base, http_get, new_home, remove_fleet, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
@@ -78,7 +78,7 @@ def fleet(tmp_path_factory, engine, gateway_image, swarm):
     fleet.run("setup", "rescue", "--port", "auto", "--rescues", "main")
     yield fleet
     fleet.run("down", "--engine", "swarm", ok=False)
-    remove_project(engine, fleet.project)
+    remove_fleet(engine, fleet)
 
 
 def label_node(engine, node_id: str, fleet: Orch, *profiles: str) -> None:
