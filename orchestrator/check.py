@@ -319,6 +319,71 @@ def rescue_problems(fleet: Fleet) -> list[Problem]:
     return problems
 
 
+TOKEN_MODE = 0o600
+
+
+def file_problems(fleet: Fleet, home: Path) -> list[Problem]:
+    """What `up` would find missing or unsafe on disk: each profile's dirs, its config
+    file, its token file (there, mode 0600, owned by the user the gateway runs as).
+    Reported, never repaired here: `orch setup NAME` repairs them."""
+    import os
+    import stat
+
+    from .paths import profile_dirs
+
+    problems = []
+    root = os.geteuid() == 0
+    for profile in fleet.select(None):
+        dirs = profile_dirs(profile, home)
+        fix = f"orch setup {profile.name}"
+        wanted = [(kind, path, True) for kind, path in dirs.items()]
+        wanted += [("config file", dirs.config_file, False), ("token file", dirs.token_file, False)]
+        for kind, path, is_dir in wanted:
+            if path.is_dir() if is_dir else path.is_file():
+                continue
+            problems.append(
+                Problem(
+                    code="file-missing",
+                    message=f"{profile.name} {kind} {path} is missing",
+                    owners=(profile.name,),
+                    hint=f"`{fix}` creates it again (an existing token is kept)",
+                    paths=(str(path),),
+                )
+            )
+        try:
+            st = dirs.token_file.stat()
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if mode != TOKEN_MODE:
+            problems.append(
+                Problem(
+                    code="token-mode",
+                    message=(
+                        f"{profile.name} token file {dirs.token_file} has mode {mode:04o};"
+                        " it must be 0600: any other user of the host could read it"
+                    ),
+                    owners=(profile.name,),
+                    hint=f"`{fix}` sets it to 0600 (or: chmod 600 {dirs.token_file})",
+                    paths=(str(dirs.token_file),),
+                )
+            )
+        if root and st.st_uid != profile.uid:
+            problems.append(
+                Problem(
+                    code="token-owner",
+                    message=(
+                        f"{profile.name} token file {dirs.token_file} is owned by uid"
+                        f" {st.st_uid}; the gateway runs as uid {profile.uid} and cannot read it"
+                    ),
+                    owners=(profile.name,),
+                    hint=f"`{fix}` gives it to uid {profile.uid}",
+                    paths=(str(dirs.token_file),),
+                )
+            )
+    return problems
+
+
 def problems_for(problems: Iterable[Problem], names: Iterable[str]) -> list[Problem]:
     """The problems that involve any of `names`."""
     wanted = set(names)

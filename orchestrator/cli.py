@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import __version__
-from .errors import CheckFailed, OrchError, UsageError
+from .errors import CheckFailed, Interrupted, OrchError, Terminated, UsageError
 from .output import envelope, error_envelope, print_json
 
 app = typer.Typer(
@@ -54,14 +54,20 @@ def _run(
     as_json: bool,
     work: Callable[[], tuple[Any, Callable[[], None]]],
     ok: Callable[[Any], bool] = lambda _data: True,
+    failed_exit: int = CheckFailed.exit_code,
 ) -> Any:
     """Call the core; print its result as JSON or for people; map errors to exit codes.
 
     `ok` says whether a result that was computed is still a failure (`orch check`
-    with problems): then the envelope says ok false and the exit code is 1.
+    with problems, `orch status` with a gateway that should run and is not ready):
+    then the envelope says ok false and the exit code is `failed_exit`.
     """
     try:
-        data, show = work()
+        try:
+            data, show = work()
+        except (KeyboardInterrupt, Terminated) as exc:
+            signum = Terminated.signum if isinstance(exc, Terminated) else 2
+            raise Interrupted(f"orch {command} interrupted", signum=signum) from None
     except OrchError as exc:
         if as_json:
             print_json(error_envelope(command, exc))
@@ -76,7 +82,7 @@ def _run(
     else:
         show()
     if not succeeded:
-        raise typer.Exit(CheckFailed.exit_code)
+        raise typer.Exit(failed_exit)
     return data
 
 
@@ -86,7 +92,7 @@ def _home() -> Path:
     return orch_home()
 
 
-def _parse_port(value: str | None) -> int | str | None:
+def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str | None:
     if value is None or value == "auto":
         return value
     try:
@@ -98,7 +104,7 @@ def _parse_port(value: str | None) -> int | str | None:
     from .profile import validate_base
 
     try:
-        return validate_base(port)
+        return validate_base(port, allow_privileged)
     except ValueError as exc:
         raise UsageError(f"--port: {exc}", hint="use a base port such as 19789, or auto") from None
 
@@ -147,6 +153,9 @@ def setup(
     rescues: Annotated[
         Optional[str], typer.Option(help="Mount this profile's config dir to repair it.")
     ] = None,
+    allow_privileged_ports: Annotated[
+        bool, typer.Option(help="Allow a base port below 1024.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -164,7 +173,8 @@ def setup(
 
         request = SetupRequest(
             name=_check_name(name),
-            port=_parse_port(port),
+            port=_parse_port(port, allow_privileged_ports),
+            allow_privileged_ports=allow_privileged_ports or None,
             bind_ip=bind_ip,
             image=image,
             config_dir=config_dir,
@@ -322,7 +332,7 @@ def check(as_json: JsonOpt = False) -> None:
     """
 
     def work():
-        from .check import check_fleet
+        from .check import check_fleet, file_problems
         from .registry import foreign_reservations
         from .store import load_fleet
         from .views import check_data, show_problems
@@ -330,6 +340,13 @@ def check(as_json: JsonOpt = False) -> None:
         home = _home()
         fleet = load_fleet(home)
         problems = check_fleet(fleet, home, foreign_reservations(home))
+        problems += file_problems(fleet, home)
+        from .dockerd import engine_answers
+
+        if engine_answers(timeout=0.5):
+            from .lifecycle import orphan_problems
+
+            problems += orphan_problems(home, fleet)
         return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
 
     _run("check", as_json, work, ok=lambda data: data["ok"])
@@ -426,6 +443,13 @@ def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
 
 
 Names = Annotated[Optional[list[str]], typer.Argument(help="Profiles (default: all).")]
+RemoveOrphansOpt = Annotated[
+    bool,
+    typer.Option(
+        "--remove-orphans",
+        help="Also remove containers of this fleet whose profile is not in the fleet file.",
+    ),
+]
 EngineOpt = Annotated[
     str, typer.Option("--engine", help="docker (this host, the default) or swarm (a stack).")
 ]
@@ -463,6 +487,7 @@ def up(
         Optional[str],
         typer.Option(help="auto: first move profiles whose ports are taken on this host."),
     ] = None,
+    remove_orphans: RemoveOrphansOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check, plan and bring up gateways; wait until each answers /readyz.
@@ -498,12 +523,14 @@ def up(
             timeout=timeout,
             keep_failed=keep_failed,
             progress=_progress(as_json),
+            remove_orphans=remove_orphans,
         )
         data: dict[str, Any] = {
             "dry_run": dry_run,
             "moved": [m.__dict__ for m in moved],
             "plan": [a.to_json() for a in result.actions],
             "outcomes": [o.to_json() for o in result.outcomes],
+            "orphans": result.orphans,
         }
         rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
         data["status"] = _with_token_files(home, rows)
@@ -514,6 +541,9 @@ def up(
             show_plan(data["plan"])
             if rows:
                 show_status(rows)
+            for name in result.orphans:
+                verb = "removed" if remove_orphans else "kept (`orch status` says why)"
+                print(f"orphan {name}: a container of this fleet not in the fleet file, {verb}")
 
         return data, show
 
@@ -552,9 +582,13 @@ def down(
     purge: Annotated[bool, typer.Option(help="Also delete the profiles' dirs.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
     engine: EngineOpt = "docker",
+    remove_orphans: RemoveOrphansOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop gateways gracefully and remove their containers and networks; dirs are kept.
+
+    Containers of this fleet whose profile is not in the fleet file (a file cut
+    short, a hand edit) are kept and reported, unless --remove-orphans.
 
     With --engine swarm: remove the stack's services, networks and secrets.
 
@@ -564,7 +598,8 @@ def down(
     def work():
         from .lifecycle import down as remove
 
-        if _parse_engine(engine) == "swarm":
+        swarm = _parse_engine(engine) == "swarm"
+        if swarm:
             from .swarm import down as remove
 
         home = _home()
@@ -576,15 +611,25 @@ def down(
                 as_json,
             )
         _engine_ready(as_json, auto_start=False)
-        outcomes = remove(home, names, progress=_progress(as_json))
+        if swarm:
+            outcomes = remove(home, names, progress=_progress(as_json))
+        else:
+            outcomes = remove(
+                home, names, progress=_progress(as_json), remove_orphans=remove_orphans
+            )
         purged: list[str] = []
         if purge:
-            purged = _purge_after_down(home, [o.profile for o in outcomes])
+            purged = _purge_after_down(home, [o.profile for o in outcomes if o.action != "kept"])
         data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
 
         def show() -> None:
             for o in outcomes:
-                what = f"removed in {o.seconds:.1f} s" if o.action == "removed" else "not running"
+                if o.action == "removed":
+                    what = f"removed in {o.seconds:.1f} s"
+                    if o.note and o.note != "removed":
+                        what = o.note
+                else:
+                    what = o.note or "not running"
                 print(f"{o.profile}: {what}")
             for path in purged:
                 print(f"  deleted {path}")
@@ -613,7 +658,10 @@ def status(
     engine: EngineOpt = "docker",
     as_json: JsonOpt = False,
 ) -> None:
-    """Show state, health, uptime, image, published ports (answering?) and drift.
+    """Show state, health, uptime, restarts, last exit, published ports (answering?), drift.
+
+    Exits 5 when a gateway that has a container is not ready (crash-looping,
+    exited, not answering), so a script can wait on it.
 
     With --engine swarm: each profile's service, its tasks (node, state, error),
     readiness and drift.
@@ -630,10 +678,13 @@ def status(
         if swarm:
             return _swarm_status(names)
         home = _home()
-        rows = _with_token_files(home, [s.to_json() for s in fleet_status(home, names)])
+        found = fleet_status(home, names)
+        holder["failing"] = [s.profile for s in found if s.should_run and not s.ready]
+        rows = _with_token_files(home, [s.to_json() for s in found])
         return {"profiles": rows}, lambda: show_status(rows)
 
-    _run("status", as_json, work)
+    holder: dict[str, list[str]] = {"failing": []}
+    _run("status", as_json, work, ok=lambda _d: not holder["failing"], failed_exit=5)
 
 
 def _swarm_up(
@@ -964,5 +1015,14 @@ def gc_cmd(
     _run("gc", as_json, work)
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM as an exception in the main thread, like Ctrl-C: the command stops,
+    rolls back or keeps what it did, and says which (exit 143)."""
+    raise Terminated()
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -71,6 +71,34 @@ def _request(
         conn.close()
 
 
+def events(params: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Past engine events (GET /events with `until`): the API streams one JSON object
+    per event and ends the stream at `until`."""
+    sock = socket_path()
+    if sock is None:
+        from .dockerd import docker_client
+
+        return list(docker_client().api.events(decode=True, **_sdk_event_args(params)))
+    status, body = _request(sock, "/events", params, timeout)
+    if status >= 400:
+        raise EngineUnavailable(f"Docker API GET /events failed: {status} {body[:200]!r}")
+    decoder = json.JSONDecoder()
+    text, pos, out = body.decode("utf-8", "replace"), 0, []
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        obj, pos = decoder.raw_decode(text, pos)
+        out.append(obj)
+    return out
+
+
+def _sdk_event_args(params: dict[str, Any]) -> dict[str, Any]:
+    filters = json.loads(params["filters"]) if "filters" in params else None
+    return {"since": params.get("since"), "until": params.get("until"), "filters": filters}
+
+
 def _get_via_sdk(path: str, params: dict[str, Any] | None) -> Any:
     from .dockerd import docker_client
 

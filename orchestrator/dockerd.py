@@ -358,6 +358,7 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
         # A dockerd that is still starting (ours or a service's): wait for it, don't race it.
         pid = _read_pid(pidfile) or _read_pid(Path("/var/run/docker.pid"))
         started = pid is None
+        since = time.time()
         if pid is None:
             pid = _start_dockerd(dockerd, log, pidfile)
             done.append(f"started dockerd (pid {pid}, log {log})")
@@ -383,6 +384,36 @@ def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:
                     hint=f"look at {log}; stop it with `kill {pid}` before trying again",
                 )
             time.sleep(0.25)
+        if started:
+            done += restore_gateways(since)
+    return done
+
+
+def restore_gateways(since: float) -> list[str]:
+    """Start again the orch gateways that ran when the previous engine died.
+
+    dockerd 20.10 without live-restore (which swarm mode refuses) stops, at its own
+    start, every container that outlived a killed dockerd, and then does not
+    restart them despite `unless-stopped`. Those are exactly the orch containers
+    (label orch.managed; swarm tasks do not carry it) with a restart policy that
+    exited after `since`, the moment this engine was started: a container someone
+    stopped earlier is left alone. Returns what it did."""
+    from datetime import datetime
+
+    from orchestrator import docker_http
+
+    done = []
+    for raw in docker_http.containers({"label": ["orch.managed=true"], "status": ["exited"]}):
+        info = docker_http.get(f"/containers/{raw['Id']}/json")
+        policy = (info.get("HostConfig") or {}).get("RestartPolicy", {}).get("Name")
+        finished = (info.get("State") or {}).get("FinishedAt", "")
+        try:
+            when = datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00").timestamp()
+        except ValueError:
+            continue
+        if policy in ("always", "unless-stopped") and when >= since - 1:
+            docker_client().api.start(raw["Id"])
+            done.append(f"started {info['Name'].lstrip('/')} again (it ran when the engine died)")
     return done
 
 

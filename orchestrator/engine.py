@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import docker_http
-from .errors import CheckFailed, ImageError, NotReady, OrchError
-from .live import LiveContainer
-from .plan import Action, Kind
+from .check import Problem
+from .errors import CheckFailed, ImageError, Interrupted, NotReady, OrchError, Terminated
+from .live import LiveContainer, exit_events, last_exit_code
+from .plan import ASIDE_REASON, Action, Kind
 from .spec import LABEL_HOME, LABEL_MANAGED, LABEL_PROJECT, ContainerSpec, resource_labels
 
 Progress = Callable[[str, str], None]
@@ -39,9 +41,23 @@ class Outcome:
     ready: bool
     seconds: float
     error: str | None = None
+    # What an interrupted or failed action left: "rolled back: ...", "kept: ready".
+    note: str = ""
+    problems: list[Problem] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        data = self.__dict__.copy()
+        data.pop("problems")
+        return data
+
+
+class Cancelled(OrchError):
+    """Raised in a worker when the command was interrupted (Ctrl-C, SIGTERM)."""
+
+
+class PortRefused(CheckFailed):
+    """The engine refused a published port that the check found free: something took
+    it in between (or holds it bound without listening)."""
 
 
 def _client():
@@ -66,20 +82,69 @@ def apply_up(
     keep_failed: bool = False,
     progress: Progress | None = None,
 ) -> list[Outcome]:
-    """Execute create/recreate/start/noop actions; raise NotReady if any fails."""
+    """Execute the actions in parallel; raise CheckFailed when the engine refused a
+    port, NotReady when a gateway did not get ready, Interrupted on Ctrl-C/SIGTERM."""
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
     require_images(needs_image)
-    workers = max(1, min(8, len(actions)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda a: _apply_one(a, timeout, keep_failed, say), actions))
+    outcomes = fan_out(
+        actions, lambda a, cancel: _apply_one(a, timeout, keep_failed, say, cancel), "up"
+    )
     failed = [o for o in outcomes if o.error]
+    if failed and all(o.problems for o in failed):
+        problems = [p for o in failed for p in o.problems]
+        raise CheckFailed(
+            f"{len(problems)} published port(s) were refused by the engine; nothing was"
+            " left of the new containers",
+            problems,
+            hint=problems[0].hint,
+        )
     if failed:
         raise NotReady(
             "\n\n".join(o.error or "" for o in failed),
-            hint="fix the cause shown in the log above, then run `orch up` again",
+            hint="fix the cause shown in the log lines above, then run `orch up` again",
         )
     return outcomes
+
+
+def fan_out(
+    actions: list[Action], one: Callable[[Action, threading.Event], Outcome], verb: str
+) -> list[Outcome]:
+    """Run `one` for every action in parallel. On Ctrl-C or SIGTERM (raised in this,
+    the main thread) tell the workers to stop (they look at `cancel` between steps and
+    while they wait), let each roll back or keep what it did, and raise Interrupted
+    saying which, within a second or two."""
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(actions))))
+    futures = [pool.submit(one, action, cancel) for action in actions]
+    try:
+        return [f.result() for f in futures]
+    except (KeyboardInterrupt, Terminated) as exc:
+        cancel.set()
+        signum = Terminated.signum if isinstance(exc, Terminated) else 2
+        lines = []
+        for action, future in zip(actions, futures, strict=True):
+            try:
+                outcome = future.result()
+            except Exception as err:  # noqa: BLE001 - reported, not raised: we are stopping
+                lines.append(f"{action.profile}: {err}")
+                continue
+            lines.append(f"{action.profile}: {_what_happened(outcome)}")
+        raise Interrupted(
+            f"orch {verb} interrupted; per profile:\n" + "\n".join(f"  {x}" for x in lines),
+            hint=f"run `orch {verb}` again: it converges from here",
+            signum=signum,
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _what_happened(outcome: Outcome) -> str:
+    if outcome.note:
+        return outcome.note
+    if outcome.ready:
+        return "ready"
+    return outcome.error or outcome.action
 
 
 def require_images(
@@ -103,42 +168,79 @@ def require_images(
         raise ImageError(f"image {', '.join(missing)} is not on {where}", hint=hint)
 
 
-def _apply_one(action: Action, timeout: float, keep_failed: bool, say: Progress) -> Outcome:
+def _apply_one(
+    action: Action, timeout: float, keep_failed: bool, say: Progress, cancel: threading.Event
+) -> Outcome:
     start = time.monotonic()
     spec = action.spec
     assert spec is not None
     container_id = action.container.id if action.container else None
+    if cancel.is_set():
+        return Outcome(spec.profile, action.kind, container_id, False, 0.0, note="not started")
     try:
+        for leftover in action.cleanup:
+            say(spec.profile, f"removing {leftover.name} ({ASIDE_REASON})")
+            _remove_container(leftover.id)
         if action.kind == Kind.CREATE:
             say(spec.profile, "creating")
             container_id = _create_and_start(spec)
         elif action.kind == Kind.RECREATE:
             assert action.container is not None
             say(spec.profile, f"recreating: {action.reason}")
-            container_id = _replace(spec, action.container, timeout, keep_failed, say)
+            container_id = _replace(spec, action.container, timeout, keep_failed, say, cancel)
             return Outcome(spec.profile, action.kind, container_id, True, _since(start))
         elif action.kind == Kind.START:
             say(spec.profile, "starting")
             client().api.start(container_id)
+        elif action.kind == Kind.RESTART:
+            say(spec.profile, "restarting (crash loop)")
+            client().api.restart(container_id, timeout=spec.stop_timeout_s)
         if action.kind != Kind.NOOP:
             say(spec.profile, "waiting for /readyz")
-        wait_ready(spec, container_id, timeout)
+        wait_ready(spec, container_id, timeout, cancel, fresh=action.kind != Kind.NOOP)
         if action.kind != Kind.NOOP:
             say(spec.profile, f"ready in {_since(start):.1f} s")
         return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+    except Cancelled:
+        note = "interrupted before it was ready"
+        if container_id and action.kind == Kind.CREATE:
+            _discard(container_id, spec)
+            note = "interrupted before it was ready: rolled back (its new container removed)"
+        elif action.kind == Kind.RECREATE:
+            note = "interrupted: rolled back (the new container removed, the old one put back)"
+        elif action.kind in (Kind.START, Kind.RESTART):
+            note = "interrupted while starting: kept (its container goes on starting)"
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), note=note)
     except NotReady as exc:
         if container_id and action.kind == Kind.CREATE and not keep_failed:
             _discard(container_id, spec)
         return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+    except CheckFailed as exc:
+        return Outcome(
+            spec.profile,
+            action.kind,
+            None,
+            False,
+            _since(start),
+            exc.message,
+            problems=exc.problems,
+        )
     except OrchError as exc:
         return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
 
 
 def _replace(
-    spec: ContainerSpec, old: LiveContainer, timeout: float, keep_failed: bool, say: Progress
+    spec: ContainerSpec,
+    old: LiveContainer,
+    timeout: float,
+    keep_failed: bool,
+    say: Progress,
+    cancel: threading.Event,
 ) -> str:
     """Stop and set aside the old container, start the new one, and only then
-    remove the old; if the new one never gets ready, put the old one back."""
+    remove the old; if the new one never gets ready (or the command is interrupted),
+    put the old one back. A kill in between leaves the set-aside container, which
+    the next `orch up` removes (plan.ASIDE_REASON)."""
     api = client().api
     was_running = old.state in ("running", "restarting")
     api.stop(old.id, timeout=spec.stop_timeout_s)
@@ -148,17 +250,30 @@ def _replace(
     try:
         new_id = _create_and_start(spec)
         say(spec.profile, "waiting for /readyz")
-        wait_ready(spec, new_id, timeout)
-    except OrchError:
-        if new_id and not keep_failed:
+        wait_ready(spec, new_id, timeout, cancel)
+    except OrchError as exc:
+        rollback = isinstance(exc, Cancelled) or not keep_failed
+        if new_id and rollback:
             _discard(new_id, None)
-        if not keep_failed:
+        if rollback:
             api.rename(old.id, old.name)
             if was_running:
                 api.start(old.id)
         raise
     api.remove_container(old.id)
     return new_id
+
+
+def _remove_container(container_id: str) -> None:
+    """Stop gracefully (the gateway needs about 2 s), then remove; gone already is fine."""
+    import docker.errors
+
+    api = client().api
+    try:
+        api.stop(container_id, timeout=30)
+        api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
 
 
 def _create_and_start(spec: ContainerSpec) -> str:
@@ -173,8 +288,43 @@ def _create_and_start(spec: ContainerSpec) -> str:
         api.start(container_id)
     except Exception as exc:
         _discard(container_id, spec)
+        refused = port_refusal(spec, str(exc))
+        if refused:
+            raise refused from None
         raise OrchError(f"{spec.profile}: cannot start container {spec.name}: {exc}") from None
     return container_id
+
+
+_PORT_IN_MESSAGE = re.compile(
+    r"(?:Bind for |listen tcp[46]? )\[?([0-9a-fA-F.:]+?)\]?:(\d+)"
+    r"(?: failed: port is already allocated|: bind: address already in use)"
+)
+
+
+def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
+    """The engine's "port is already allocated" / "address already in use" as a check
+    failure: role, port, address and, when it can be found, who holds it."""
+    from .live import port_holder
+
+    match = _PORT_IN_MESSAGE.search(message)
+    if not match:
+        return None
+    ip, port = match.group(1), int(match.group(2))
+    role = next((b.role for b in spec.ports if b.host_port <= port <= b.host_end), "published")
+    holder = port_holder(port) or "something that took it after the check"
+    problem = Problem(
+        code="port-in-use",
+        message=(
+            f"{spec.profile} {role} port {port} on {ip} was refused by the engine: it is"
+            f" held by {holder} (taken after orch checked it, or bound without listening)"
+        ),
+        owners=(spec.profile,),
+        hint=(
+            f"stop {holder}, or move {spec.profile}: orch setup {spec.profile} --port auto --force"
+        ),
+        ports=(port, port),
+    )
+    return PortRefused(f"{spec.profile}: port {port} refused; nothing was left", [problem])
 
 
 def create_kwargs(spec: ContainerSpec, api: Any) -> dict[str, Any]:
@@ -270,13 +420,22 @@ def remove_network(name: str, fleet_labels: dict[str, str]) -> None:
                 api.remove_network(net["Id"])
 
 
-def wait_ready(spec: ContainerSpec, container_id: str | None, timeout: float) -> None:
-    """Poll /readyz on the published gateway port; fail fast if the container exits."""
+def wait_ready(
+    spec: ContainerSpec,
+    container_id: str | None,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    fresh: bool = True,
+) -> None:
+    """Poll /readyz on the published gateway port; fail fast if the container exits
+    (or, when `fresh`, restarts); raise Cancelled as soon as `cancel` is set."""
     deadline = time.monotonic() + timeout
     host, port = gateway_address(spec)
     next_state_check = 0.0
     restarts = _restart_count(container_id)
     while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{spec.profile}: interrupted")
         if host and http_status(host, port, "/readyz", 1.0) == 200:
             return
         now = time.monotonic()
@@ -287,8 +446,17 @@ def wait_ready(spec: ContainerSpec, container_id: str | None, timeout: float) ->
                 return
             # With restart=unless-stopped a crashing gateway shows up as "restarting",
             # never "exited": a restart during the first wait is a failure too.
-            if state["Status"] in ("exited", "dead") or info.get("RestartCount", 0) > restarts:
-                why = f"exited with code {state['ExitCode']}"
+            restarted = fresh and info.get("RestartCount", 0) > restarts
+            if state["Status"] in ("exited", "dead") or restarted:
+                code = state["ExitCode"]
+                if restarted:  # running again: its state no longer has the exit code
+                    created = int(time.time() - timeout - 60)
+                    code = last_exit_code(
+                        exit_events([container_id], created).get(container_id, [])
+                    )
+                why = f"exited with code {code}" + (
+                    " (restarted by its policy)" if restarted else ""
+                )
                 raise NotReady(_not_ready(spec, container_id, why))
             next_state_check = now + 1.0
         if now >= deadline:
@@ -350,27 +518,47 @@ def log_tail(container_id: str, lines: int) -> str:
 
 
 def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outcome]:
-    """Stop gracefully (the gateway needs about 2 s), remove container and network."""
+    """Stop gracefully (the gateway needs about 2 s), remove containers, and each
+    profile's network whether or not a container was left."""
+    import docker.errors
+
     say = say or (lambda _p, _m: None)
 
-    def one(action: Action) -> Outcome:
+    def one(action: Action, cancel: threading.Event) -> Outcome:
         start = time.monotonic()
-        if action.kind != Kind.REMOVE or action.container is None:
-            return Outcome(action.profile, "noop", None, False, 0.0)
+        if cancel.is_set():
+            return Outcome(action.profile, "kept", None, False, 0.0, note="not stopped")
+        containers = ([action.container] if action.container else []) + list(action.cleanup)
+        for container in containers:
+            say(action.profile, f"stopping {container.name}")
+            _remove_container(container.id)
         api = client().api
-        say(action.profile, "stopping")
-        api.stop(action.container.id, timeout=30)
-        api.remove_container(action.container.id)
-        remove_network(action.container.name, action.container.labels)
-        return Outcome(action.profile, "removed", action.container.id, False, _since(start))
+        for network_id in action.networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_network(network_id)
+        if not containers:
+            if not action.networks:
+                return Outcome(action.profile, "noop", None, False, 0.0)
+            note = f"removed {len(action.networks)} network(s) left without a container"
+            return Outcome(action.profile, "removed", None, False, _since(start), note=note)
+        first = containers[0].id
+        return Outcome(action.profile, "removed", first, False, _since(start), note="removed")
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(actions)))) as pool:
-        return list(pool.map(one, actions))
+    return fan_out(actions, one, "down")
 
 
 def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> None:
-    client().api.restart(container.id, timeout=spec.stop_timeout_s)
-    wait_ready(spec, container.id, timeout)
+    """Graceful restart, then wait until ready; Ctrl-C while waiting keeps it starting."""
+    try:
+        client().api.restart(container.id, timeout=spec.stop_timeout_s)
+        wait_ready(spec, container.id, timeout)
+    except (KeyboardInterrupt, Terminated) as exc:
+        signum = Terminated.signum if isinstance(exc, Terminated) else 2
+        raise Interrupted(
+            f"{spec.profile}: interrupted; its container was restarted and goes on starting",
+            hint=f"`orch status {spec.profile}` shows when it is ready",
+            signum=signum,
+        ) from None
 
 
 def exec_in(container: LiveContainer, command: list[str], write: Callable[[bytes], None]) -> int:

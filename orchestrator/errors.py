@@ -62,3 +62,21 @@ class ImageError(OrchError):
     """An image is missing or cannot be built."""
 
     exit_code = 6
+
+
+class Interrupted(OrchError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a command; `message` says what was done and
+    what is left. Exit 130 or 143, as shells report a command killed by those signals."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, hint: str = "", signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 128 + signum
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the CLI's SIGTERM handler, like KeyboardInterrupt
+    for SIGINT: the core then rolls back or keeps what it did and raises Interrupted."""
+
+    signum = 15

@@ -110,6 +110,7 @@ def collect_gc(
     older_than: float | None = None,
     root: Path | None = None,
     dry_run: bool = False,
+    registry: Path | None = None,
 ) -> GcResult:
     """Find the leftovers of runs that are over and (unless dry_run) remove them:
     containers first (stopped gracefully), then networks, dirs and port reservations."""
@@ -141,19 +142,19 @@ def collect_gc(
     homes += [Path(c["Labels"]["orch.home"]) for c in containers if c["Labels"].get("orch.home")]
     records = {p: r for p in dict.fromkeys(homes) if (r := read_run_marker(p)) is not None}
     dirs = [p for p, record in records.items() if judge("dir", str(p), record)]
-    registry = PortRegistry(root)
+    ports = PortRegistry(registry)
 
     def prunable(entry: dict[str, Any]) -> bool:
         return _prunable(entry, run_id, now, older_than)
 
     if dry_run:
-        gone = [e for e in registry.entries() if prunable(e)]
+        gone = [e for e in ports.entries() if prunable(e)]
     else:
         _remove_containers([c["Id"] for c in containers])
         _remove_networks([n["Id"] for n in networks])
         for path in dirs:
             shutil.rmtree(path, ignore_errors=True)
-        gone = registry.prune(prunable)
+        gone = ports.prune(prunable)
     result.removed += [
         _leftover("ports", format_range(*footprint_bounds(e["base"])), e, "its run is over")
         for e in gone

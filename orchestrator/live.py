@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from .spec import (
     LABEL_PROFILE,
     LABEL_PROJECT,
     ContainerSpec,
+    container_name,
 )
 
 HOST_PROC_ENV = "ORCH_HOST_PROC"
@@ -107,12 +108,26 @@ class Snapshot:
     others: list[LiveContainer] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
     foreign: list[LiveContainer] = field(default_factory=list)
+    # This fleet's containers that do not carry their profile's name: set aside by a
+    # recreate that was interrupted (`NAME-replaced-ID`), to be removed.
+    aside: dict[str, list[LiveContainer]] = field(default_factory=dict)
     networks: dict[str, LiveNetwork] = field(default_factory=dict)  # ours, by name
     foreign_networks: dict[str, LiveNetwork] = field(default_factory=dict)
 
     def holder_of(self, name: str) -> LiveContainer | None:
         """Another fleet's container that has this name."""
         return next((c for c in self.foreign if c.name == name), None)
+
+    def all_of(self, profile: str) -> list[LiveContainer]:
+        """Every container of this fleet for `profile`: its own and any set aside."""
+        current = self.ours.get(profile)
+        return ([current] if current else []) + self.aside.get(profile, [])
+
+    def orphans(self, profiles: Iterable[str]) -> dict[str, list[LiveContainer]]:
+        """This fleet's containers whose profile is not in `profiles` (the fleet file)."""
+        known = set(profiles)
+        names = (set(self.ours) | set(self.aside)) - known
+        return {name: self.all_of(name) for name in sorted(names)}
 
 
 def list_containers() -> list[LiveContainer]:
@@ -132,7 +147,10 @@ def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snap
     for container in list_containers():
         mine = owned_by(container.labels, project, home)
         if mine and container.profile:
-            snap.ours[container.profile] = container
+            if container.name == container_name(project, container.profile):
+                snap.ours[container.profile] = container
+            else:
+                snap.aside.setdefault(container.profile, []).append(container)
             continue
         if mine is False:
             snap.foreign.append(container)
@@ -216,6 +234,57 @@ def _decode_ip(hexaddr: str, v6: bool) -> str:
     return str(addr.ipv4_mapped) if addr.ipv4_mapped else str(addr)
 
 
+def exit_events(ids: list[str], since: int) -> dict[str, list[dict[str, Any]]]:
+    """Die and OOM events of these containers since `since` (unix time), by id: the
+    engine remembers them, while a container's state forgets an exit code or an OOM
+    kill once its restart policy started it again. One call for all of them."""
+    import json
+    import time
+
+    if not ids:
+        return {}
+    filters = {"type": ["container"], "event": ["die", "oom"], "container": ids}
+    params = {
+        "since": str(since),
+        "until": str(int(time.time()) + 1),
+        "filters": json.dumps(filters),
+    }
+    try:
+        events = docker_http.events(params)
+    except (EngineUnavailable, ValueError):
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        out.setdefault(event.get("id", ""), []).append(event)
+    return out
+
+
+def last_exit_code(events: list[dict[str, Any]]) -> int | None:
+    dies = [e for e in events if e.get("Action") == "die"]
+    if not dies:
+        return None
+    last = max(dies, key=lambda e: e.get("timeNano", 0))
+    return int((last.get("Actor") or {}).get("Attributes", {}).get("exitCode", 0))
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (comm)' of a process with a TCP socket on local `port` in any state
+    (bound but not listening too: what the engine refuses and a listener scan misses)."""
+    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) >= 10 and int(cols[1].split(":")[1], 16) == port and cols[9] != "0":
+                owner = socket_owner(int(cols[9]))
+                if owner:
+                    return owner
+    return None
+
+
 def socket_owner(inode: int) -> str | None:
     """'pid N (comm)' of the process holding a socket inode, when we may look."""
     target = f"socket:[{inode}]"
@@ -239,12 +308,12 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
     """
     problems = name_problems(specs, snap)
     proxied: dict[tuple[str, int], str] = {}
-    for container in [*snap.others, *snap.ours.values()]:
+    aside = [c for cs in snap.aside.values() for c in cs]
+    for container in [*snap.others, *snap.ours.values(), *aside]:
         for ip, port, _ in container.ports:
             proxied[(ip, port)] = describe(container)
     for spec in specs:
-        mine = snap.ours.get(spec.profile)
-        own_ports = {(ip, port) for ip, port, _ in mine.ports} if mine else set()
+        own_ports = {(ip, port) for c in snap.all_of(spec.profile) for ip, port, _ in c.ports}
         for binding in spec.ports:
             for port in range(binding.host_port, binding.host_end + 1):
                 owner = _holder(binding.host_ip, port, snap, proxied, own_ports)

@@ -107,8 +107,12 @@ def _unused(path: Path) -> Path:
 
 
 def ensure_token(profile: Profile, dirs: ProfileDirs) -> bool:
-    """Create the profile's secret token once (0600); never replace an existing one."""
+    """Create the profile's secret token once (0600); never replace an existing one,
+    but give it back mode 0600 and the gateway's user when it lost them. True when
+    created."""
     if dirs.token_file.exists():
+        os.chmod(dirs.token_file, 0o600)
+        _chown(dirs.token_file, profile)
         return False
     atomic_write(dirs.token_file, secrets.token_urlsafe(32), mode=0o600)
     _chown(dirs.token_file, profile)

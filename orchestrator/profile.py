@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .images import GATEWAY_IMAGE
 from .ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
@@ -74,9 +81,20 @@ def validate_ip(value: str) -> str:
         ) from None
 
 
-def validate_base(port: int) -> int:
+PRIVILEGED_BELOW = 1024
+
+
+def validate_base(port: int, allow_privileged: bool = False) -> int:
     if port < MIN_PORT:
         raise ValueError(f"base port {port} is out of range: use {MIN_PORT}..{MAX_BASE}")
+    if port < PRIVILEGED_BELOW and not allow_privileged:
+        # Also what a fleet file cut short by an editor or a full disk looks like
+        # ("port: 41" of "port: 41000"): never taken at its word.
+        raise ValueError(
+            f"base port {port} is below {PRIVILEGED_BELOW} (privileged ports); if you mean"
+            " it, set allow_privileged_ports: true on the profile (orch setup"
+            " --allow-privileged-ports)"
+        )
     if port > MAX_BASE:
         raise ValueError(
             f"base port {port} is too high: its CDP range would end at {port + 110},"
@@ -116,6 +134,8 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_name_from_key)
 
     name: str
+    # Before `port`: its validator reads this.
+    allow_privileged_ports: bool = Field(default=False, description="allow a base port below 1024")
     port: int = Field(description="base port of the gateway; it owns base..base+110")
     bind_ip: str = Field(default=DEFAULT_BIND_IP, description="host address ports publish on")
     image: str = DEFAULT_IMAGE
@@ -134,8 +154,8 @@ class Profile(BaseModel):
 
     @field_validator("port")
     @classmethod
-    def _port(cls, value: int) -> int:
-        return validate_base(value)
+    def _port(cls, value: int, info: ValidationInfo) -> int:
+        return validate_base(value, bool(info.data.get("allow_privileged_ports")))
 
     @field_validator("bind_ip")
     @classmethod

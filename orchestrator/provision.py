@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class SetupRequest:
     workspace_dir: Path | None = None
     publish: tuple[str, ...] | None = None
     rescues: str | None = None
+    allow_privileged_ports: bool | None = None
 
 
 @dataclass
@@ -111,6 +113,7 @@ def _build_profile(
         "image": req.image,
         "publish": req.publish,
         "rescues": req.rescues,
+        "allow_privileged_ports": req.allow_privileged_ports,
     }
     base.update({k: v for k, v in given.items() if v is not None})
     if req.bind_ip is not None:
@@ -218,7 +221,15 @@ def _marker(path: Path) -> str | None:
 
 
 def _dirs_ready(dirs: ProfileDirs, profile: Profile) -> bool:
-    return all(_marker(p) == profile.name for _, p in dirs.items()) and dirs.token_file.exists()
+    """Everything `orch check` asks of a profile's files is there (else setup repairs it)."""
+    if not all(_marker(p) == profile.name for _, p in dirs.items()):
+        return False
+    try:
+        st = dirs.token_file.stat()
+    except OSError:
+        return False
+    owner_ok = os.geteuid() != 0 or st.st_uid == profile.uid
+    return stat.S_IMODE(st.st_mode) == 0o600 and owner_ok and dirs.config_file.is_file()
 
 
 def _materialise(

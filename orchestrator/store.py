@@ -28,6 +28,7 @@ from .registry import publish_fleet
 FLEET_FILE = "fleet.yaml"
 LOCK_FILE = ".fleet.lock"
 CACHE_FILE = ".fleet.cache.json"
+LAST_GOOD_FILE = ".fleet.last-good.yaml"
 HEADER = (
     "# orch fleet file: one entry per gateway profile. Edit by hand or with `orch setup`.\n"
     "# Run `orch check` after editing; `orch schema` prints the JSON schema.\n"
@@ -250,12 +251,33 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
 
 
 def save_fleet(home: Path, fleet: Fleet) -> None:
+    """The fleet file, written whole. The host registry first (a footprint recorded
+    for a file that then failed to write only over-reserves until the next save);
+    then the file itself, the commit point of every change; then what only helps:
+    the cache and the last good copy, whose failure never fails a command."""
     text = dump_fleet(fleet)
+    publish_fleet(home, fleet)
     atomic_write(fleet_path(home), text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     cache = {"sha256": digest, "document": fleet.to_document()}
-    atomic_write(home / CACHE_FILE, json.dumps(cache, separators=(",", ":")))
-    publish_fleet(home, fleet)
+    with contextlib.suppress(OSError):
+        atomic_write(home / CACHE_FILE, json.dumps(cache, separators=(",", ":")))
+    if fleet.profiles:
+        with contextlib.suppress(OSError):
+            atomic_write(home / LAST_GOOD_FILE, text)
+
+
+def last_good_fleet(home: Path) -> Fleet | None:
+    """The last fleet file orch itself wrote (with at least one profile), if readable."""
+    path = home / LAST_GOOD_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        return parse_fleet(text, str(path), default_project(home))
+    except FleetFileError:
+        return None
 
 
 def locked(home: Path):

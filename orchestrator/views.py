@@ -158,7 +158,9 @@ NOT_PUBLISHED = "not published (orch exec NAME)"
 
 
 def show_status(rows: list[dict[str, Any]]) -> None:
-    table = _table("PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "URL", "PORTS", "DRIFT")
+    table = _table(
+        "PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "RESTARTS", "URL", "PORTS", "DRIFT"
+    )
     for row in rows:
         ports = ", ".join(f"{p['role']} {p['ports']}" + _answer_word(p) for p in row["ports"])
         uptime = f"{row['uptime_s']:.0f}s" if row["uptime_s"] is not None else "-"
@@ -168,11 +170,20 @@ def show_status(rows: list[dict[str, Any]]) -> None:
             row["health"],
             "yes" if row["ready"] else "no",
             uptime,
+            str(row.get("restarts", 0)),
             row["url"] or NOT_PUBLISHED,
-            ports,
+            ports or "-",
             row["drift"] or "-",
         )
     _print(table)
+    for row in rows:
+        if row.get("orphan"):
+            print(f"{row['profile']}: {row['note']}")
+            continue
+        if not row["ready"] or row.get("restarts"):
+            print(f"{row['profile']}: {row.get('ready_reason') or 'not ready'}")
+            if row.get("last_error"):
+                print(f"  last error: {row['last_error']}")
     notes = {(p["role"], p["note"]) for row in rows for p in row["ports"] if p["note"]}
     for role, note in sorted(notes):
         print(f"note: {role} silent: {note}")

@@ -53,9 +53,7 @@ def leftovers(engine: Any, run_id: str) -> list[str]:
     for marker in (root / "runs").glob("*/run.json"):
         if json.loads(marker.read_text()).get(LABEL_RUN_ID) == run_id:
             found.append(f"dir {marker.parent}")
-    found += [
-        f"ports {e['base']}" for e in PortRegistry(root).entries() if e[LABEL_RUN_ID] == run_id
-    ]
+    found += [f"ports {e['base']}" for e in PortRegistry().entries() if e[LABEL_RUN_ID] == run_id]
     return found
 
 

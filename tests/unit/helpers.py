@@ -13,6 +13,26 @@ def fleet_of(*profiles: Profile) -> Fleet:
     return Fleet(profiles={p.name: p for p in profiles})
 
 
+def save_with_files(home: Path, fleet: Fleet) -> Fleet:
+    """Save `fleet` and give each profile the files `orch check` asks for (dirs, an
+    openclaw.json, a 0600 token), as `orch setup` would, without its other checks."""
+    from orchestrator.paths import profile_dirs
+    from orchestrator.store import save_fleet
+
+    save_fleet(home, fleet)
+    for profile in fleet.profiles.values():
+        dirs = profile_dirs(profile, home)
+        for _, path in dirs.items():
+            path.mkdir(parents=True, exist_ok=True)
+        dirs.config_file.write_text("{}\n")
+        dirs.secrets.mkdir(parents=True, exist_ok=True)
+        dirs.token_file.write_text("t0ken\n")
+        dirs.token_file.chmod(0o600)
+        if os.geteuid() == 0:
+            os.chown(dirs.token_file, profile.uid, profile.gid)
+    return fleet
+
+
 def snapshot(root: Path) -> dict[str, tuple[bytes | None, int, int]]:
     """Every path under `root` but the lock file: content and mtime of files, mode of all.
 

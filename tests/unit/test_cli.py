@@ -18,7 +18,7 @@ from orchestrator.cli import app
 from orchestrator.profile import Profile
 from orchestrator.store import fleet_path, load_fleet, save_fleet
 
-from .helpers import fleet_of, snapshot
+from .helpers import fleet_of, save_with_files, snapshot
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 
@@ -57,7 +57,9 @@ def leaf_commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, .
 
 @pytest.fixture
 def two_profiles(home: Path) -> Path:
-    save_fleet(home, fleet_of(Profile(name="main", port=18789), Profile(name="rescue", port=18900)))
+    save_with_files(
+        home, fleet_of(Profile(name="main", port=18789), Profile(name="rescue", port=18900))
+    )
     return home
 
 
@@ -217,7 +219,7 @@ def test_check_exits_0_on_a_clean_fleet(two_profiles: Path) -> None:
 
 
 def test_check_exits_1_and_prints_every_problem(home: Path) -> None:
-    save_fleet(
+    save_with_files(
         home,
         fleet_of(
             Profile(name="main", port=18789),

@@ -61,8 +61,65 @@ def test_each_profile_gets_its_own_action(tmp_path: Path) -> None:
 
 def test_down_removes_what_exists_and_reports_the_rest(tmp_path: Path) -> None:
     (main,) = specs(tmp_path, main=18789)
-    actions = plan_down(["main", "rescue"], {"main": live(main, state="exited")})
+    actions = plan_down(["main", "rescue"], {"main": [live(main, state="exited")]})
     assert [(a.profile, a.kind) for a in actions] == [("main", Kind.REMOVE), ("rescue", Kind.NOOP)]
+
+
+def test_down_removes_a_profiles_network_left_without_a_container(tmp_path: Path) -> None:
+    (action,) = plan_down(["main"], {}, {"main": ("net-1",)})
+    assert action.kind == Kind.REMOVE and action.networks == ("net-1",)
+    assert "removes 1 network" in action.reason
+
+
+def test_down_removes_set_aside_containers_with_the_current_one(tmp_path: Path) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    current, aside = live(main), set_aside(live(main, state="exited"))
+    (action,) = plan_down(["main"], {"main": [current, aside]})
+    assert action.container == current and action.cleanup == (aside,)
+
+
+def set_aside(container: LiveContainer) -> LiveContainer:
+    """What an interrupted recreate leaves: the old container under another name."""
+    from dataclasses import replace
+
+    return replace(container, id="id-old", name=f"{container.name}-replaced-0123abcd")
+
+
+def test_an_interrupted_recreate_converges_the_newest_container_wins(tmp_path: Path) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    new, old = live(main), set_aside(live(main, state="exited", spec_hash="0ld"))
+    (action,) = plan_up([main], {"main": new}, {"main": [old]})
+    assert action.kind == Kind.NOOP and action.container == new
+    assert action.cleanup == (old,) and "interrupted recreate" in action.reason
+    assert action.to_json()["cleanup"] == [old.name]
+
+
+def test_an_interrupted_recreate_before_the_new_container_finishes_it(tmp_path: Path) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    old = set_aside(live(main, state="exited", spec_hash="0ld"))
+    (action,) = plan_up([main], {}, {"main": [old]})
+    assert action.kind == Kind.CREATE and action.cleanup == (old,)
+
+
+def test_a_crash_looping_gateway_is_planned_for_a_restart_not_a_noop(tmp_path: Path) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    looping = live(main, state="restarting")
+    (action,) = plan_up([main], {"main": looping})
+    assert action.kind == Kind.RESTART and "crash-looping" in action.reason
+
+
+def test_own_set_aside_containers_never_count_as_holding_the_profiles_ports(
+    tmp_path: Path,
+) -> None:
+    (main,) = specs(tmp_path, main=18789)
+    new = live(main, ports=[("127.0.0.1", 18789, "tcp"), ("127.0.0.1", 18791, "tcp")])
+    old = set_aside(live(main, state="exited"))
+    snap = Snapshot(
+        ours={"main": new},
+        aside={"main": [old]},
+        listeners=[Listener("127.0.0.1", 18789, 0), Listener("127.0.0.1", 18791, 0)],
+    )
+    assert live_problems([main], snap) == []
 
 
 def test_a_port_held_by_a_host_process_is_a_problem_naming_the_port(tmp_path: Path) -> None:

@@ -81,10 +81,17 @@ def test_the_model_refuses_an_invalid_name_with_the_same_message() -> None:
 # --- ports ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("port", [1, 18789, 65425])
-def test_bases_from_1_to_65425_are_valid(port: int) -> None:
+@pytest.mark.parametrize("port", [1024, 18789, 65425])
+def test_bases_from_1024_to_65425_are_valid(port: int) -> None:
     assert validate_base(port) == port
     assert Profile(name="main", port=port).port == port
+
+
+@pytest.mark.parametrize("port", [1, 41, 1023])
+def test_a_privileged_base_is_refused_unless_explicitly_allowed(port: int) -> None:
+    assert "below 1024" in error_of(name="main", port=port)
+    assert "allow_privileged_ports: true" in error_of(name="main", port=port)
+    assert Profile(name="main", port=port, allow_privileged_ports=True).port == port
 
 
 def test_base_65426_is_too_high_because_its_cdp_range_overflows() -> None:

@@ -423,11 +423,13 @@ def test_six_setups_at_the_same_moment_all_end_up_in_the_fleet(home: Path) -> No
 
 
 def test_up_of_a_profile_whose_token_was_deleted_is_refused_before_docker(home: Path) -> None:
-    from orchestrator.errors import UsageError
+    from orchestrator.errors import CheckFailed
     from orchestrator.lifecycle import up
 
     result = setup(home, SetupRequest(name="main"))
     result.dirs.token_file.unlink()
-    with pytest.raises(UsageError, match="missing .*gateway_token") as info:
+    with pytest.raises(CheckFailed) as info:
         up(home)
-    assert "orch setup main" in info.value.hint
+    (problem,) = info.value.problems
+    assert problem.code == "file-missing" and "gateway_token is missing" in problem.message
+    assert "orch setup main" in problem.hint

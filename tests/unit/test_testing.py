@@ -489,10 +489,10 @@ def test_gc_removes_the_dirs_and_reservations_of_dead_runs_and_keeps_live_ones(
     registry.reserve(1, "127.0.0.1", live, 20000, nothing_taken)
     registry.reserve(1, "127.0.0.1", dead, 20000, nothing_taken)  # its owner exits after
 
-    planned = collect_gc(root=tmp_path, dry_run=True)
+    planned = collect_gc(root=tmp_path, dry_run=True, registry=tmp_path)
     assert [(x.kind, x.run_id) for x in planned.removed] == [("dir", "dead"), ("ports", "dead")]
     assert dead_dir.exists()
-    result = collect_gc(root=tmp_path)
+    result = collect_gc(root=tmp_path, registry=tmp_path)
     assert [(x.kind, x.name) for x in result.removed] == [
         ("dir", str(dead_dir)),
         ("ports", "20111-20221"),
