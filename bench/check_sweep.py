@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from common import timed  # noqa: E402
 
-from orchestrator.check import check_fleet, fleet_reservations  # noqa: E402
-from orchestrator.ports import FOOTPRINT_SPAN, Overlap, Reservation, pairwise, sweep  # noqa: E402
-from orchestrator.profile import Fleet, Profile  # noqa: E402
-from orchestrator.store import load_fleet, save_fleet  # noqa: E402
+from orchestrator.core.check import check_fleet, fleet_reservations  # noqa: E402
+from orchestrator.core.model import Fleet, Profile  # noqa: E402
+from orchestrator.core.ports import FOOTPRINT_SPAN, Overlap, Reservation, pairwise, sweep  # noqa: E402
+from orchestrator.fleet.store import load_fleet, save_fleet  # noqa: E402
 
 PROFILES = 10_000
 SUBSET = 2_000

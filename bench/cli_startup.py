@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.profile import Fleet, Profile  # noqa: E402
-from orchestrator.store import save_fleet  # noqa: E402
+from orchestrator.core.model import Fleet, Profile  # noqa: E402
+from orchestrator.fleet.store import save_fleet  # noqa: E402
 
 # command -> target in seconds (from the issue)
 TARGETS = {"orch --version": 0.15, "orch --help": 0.3, "orch check (2 profiles)": 0.15}

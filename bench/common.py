@@ -12,8 +12,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.engine import http_status  # noqa: E402
-from orchestrator.live import host_listeners  # noqa: E402
+from orchestrator.docker.containers import http_status
+from orchestrator.docker.snapshot import host_listeners
 
 
 def wait_ready(ports: list[int], timeout: float = 240) -> float:

@@ -26,16 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from common import timed  # noqa: E402
 
-from orchestrator.compose import (  # noqa: E402
-    compose_binary,
-    compose_document,
-    compose_text,
-    dump_yaml,
-)
-from orchestrator.lifecycle import checked_specs  # noqa: E402
-from orchestrator.ports import FOOTPRINT_SPAN  # noqa: E402
-from orchestrator.profile import Fleet, Profile  # noqa: E402
-from orchestrator.store import load_fleet, save_fleet  # noqa: E402
+from orchestrator.core.model import Fleet, Profile  # noqa: E402
+from orchestrator.core.ports import FOOTPRINT_SPAN  # noqa: E402
+from orchestrator.export.compose import compose_binary, compose_document, compose_text, dump_yaml  # noqa: E402
+from orchestrator.fleet.gate import checked_specs  # noqa: E402
+from orchestrator.fleet.store import load_fleet, save_fleet  # noqa: E402
 
 PROFILES = 1_000
 PER_ADDRESS = 500

@@ -43,8 +43,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
-from orchestrator.images import GATEWAY_IMAGE  # noqa: E402
-from orchestrator.testing import GatewayFactory, Owner, PortRegistry, run_labels  # noqa: E402
+from orchestrator.core.versions import GATEWAY_IMAGE  # noqa: E402
+from orchestrator.testing.factory import GatewayFactory, Owner, PortRegistry  # noqa: E402
+from orchestrator.testing.runs import run_labels  # noqa: E402
 
 CONTAINER_UID = 1000
 

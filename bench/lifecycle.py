@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import free_bases, wait_ready  # noqa: E402
 
-from orchestrator.spec import ContainerSpec, render  # noqa: E402
-from orchestrator.store import load_fleet  # noqa: E402
+from orchestrator.core.spec import ContainerSpec, render
+from orchestrator.fleet.store import load_fleet
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 NOOP_RUNS = 5
@@ -109,7 +109,7 @@ def bench_orch(home: Path) -> dict[str, float]:
 
 
 def bench_compose(home: Path, compose: Path) -> dict[str, float]:
-    from orchestrator.compose import compose_text
+    from orchestrator.export.compose import compose_text
 
     fleet = load_fleet(home)
     path = home / "compose.yaml"
@@ -153,7 +153,7 @@ def row(label: str, value: float | None, anchor: float | None) -> str:
 
 
 def main() -> None:
-    from orchestrator.compose import compose_binary
+    from orchestrator.export.compose import compose_binary
 
     compose = compose_binary()
     if compose is None:

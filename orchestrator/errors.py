@@ -80,3 +80,28 @@ class Terminated(BaseException):
     for SIGINT: the core then rolls back or keeps what it did and raises Interrupted."""
 
     signum = 15
+
+
+class Cancelled(OrchError):
+    """Raised in a worker when the command was interrupted (Ctrl-C, SIGTERM)."""
+
+
+class PortRefused(CheckFailed):
+    """The engine refused a published port that the check found free: something took
+    it in between (or holds it bound without listening)."""
+
+
+class SwarmUnavailable(EngineUnavailable):
+    """No swarm to deploy to: not initialised, not a manager, or no docker CLI."""
+
+
+class StackTaken(OrchError):
+    """The stack name is used by services that orch did not create for this fleet."""
+
+    exit_code = 1
+
+
+class ExportError(OrchError):
+    """An export that cannot be written where the user asked."""
+
+    exit_code = 2

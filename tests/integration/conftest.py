@@ -21,7 +21,7 @@ os.environ.setdefault("ORCH_PORT_START", "20000")
 
 @pytest.fixture(scope="session")
 def engine():
-    from orchestrator.dockerd import docker_client, ensure_engine
+    from orchestrator.docker.daemon import docker_client, ensure_engine
 
     ensure_engine()
     return docker_client()
@@ -29,7 +29,8 @@ def engine():
 
 @pytest.fixture(scope="session")
 def gateway_image(engine) -> str:
-    from orchestrator.images import GATEWAY_IMAGE, build_images
+    from orchestrator.core.versions import GATEWAY_IMAGE
+    from orchestrator.host.images import build_images
 
     build_images()
     return GATEWAY_IMAGE

@@ -85,8 +85,8 @@ def remove_fleet(engine, fleet: Orch) -> None:
 def free_base(span: int = 111, low: int = 30000, high: int = 60000) -> int:
     """A base whose whole footprint is free on the host right now (tests only;
     spreads tests apart so that parallel runs rarely meet)."""
-    from orchestrator.live import host_listeners
-    from orchestrator.registry import fleet_reservations, run_reservations
+    from orchestrator.docker.snapshot import host_listeners
+    from orchestrator.fleet.registry import fleet_reservations, run_reservations
 
     used = {lst.port for lst in host_listeners()}
     owned = [(r.start, r.end) for r in fleet_reservations(None) + run_reservations()]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from support import Orch, free_base, http_get, new_home, remove_fleet, wait_for
 
-from orchestrator.compose import compose_binary
-from orchestrator.spec import ContainerSpec
+from orchestrator.core.spec import ContainerSpec
+from orchestrator.export.compose import compose_binary
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
@@ -98,7 +98,7 @@ def test_orch_up_on_the_compose_containers_recreates_nothing(composed, engine):
 
 def test_compose_containers_get_what_orch_up_would_create(composed, engine):
     """The isolation of `orch up`: what engine.create_kwargs sends for the same spec."""
-    from orchestrator.engine import create_kwargs
+    from orchestrator.docker.containers import create_kwargs
 
     def mounts(raw: list) -> set[tuple]:
         return {(m["Type"], m["Source"], m["Target"], bool(m.get("ReadOnly"))) for m in raw}

@@ -21,7 +21,7 @@ PIDFILE = Path("/var/run/orch-dockerd.pid")
 def test_gateway_comes_back_ready_with_its_state_after_dockerd_restarts(
     orch, engine, gateway_image
 ):
-    from orchestrator.dockerd import engine_answers, ensure_engine
+    from orchestrator.docker.daemon import engine_answers, ensure_engine
 
     if not PIDFILE.exists():
         pytest.skip("the engine was not started by orch; not restarting someone else's dockerd")

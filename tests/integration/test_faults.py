@@ -85,9 +85,9 @@ def test_sigkill_during_a_recreate_then_up_converges_with_one_ready_container(or
 
 
 def test_a_network_left_by_a_kill_before_the_container_is_removed_by_down(orch, engine):
-    from orchestrator.engine import _ensure_network
-    from orchestrator.spec import render
-    from orchestrator.store import load_fleet
+    from orchestrator.core.spec import render
+    from orchestrator.docker.containers import _ensure_network
+    from orchestrator.fleet.store import load_fleet
 
     orch.run("setup", "main", "--port", str(free_base()))
     fleet = load_fleet(orch.home)
@@ -207,7 +207,7 @@ def test_an_oom_kill_is_visible_in_status(orch, engine):
 
 @pytest.mark.engine_restart
 def test_gateways_run_again_after_dockerd_is_killed(orch, engine):
-    from orchestrator.dockerd import engine_answers
+    from orchestrator.docker.daemon import engine_answers
 
     pidfile = Path("/var/run/orch-dockerd.pid")
     if not pidfile.exists():

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from support import http_get
 
-from orchestrator.testing import LABEL_RUN_ID, LABEL_RUN_OWNER, Owner, PortRegistry, runs_root
+from orchestrator.testing.factory import LABEL_RUN_ID, LABEL_RUN_OWNER, Owner, PortRegistry
+from orchestrator.testing.runs import runs_root
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 

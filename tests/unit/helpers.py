@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.profile import Fleet, Profile
-from orchestrator.store import LOCK_FILE
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.fleet.store import LOCK_FILE
 
 
 def fleet_of(*profiles: Profile) -> Fleet:
@@ -16,8 +16,8 @@ def fleet_of(*profiles: Profile) -> Fleet:
 def save_with_files(home: Path, fleet: Fleet) -> Fleet:
     """Save `fleet` and give each profile the files `orch check` asks for (dirs, an
     openclaw.json, a 0600 token), as `orch setup` would, without its other checks."""
-    from orchestrator.paths import profile_dirs
-    from orchestrator.store import save_fleet
+    from orchestrator.core.paths import profile_dirs
+    from orchestrator.fleet.store import save_fleet
 
     save_fleet(home, fleet)
     for profile in fleet.profiles.values():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.check import Problem, check_fleet, problems_for
-from orchestrator.paths import profile_dirs, resolved_dirs
-from orchestrator.profile import BrowserProfile, Dirs, Profile
+from orchestrator.core.check import Problem, check_fleet, problems_for
+from orchestrator.core.model import BrowserProfile, Dirs, Profile
+from orchestrator.core.paths import profile_dirs, resolved_dirs
 
 from .helpers import fleet_of
 

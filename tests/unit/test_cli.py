@@ -14,9 +14,9 @@ import pytest
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import app
-from orchestrator.profile import Profile
-from orchestrator.store import fleet_path, load_fleet, save_fleet
+from orchestrator.cli.app import app
+from orchestrator.core.model import Profile
+from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
 from .helpers import fleet_of, save_with_files, snapshot
 

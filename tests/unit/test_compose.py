@@ -20,20 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.compose import (
-    compose_binary,
-    compose_text,
-    export_compose,
-    export_stack,
-    placement_label,
-    stack_specs,
-    stack_text,
-)
+from orchestrator.core.model import Profile
+from orchestrator.core.spec import ContainerSpec, render_fleet
 from orchestrator.errors import CheckFailed, UnknownProfileError
-from orchestrator.profile import Profile
-from orchestrator.provision import SetupRequest, setup
-from orchestrator.spec import ContainerSpec, render_fleet
-from orchestrator.store import load_fleet, parse_fleet, save_fleet
+from orchestrator.export.compose import compose_binary, compose_text, export_compose
+from orchestrator.export.stack import export_stack, placement_label, stack_specs, stack_text
+from orchestrator.fleet.provision import SetupRequest, setup
+from orchestrator.fleet.store import load_fleet, parse_fleet, save_fleet
 
 from .helpers import fleet_of, snapshot
 
@@ -482,7 +475,7 @@ def node(node_id: str, *labels: str, state: str = "ready", availability: str = "
 
 
 def test_each_profile_is_placed_on_the_one_node_labelled_for_its_dirs(pair: Path) -> None:
-    from orchestrator.swarm import placement
+    from orchestrator.backends.swarm import placement
 
     specs = list(specs_of(pair).values())
     main, rescue = (placement_label(s.name) for s in specs)
@@ -492,7 +485,7 @@ def test_each_profile_is_placed_on_the_one_node_labelled_for_its_dirs(pair: Path
 
 
 def test_placement_problems_name_the_label_and_the_fix(pair: Path) -> None:
-    from orchestrator.swarm import placement
+    from orchestrator.backends.swarm import placement
 
     specs = list(specs_of(pair).values())
     main, rescue = (placement_label(s.name) for s in specs)
@@ -509,7 +502,7 @@ def test_placement_problems_name_the_label_and_the_fix(pair: Path) -> None:
 
 
 def test_the_stack_plan_creates_replaces_or_keeps_each_service_by_its_hash(pair: Path) -> None:
-    from orchestrator.swarm import plan_stack
+    from orchestrator.backends.swarm import plan_stack
 
     specs = list(specs_of(pair).values())
     main, rescue = specs
@@ -525,7 +518,8 @@ def test_the_stack_plan_creates_replaces_or_keeps_each_service_by_its_hash(pair:
 
 
 def test_a_stack_with_services_orch_did_not_create_is_refused() -> None:
-    from orchestrator.swarm import StackTaken, require_own_stack
+    from orchestrator.backends.swarm import require_own_stack
+    from orchestrator.errors import StackTaken
 
     home = Path("/home/me/.local/share/orch")
     fleet = {"orch.managed": "true", "orch.project": "orch"}
@@ -539,7 +533,8 @@ def test_a_stack_with_services_orch_did_not_create_is_refused() -> None:
 
 
 def test_a_stack_of_the_same_project_from_another_home_is_refused_naming_that_home() -> None:
-    from orchestrator.swarm import StackTaken, require_own_stack
+    from orchestrator.backends.swarm import require_own_stack
+    from orchestrator.errors import StackTaken
 
     labels = {"orch.managed": "true", "orch.project": "orch", "orch.home": "/srv/other"}
     other_fleets = {"Spec": {"Name": "orch_main", "Labels": labels}}
@@ -551,7 +546,8 @@ def test_a_stack_of_the_same_project_from_another_home_is_refused_naming_that_ho
 def test_deploying_an_unknown_profile_or_a_broken_fleet_stops_before_any_docker_call(
     pair: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator import docker_http, swarm
+    from orchestrator.backends import swarm
+    from orchestrator.docker import api as docker_http
 
     def no_docker(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("the engine was called")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import dockerd
+from orchestrator.docker import daemon as dockerd
 
 
 def test_pid_files_of_dead_zombie_or_recycled_pids_are_cleared_and_a_live_dockerds_kept(

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.check import file_problems
+from orchestrator.core.check import file_problems
+from orchestrator.core.exits import exit_meaning, last_error_line
 from orchestrator.errors import FleetFileError, OrchError
-from orchestrator.exits import exit_meaning, last_error_line
-from orchestrator.provision import SetupRequest, setup
-from orchestrator.store import CACHE_FILE, LAST_GOOD_FILE, last_good_fleet, load_fleet
+from orchestrator.fleet.provision import SetupRequest, setup
+from orchestrator.fleet.store import CACHE_FILE, LAST_GOOD_FILE, last_good_fleet, load_fleet
 
 from .helpers import snapshot
 
@@ -59,7 +59,7 @@ def test_a_failed_fleet_write_leaves_no_dirs_no_token_and_the_old_file(
 ) -> None:
     setup(home, SetupRequest(name="main", port=30000))
     before = snapshot(home)
-    import orchestrator.store as store
+    from orchestrator.fleet import store
 
     real = store.atomic_write
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.check import check_fleet
+from orchestrator.core.check import check_fleet
+from orchestrator.core.model import Profile
+from orchestrator.core.observed import LiveContainer, Snapshot, live_problems, owned_by
+from orchestrator.core.spec import render
 from orchestrator.errors import CheckFailed
-from orchestrator.live import LiveContainer, Snapshot, live_problems, owned_by
-from orchestrator.profile import Profile
-from orchestrator.provision import SetupRequest, setup
-from orchestrator.registry import (
+from orchestrator.fleet.provision import SetupRequest, setup
+from orchestrator.fleet.registry import (
     PortRegistry,
     foreign_reservations,
     other_fleets,
     registry_dir,
 )
-from orchestrator.spec import render
-from orchestrator.store import default_home, default_project, load_fleet, save_fleet
+from orchestrator.fleet.store import default_home, default_project, load_fleet, save_fleet
 
 from .helpers import fleet_of
 from .test_testing import labels_of  # noqa: F401  (a run's labels, as the plugin makes them)
@@ -76,7 +76,7 @@ def test_setup_records_the_fleet_in_the_host_registry_and_rm_of_the_last_forgets
     setup(home, SetupRequest(name="main", port=30000))
     (record,) = other_fleets(None)
     assert record["home"] == str(home) and record["profiles"][0]["port"] == 30000
-    from orchestrator.provision import remove
+    from orchestrator.fleet.provision import remove
 
     remove(home, "main")
     assert other_fleets(None) == []
@@ -131,14 +131,14 @@ def test_an_entry_whose_home_is_gone_is_stale_and_pruned(home: Path, other_home:
 
 
 def test_port_auto_avoids_footprints_of_running_test_runs(home: Path) -> None:
-    from orchestrator.owner import Owner
+    from orchestrator.fleet.owner import Owner
 
     PortRegistry().reserve(1, "127.0.0.1", labels_of(Owner.current()), 18789, list)
     assert setup(home, SetupRequest(name="main")).profile.port == 18900
 
 
 def test_test_runs_avoid_every_fleet_of_the_host(home: Path) -> None:
-    from orchestrator.owner import Owner
+    from orchestrator.fleet.owner import Owner
 
     setup(home, SetupRequest(name="main", port=20000))
     (base,) = PortRegistry().reserve(1, "127.0.0.1", labels_of(Owner.current()), 20000, list)
@@ -233,7 +233,7 @@ def test_a_profile_without_a_published_gateway_has_no_url_and_does_not_crash(
     fleet = load_fleet(home)
     spec = render(fleet.profiles["x"], fleet, home)
     assert spec.url() is None
-    from orchestrator.lifecycle import _status_of
+    from orchestrator.backends.local import _status_of
 
     row = _status_of(spec, Snapshot(), probe=False)
     assert row.url is None and row.ready is False and row.state == "absent"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.live import Listener, LiveContainer, Snapshot, _decode_ip, live_problems
-from orchestrator.plan import Kind, plan_down, plan_up
-from orchestrator.profile import Fleet, Profile
-from orchestrator.spec import LABEL_HASH, ContainerSpec, render
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.observed import Listener, LiveContainer, Snapshot, live_problems
+from orchestrator.core.plan import Kind, plan_down, plan_up
+from orchestrator.core.spec import LABEL_HASH, ContainerSpec, render
+from orchestrator.docker.snapshot import _decode_ip
 
 
 def specs(tmp_path: Path, **ports: int) -> list[ContainerSpec]:

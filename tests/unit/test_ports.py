@@ -8,7 +8,7 @@ from itertools import accumulate
 
 import pytest
 
-from orchestrator.ports import (
+from orchestrator.core.ports import (
     MAX_BASE,
     MAX_PORT,
     MIN_PORT,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.ports import DEFAULT_PUBLISH, Role
-from orchestrator.profile import (
+from orchestrator.core.model import (
     DEFAULT_BIND_IP,
     Fleet,
     Profile,
@@ -14,6 +13,7 @@ from orchestrator.profile import (
     validate_base,
     validate_ip,
 )
+from orchestrator.core.ports import DEFAULT_PUBLISH, Role
 
 
 def error_of(**fields) -> str:

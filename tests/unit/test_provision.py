@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import provision
-from orchestrator.check import check_fleet
+from orchestrator.core.check import check_fleet
+from orchestrator.core.model import Profile
+from orchestrator.core.paths import MARKER_FILE, profile_dirs
+from orchestrator.core.spec import WORKSPACE_DIR, render
 from orchestrator.errors import CheckFailed, OrchError, UnknownProfileError, UsageError
-from orchestrator.paths import MARKER_FILE, profile_dirs
-from orchestrator.profile import Profile
-from orchestrator.provision import SetupRequest, remove, setup
-from orchestrator.spec import WORKSPACE_DIR, render
-from orchestrator.store import fleet_path, load_fleet, save_fleet
+from orchestrator.fleet import provision
+from orchestrator.fleet.provision import SetupRequest, remove, setup
+from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
 from .helpers import fleet_of, snapshot
 
@@ -194,7 +194,7 @@ def test_a_conflicting_rerun_with_force_updates_fleet_and_config(home: Path) -> 
 def test_two_forced_changes_in_one_second_keep_both_backups(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator import openclaw_config
+    from orchestrator.fleet import openclaw_config
 
     # Backups are named by the second: freeze the clock so both land in the same one.
     monkeypatch.setattr(openclaw_config.time, "strftime", lambda fmt: "20260906-120000")
@@ -423,8 +423,8 @@ def test_six_setups_at_the_same_moment_all_end_up_in_the_fleet(home: Path) -> No
 
 
 def test_up_of_a_profile_whose_token_was_deleted_is_refused_before_docker(home: Path) -> None:
+    from orchestrator.backends.local import up
     from orchestrator.errors import CheckFailed
-    from orchestrator.lifecycle import up
 
     result = setup(home, SetupRequest(name="main"))
     result.dirs.token_file.unlink()

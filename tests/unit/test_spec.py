@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.paths import profile_dirs
-from orchestrator.ports import Role
-from orchestrator.profile import Fleet, Profile
-from orchestrator.provision import SetupRequest, setup
-from orchestrator.spec import (
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.paths import profile_dirs
+from orchestrator.core.ports import Role
+from orchestrator.core.spec import (
     CONFIG_DIR,
     LABEL_HASH,
     TOKEN_PATH,
@@ -16,7 +15,8 @@ from orchestrator.spec import (
     render,
     render_fleet,
 )
-from orchestrator.store import load_fleet
+from orchestrator.fleet.provision import SetupRequest, setup
+from orchestrator.fleet.store import load_fleet
 
 from .helpers import fleet_of
 
@@ -64,7 +64,7 @@ def test_the_hash_changes_with_image_publish_bind_ip_and_memory(home: Path) -> N
 
 
 def test_the_hash_does_not_depend_on_the_hash_label(home: Path) -> None:
-    from orchestrator.spec import spec_hash
+    from orchestrator.core.spec import spec_hash
 
     spec = spec_of(home)
     relabelled = spec.model_copy(update={"labels": {**spec.labels, LABEL_HASH: "bogus"}})

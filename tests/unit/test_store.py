@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.model import Fleet, Profile
 from orchestrator.errors import FleetFileError
-from orchestrator.profile import Fleet, Profile
-from orchestrator.store import (
+from orchestrator.fleet.store import (
     atomic_write,
     default_project,
     dump_fleet,
@@ -264,8 +264,8 @@ def test_save_fleet_writes_a_header_that_points_to_check_and_schema(home: Path) 
 
 
 def test_a_hand_edit_after_orch_saved_is_read_from_the_yaml_not_the_cache(tmp_path: Path) -> None:
-    from orchestrator.profile import Fleet, Profile
-    from orchestrator.store import CACHE_FILE, fleet_path, load_fleet, save_fleet
+    from orchestrator.core.model import Fleet, Profile
+    from orchestrator.fleet.store import CACHE_FILE, fleet_path, load_fleet, save_fleet
 
     save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
     assert (tmp_path / CACHE_FILE).exists()
@@ -275,9 +275,9 @@ def test_a_hand_edit_after_orch_saved_is_read_from_the_yaml_not_the_cache(tmp_pa
 
 
 def test_a_hand_broken_file_is_reported_even_with_a_cache_present(tmp_path: Path) -> None:
+    from orchestrator.core.model import Fleet, Profile
     from orchestrator.errors import FleetFileError
-    from orchestrator.profile import Fleet, Profile
-    from orchestrator.store import fleet_path, load_fleet, save_fleet
+    from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
     save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
     path = fleet_path(tmp_path)
@@ -287,8 +287,8 @@ def test_a_hand_broken_file_is_reported_even_with_a_cache_present(tmp_path: Path
 
 
 def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
-    from orchestrator.profile import Fleet, Profile
-    from orchestrator.store import CACHE_FILE, load_fleet, save_fleet
+    from orchestrator.core.model import Fleet, Profile
+    from orchestrator.fleet.store import CACHE_FILE, load_fleet, save_fleet
 
     save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
     (tmp_path / CACHE_FILE).write_text("{not json")

@@ -17,22 +17,20 @@ from typing import Any
 
 import pytest
 
-from orchestrator import testing
+from orchestrator.core.ports import MAX_BASE
+from orchestrator.docker.incontainer import ContainerView, own_container_id, path_problems
 from orchestrator.errors import EngineUnavailable, OrchError, UsageError
-from orchestrator.gc import parse_age, verdict
-from orchestrator.incontainer import ContainerView, own_container_id, path_problems
-from orchestrator.owner import process_start
-from orchestrator.ports import MAX_BASE
-from orchestrator.testing import (
-    LABEL_RUN_CREATED,
+from orchestrator.fleet.owner import process_start
+from orchestrator.testing import factory as testing
+from orchestrator.testing.factory import (
     LABEL_RUN_ID,
     GatewayFactory,
     Owner,
     PortRegistry,
     check_request,
-    current_run_id,
-    run_labels,
 )
+from orchestrator.testing.gc import parse_age, verdict
+from orchestrator.testing.runs import LABEL_RUN_CREATED, current_run_id, run_labels
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +59,7 @@ def nothing_taken() -> list[tuple[str, int, int]]:
 
 def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     points = importlib.metadata.entry_points(group="pytest11")
-    assert {(p.name, p.value) for p in points} >= {("orch", "orchestrator.pytest_plugin")}
+    assert {(p.name, p.value) for p in points} >= {("orch", "orchestrator.testing.plugin")}
 
 
 def test_a_suite_that_uses_no_gateway_never_imports_docker_or_testcontainers(
@@ -76,7 +74,7 @@ def test_a_suite_that_uses_no_gateway_never_imports_docker_or_testcontainers(
                 assert request.config.pluginmanager.has_plugin("orch")
                 heavy = [m for m in sys.modules if m.split(".")[0] in ("docker", "testcontainers")]
                 assert heavy == []
-                assert "orchestrator.testing" not in sys.modules
+                assert "orchestrator.testing.factory" not in sys.modules
             """
         )
     )
@@ -158,9 +156,9 @@ class _FakeDockerClient:
 
 @pytest.fixture
 def a_spec(home: Path):
-    from orchestrator.provision import SetupRequest, setup
-    from orchestrator.spec import render
-    from orchestrator.store import load_fleet
+    from orchestrator.core.spec import render
+    from orchestrator.fleet.provision import SetupRequest, setup
+    from orchestrator.fleet.store import load_fleet
 
     setup(home, SetupRequest(name="main", port=20000))
     fleet = load_fleet(home)
@@ -173,7 +171,7 @@ def test_the_container_is_created_by_the_same_call_as_orch_up(
 ) -> None:
     import testcontainers.core.container as tc
 
-    from orchestrator.engine import create_kwargs
+    from orchestrator.docker.containers import create_kwargs
 
     monkeypatch.setattr(tc, "DockerClient", _FakeDockerClient)
     monkeypatch.setattr(tc.c, "ryuk_disabled", True)
@@ -312,8 +310,8 @@ def test_reservations_never_overlap_and_avoid_ports_in_use(tmp_path: Path) -> No
 def test_a_running_orch_gateway_holds_its_whole_footprint_not_only_its_published_ports(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import orchestrator.docker_http as docker_http
-    import orchestrator.live as live
+    from orchestrator.docker import api as docker_http
+    from orchestrator.docker import snapshot as live
 
     def port(ip: str, number: int) -> dict[str, Any]:
         return {"IP": ip, "PrivatePort": number, "PublicPort": number, "Type": "tcp"}
@@ -477,9 +475,9 @@ def test_gc_removes_a_run_it_cannot_judge_only_when_older_than_asked() -> None:
 def test_gc_removes_the_dirs_and_reservations_of_dead_runs_and_keeps_live_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.docker_http as docker_http
-    from orchestrator.gc import collect_gc
-    from orchestrator.testing import new_run_dir
+    from orchestrator.docker import api as docker_http
+    from orchestrator.testing.gc import collect_gc
+    from orchestrator.testing.runs import new_run_dir
 
     monkeypatch.setattr(docker_http, "containers", lambda filters=None: [])
     monkeypatch.setattr(docker_http, "get", lambda path, params=None: [])
@@ -570,10 +568,11 @@ def test_bind_sources_must_be_the_same_path_on_the_host() -> None:
 def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.live as live
-    from orchestrator.live import Listener, LiveContainer, Snapshot
-    from orchestrator.provision import SetupRequest, move_taken_ports, setup
-    from orchestrator.store import load_fleet
+    from orchestrator.backends.local import move_taken_ports
+    from orchestrator.core.observed import Listener, LiveContainer, Snapshot
+    from orchestrator.docker import snapshot as live
+    from orchestrator.fleet.provision import SetupRequest, setup
+    from orchestrator.fleet.store import load_fleet
 
     setup(home, SetupRequest(name="main", port=18789))
     setup(home, SetupRequest(name="rescue", port=18900))

@@ -1,0 +1,79 @@
+"""backends.base."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.core.check import Problem
+from orchestrator.core.plan import Action
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class Outcome:
+    profile: str
+    action: str
+    container_id: str | None
+    ready: bool
+    seconds: float
+    error: str | None = None
+    # What an interrupted or failed action left: "rolled back: ...", "kept: ready".
+    note: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data.pop("problems")
+        return data
+
+
+@dataclass
+class UpResult:
+    actions: list[Action]
+    outcomes: list[Outcome] = field(default_factory=list)
+    dry_run: bool = False
+    orphans: list[str] = field(default_factory=list)  # reported, kept (or removed, if asked)
+
+
+@dataclass
+class PortState:
+    role: str
+    host_ip: str
+    ports: str
+    answering: bool | None  # None: not probed
+    note: str = ""
+
+
+@dataclass
+class ProfileStatus:
+    profile: str
+    container: str | None
+    state: str
+    health: str
+    ready: bool
+    uptime_s: float | None
+    image: str | None
+    drift: str | None
+    url: str | None
+    ports: list[PortState]
+    # Why it is (not) ready, in a few words: "answers /readyz", "crash-looping ..."
+    ready_reason: str = ""
+    restarts: int = 0
+    last_exit: dict[str, Any] | None = None  # {code, meaning, oom_killed, at}
+    last_error: str | None = None  # the gateway's last error-like log line
+    oom_kills: int = 0
+    orphan: bool = False
+    note: str = ""
+
+    @property
+    def should_run(self) -> bool:
+        """It has a container (orch up made one): then not being ready is a failure."""
+        return self.container is not None and not self.orphan
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["ports"] = [p.__dict__ for p in self.ports]
+        return data

@@ -1,0 +1,632 @@
+"""The verbs of a fleet on one engine: up, down, status, restart.
+
+Each follows the same pipeline: load the fleet, check it (and the live host),
+render specs, plan against live containers, and only then touch the engine.
+The fleet lock is held throughout, so two `orch up` at once run one after the
+other and both see the end state of the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.backends.base import PortState, ProfileStatus, UpResult
+from orchestrator.core.check import check_fleet, problems_for
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.paths import profile_dirs
+from orchestrator.core.ports import Reservation
+from orchestrator.docker.containers import (
+    _create_and_start,
+    _discard,
+    _remove_container,
+    client,
+    require_images,
+    wait_ready,
+)
+from orchestrator.errors import Cancelled, CheckFailed, OrchError
+from orchestrator.fleet import registry
+from orchestrator.fleet.gate import checked_specs
+from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
+from orchestrator.fleet.store import load_fleet, locked
+
+if TYPE_CHECKING:
+    from orchestrator.core.observed import Snapshot
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from orchestrator.backends.base import Outcome, Progress
+from orchestrator.core.check import Problem
+from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
+from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
+from orchestrator.core.plan import ASIDE_REASON, Action, Kind, plan_down, plan_up
+from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address, render
+from orchestrator.docker.containers import tcp_answers
+from orchestrator.docker.snapshot import exit_events, take_snapshot
+from orchestrator.errors import (
+    EngineUnavailable,
+    Interrupted,
+    NotReady,
+    Terminated,
+)
+from orchestrator.fleet.registry import publish_fleet
+from orchestrator.fleet.store import LAST_GOOD_FILE, last_good_fleet
+
+
+@dataclass(frozen=True)
+class PortMove:
+    """`orch up --port auto`: a profile moved off ports the live host already holds."""
+
+    profile: str
+    old_port: int
+    new_port: int
+    reason: str
+
+
+def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list[PortMove]:
+    """`orch up --port auto`: for each selected profile whose ports something else on
+    the host holds (a process, another container, another fleet's or a test run's
+    footprint), the lowest base whose whole footprint avoids the fleet and the host,
+    applied as `orch setup NAME --port N --force` does (config follows) unless
+    `dry_run`. Profiles that are fine keep their ports, so a CI job can run
+    `orch up --port auto` every time. Decided and applied under the fleet and the
+    registry lock, so no other fleet picks the same base in between."""
+    from orchestrator.core.observed import live_problems
+    from orchestrator.core.spec import render
+    from orchestrator.docker.snapshot import take_snapshot
+
+    with locked(home), registry.locked():
+        fleet = load_fleet(home)
+        snap = take_snapshot(fleet.project, home)
+        foreign = registry.foreign_reservations(home)
+        native = registry.native_reservations(
+            skip=[d for p in fleet.profiles.values() for _, d in profile_dirs(p, home).items()]
+        )
+        moves = []
+        for profile in fleet.select(names):
+            problems = live_problems([render(profile, fleet, home)], snap)
+            problems += problems_for(check_fleet(fleet, home, foreign), [profile.name])
+            problems = [p for p in problems if p.code in ("port-in-use", "port-foreign")]
+            if not problems:
+                continue
+            host = [*foreign, *native, *_live_taken(snap, profile)]
+            new = _auto_port(fleet, profile.name, profile.bind_ip, host)
+            moves.append(PortMove(profile.name, profile.port, new, problems[0].message))
+            fleet = fleet.with_profile(profile.model_copy(update={"port": new}))
+        if not dry_run:
+            for move in moves:
+                setup(home, SetupRequest(name=move.profile, port=move.new_port), force=True)
+        return moves
+
+
+def _live_taken(snap: Snapshot, profile: Profile) -> list[Reservation]:
+    """Ports held on the host on addresses that meet the profile's, but by its own container."""
+    own = snap.ours.get(profile.name)
+    own_ports = {port for _, port, _ in own.ports} if own else set()
+    held = [(lst.host_ip, lst.port) for lst in snap.listeners if lst.port not in own_ports]
+    for name, container in [*((None, c) for c in snap.others), *snap.ours.items()]:
+        if name != profile.name:
+            held += [(ip, port) for ip, port, _ in container.ports]
+    return [Reservation(port, port, "the host", "in use", ip, True) for ip, port in held]
+
+
+def apply_up(
+    actions: list[Action],
+    timeout: float,
+    keep_failed: bool = False,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    """Execute the actions in parallel; raise CheckFailed when the engine refused a
+    port, NotReady when a gateway did not get ready, Interrupted on Ctrl-C/SIGTERM."""
+    say = progress or (lambda _p, _m: None)
+    needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
+    require_images(needs_image)
+    outcomes = fan_out(
+        actions, lambda a, cancel: _apply_one(a, timeout, keep_failed, say, cancel), "up"
+    )
+    failed = [o for o in outcomes if o.error]
+    if failed and all(o.problems for o in failed):
+        problems = [p for o in failed for p in o.problems]
+        raise CheckFailed(
+            f"{len(problems)} published port(s) were refused by the engine; nothing was"
+            " left of the new containers",
+            problems,
+            hint=problems[0].hint,
+        )
+    if failed:
+        raise NotReady(
+            "\n\n".join(o.error or "" for o in failed),
+            hint="fix the cause shown in the log lines above, then run `orch up` again",
+        )
+    return outcomes
+
+
+def fan_out(
+    actions: list[Action], one: Callable[[Action, threading.Event], Outcome], verb: str
+) -> list[Outcome]:
+    """Run `one` for every action in parallel. On Ctrl-C or SIGTERM (raised in this,
+    the main thread) tell the workers to stop (they look at `cancel` between steps and
+    while they wait), let each roll back or keep what it did, and raise Interrupted
+    saying which, within a second or two."""
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(actions))))
+    futures = [pool.submit(one, action, cancel) for action in actions]
+    try:
+        return [f.result() for f in futures]
+    except (KeyboardInterrupt, Terminated) as exc:
+        cancel.set()
+        signum = Terminated.signum if isinstance(exc, Terminated) else 2
+        lines = []
+        for action, future in zip(actions, futures, strict=True):
+            try:
+                outcome = future.result()
+            except Exception as err:  # noqa: BLE001 - reported, not raised: we are stopping
+                lines.append(f"{action.profile}: {err}")
+                continue
+            lines.append(f"{action.profile}: {_what_happened(outcome)}")
+        raise Interrupted(
+            f"orch {verb} interrupted; per profile:\n" + "\n".join(f"  {x}" for x in lines),
+            hint=f"run `orch {verb}` again: it converges from here",
+            signum=signum,
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _what_happened(outcome: Outcome) -> str:
+    if outcome.note:
+        return outcome.note
+    if outcome.ready:
+        return "ready"
+    return outcome.error or outcome.action
+
+
+def _apply_one(
+    action: Action, timeout: float, keep_failed: bool, say: Progress, cancel: threading.Event
+) -> Outcome:
+    start = time.monotonic()
+    spec = action.spec
+    assert spec is not None
+    container_id = action.container.id if action.container else None
+    if cancel.is_set():
+        return Outcome(spec.profile, action.kind, container_id, False, 0.0, note="not started")
+    try:
+        for leftover in action.cleanup:
+            say(spec.profile, f"removing {leftover.name} ({ASIDE_REASON})")
+            _remove_container(leftover.id)
+        if action.kind == Kind.CREATE:
+            say(spec.profile, "creating")
+            container_id = _create_and_start(spec)
+        elif action.kind == Kind.RECREATE:
+            assert action.container is not None
+            say(spec.profile, f"recreating: {action.reason}")
+            container_id = _replace(spec, action.container, timeout, keep_failed, say, cancel)
+            return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+        elif action.kind == Kind.START:
+            say(spec.profile, "starting")
+            client().api.start(container_id)
+        elif action.kind == Kind.RESTART:
+            say(spec.profile, "restarting (crash loop)")
+            client().api.restart(container_id, timeout=spec.stop_timeout_s)
+        if action.kind != Kind.NOOP:
+            say(spec.profile, "waiting for /readyz")
+        wait_ready(spec, container_id, timeout, cancel, fresh=action.kind != Kind.NOOP)
+        if action.kind != Kind.NOOP:
+            say(spec.profile, f"ready in {_since(start):.1f} s")
+        return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+    except Cancelled:
+        note = "interrupted before it was ready"
+        if container_id and action.kind == Kind.CREATE:
+            _discard(container_id, spec)
+            note = "interrupted before it was ready: rolled back (its new container removed)"
+        elif action.kind == Kind.RECREATE:
+            note = "interrupted: rolled back (the new container removed, the old one put back)"
+        elif action.kind in (Kind.START, Kind.RESTART):
+            note = "interrupted while starting: kept (its container goes on starting)"
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), note=note)
+    except NotReady as exc:
+        if container_id and action.kind == Kind.CREATE and not keep_failed:
+            _discard(container_id, spec)
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+    except CheckFailed as exc:
+        return Outcome(
+            spec.profile,
+            action.kind,
+            None,
+            False,
+            _since(start),
+            exc.message,
+            problems=exc.problems,
+        )
+    except OrchError as exc:
+        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+
+
+def _replace(
+    spec: ContainerSpec,
+    old: LiveContainer,
+    timeout: float,
+    keep_failed: bool,
+    say: Progress,
+    cancel: threading.Event,
+) -> str:
+    """Stop and set aside the old container, start the new one, and only then
+    remove the old; if the new one never gets ready (or the command is interrupted),
+    put the old one back. A kill in between leaves the set-aside container, which
+    the next `orch up` removes (plan.ASIDE_REASON)."""
+    api = client().api
+    was_running = old.state in ("running", "restarting")
+    api.stop(old.id, timeout=spec.stop_timeout_s)
+    aside = f"{old.name}-replaced-{old.id[:8]}"
+    api.rename(old.id, aside)
+    new_id = None
+    try:
+        new_id = _create_and_start(spec)
+        say(spec.profile, "waiting for /readyz")
+        wait_ready(spec, new_id, timeout, cancel)
+    except OrchError as exc:
+        rollback = isinstance(exc, Cancelled) or not keep_failed
+        if new_id and rollback:
+            _discard(new_id, None)
+        if rollback:
+            api.rename(old.id, old.name)
+            if was_running:
+                api.start(old.id)
+        raise
+    api.remove_container(old.id)
+    return new_id
+
+
+def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outcome]:
+    """Stop gracefully (the gateway needs about 2 s), remove containers, and each
+    profile's network whether or not a container was left."""
+    import docker.errors
+
+    say = say or (lambda _p, _m: None)
+
+    def one(action: Action, cancel: threading.Event) -> Outcome:
+        start = time.monotonic()
+        if cancel.is_set():
+            return Outcome(action.profile, "kept", None, False, 0.0, note="not stopped")
+        containers = ([action.container] if action.container else []) + list(action.cleanup)
+        for container in containers:
+            say(action.profile, f"stopping {container.name}")
+            _remove_container(container.id)
+        api = client().api
+        for network_id in action.networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_network(network_id)
+        if not containers:
+            if not action.networks:
+                return Outcome(action.profile, "noop", None, False, 0.0)
+            note = f"removed {len(action.networks)} network(s) left without a container"
+            return Outcome(action.profile, "removed", None, False, _since(start), note=note)
+        first = containers[0].id
+        return Outcome(action.profile, "removed", first, False, _since(start), note="removed")
+
+    return fan_out(actions, one, "down")
+
+
+def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> None:
+    """Graceful restart, then wait until ready; Ctrl-C while waiting keeps it starting."""
+    try:
+        client().api.restart(container.id, timeout=spec.stop_timeout_s)
+        wait_ready(spec, container.id, timeout)
+    except (KeyboardInterrupt, Terminated) as exc:
+        signum = Terminated.signum if isinstance(exc, Terminated) else 2
+        raise Interrupted(
+            f"{spec.profile}: interrupted; its container was restarted and goes on starting",
+            hint=f"`orch status {spec.profile}` shows when it is ready",
+            signum=signum,
+        ) from None
+
+
+def _since(start: float) -> float:
+    return round(time.monotonic() - start, 3)
+
+
+DEFAULT_TIMEOUT = 120.0
+
+
+def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec]]:
+    fleet = load_fleet(home)
+    return fleet, checked_specs(fleet, home, names, files=True)
+
+
+def up(
+    home: Path,
+    names: list[str] | None = None,
+    dry_run: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    keep_failed: bool = False,
+    progress: Progress | None = None,
+    remove_orphans: bool = False,
+) -> UpResult:
+    with locked(home):
+        fleet, specs = _specs(home, names)
+        publish_fleet(home, fleet)
+        snap = take_snapshot(fleet.project, home)
+        actions = plan_up(specs, snap.ours, snap.aside, _restarts_of_unhealthy(snap))
+        changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
+        problems = live_problems(changing, snap)
+        if problems:
+            raise CheckFailed(
+                f"{len(problems)} problem(s) on the live host; nothing was created",
+                problems,
+                hint=problems[0].hint,
+            )
+        orphans = sorted(snap.orphans(fleet.profiles)) if names is None else []
+        if dry_run:
+            return UpResult(actions, dry_run=True, orphans=orphans)
+        outcomes = apply_up(actions, timeout, keep_failed, progress)
+        if remove_orphans and orphans:
+            outcomes += apply_down(plan_down(orphans, snap.orphans(fleet.profiles)), progress)
+        return UpResult(actions, outcomes, orphans=orphans)
+
+
+def _restarts_of_unhealthy(snap: Snapshot) -> dict[str, int]:
+    """Restart counts of this fleet's containers that are not healthy: one inspect
+    each, and none in the common case (everything healthy)."""
+    from orchestrator.docker import api as docker_http
+
+    out = {}
+    for profile, container in snap.ours.items():
+        if container.state in ("running", "restarting") and container.health != "healthy":
+            with contextlib.suppress(EngineUnavailable):
+                info = docker_http.get(f"/containers/{container.id}/json")
+                out[profile] = int(info.get("RestartCount") or 0)
+    return out
+
+
+def down(
+    home: Path,
+    names: list[str] | None = None,
+    progress: Progress | None = None,
+    remove_orphans: bool = False,
+) -> list[Outcome]:
+    """Take down the named profiles (all of the fleet's when none), each with every
+    container it has (set-aside ones too) and its networks. Containers of this fleet
+    whose profile is not in the fleet file (orphans: a file cut short, a hand edit)
+    are kept and reported unless `remove_orphans`."""
+    with locked(home):
+        fleet = load_fleet(home)
+        wanted = [p.name for p in fleet.select(names)]
+        snap = take_snapshot(fleet.project, home, with_listeners=False)
+        orphans = snap.orphans(fleet.profiles) if names is None else {}
+        targets = wanted + (sorted(orphans) if remove_orphans else [])
+        containers = {name: snap.all_of(name) for name in targets}
+        networks = _networks_by_profile(snap)
+        outcomes = apply_down(plan_down(targets, containers, networks), progress)
+        if not remove_orphans:
+            outcomes += [_kept_orphan(home, name, cs) for name, cs in orphans.items()]
+        return outcomes
+
+
+def _networks_by_profile(snap: Snapshot) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for net in snap.networks.values():
+        profile = net.labels.get(LABEL_PROFILE)
+        if profile:
+            out.setdefault(profile, []).append(net.id)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _kept_orphan(home: Path, name: str, containers: list[LiveContainer]) -> Outcome:
+    return Outcome(name, "kept", containers[0].id, False, 0.0, note=orphan_note(home, name))
+
+
+def orphan_problems(home: Path, fleet: Fleet) -> list[Problem]:
+    """This fleet's containers whose profile the fleet file does not have (for `orch
+    check`): a file cut short by an editor or a full disk shows up here first."""
+    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    return [
+        Problem(
+            code="orphan",
+            message=f"container {cs[0].name} ({cs[0].state}) has no profile in the fleet file",
+            owners=(name,),
+            hint=orphan_note(home, name).removeprefix(f"orphan: '{name}' "),
+        )
+        for name, cs in snap.orphans(fleet.profiles).items()
+    ]
+
+
+def orphan_note(home: Path, name: str) -> str:
+    """Why a container of this fleet has no profile, and what to do about it."""
+    good = last_good_fleet(home)
+    if good is not None and name in good.profiles:
+        return (
+            f"orphan: '{name}' is not in {home}/fleet.yaml but is in the last good copy"
+            f" {home}/{LAST_GOOD_FILE}: was the file cut short? Restore it with"
+            f" `cp {home}/{LAST_GOOD_FILE} {home}/fleet.yaml`, or remove the container"
+            " with `orch down --remove-orphans`"
+        )
+    return (
+        f"orphan: '{name}' is not in {home}/fleet.yaml; kept. `orch setup {name}` adopts it"
+        " again, `orch down --remove-orphans` removes it"
+    )
+
+
+NOT_ANSWERING_WHY = {
+    "browser": "browser control starts on demand (first browser use)",
+    "browser-cdp": "no Chrome runs in the gateway image",
+    "extension": "the extension relay starts with a browser extension",
+    "cdp": "no managed Chrome runs in the gateway image",
+}
+
+
+def status(home: Path, names: list[str] | None = None, probe: bool = True) -> list[ProfileStatus]:
+    """Status of each profile (and of this fleet's orphan containers when no names are
+    given); without `probe`, ports are not dialled and containers not inspected (what
+    `orch up` shows right after it checked /readyz). Profiles are probed in parallel."""
+    fleet = load_fleet(home)
+    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    specs = [render(p, fleet, home) for p in fleet.select(names)]
+    history = _exit_history(snap, specs) if probe else {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
+        rows = list(pool.map(lambda s: _status_of(s, snap, probe, history), specs))
+    if names is None:
+        for name, containers in snap.orphans(fleet.profiles).items():
+            rows.append(_orphan_status(home, name, containers[0]))
+    return rows
+
+
+def _exit_history(snap: Snapshot, specs: list[ContainerSpec]) -> dict[str, list[dict]]:
+    current = [snap.ours[s.profile] for s in specs if s.profile in snap.ours]
+    since = min((c.created for c in current), default=0)
+    return exit_events([c.id for c in current], since)
+
+
+def _status_of(
+    spec: ContainerSpec,
+    snap: Snapshot,
+    probe: bool,
+    history: dict[str, list[dict]] | None = None,
+) -> ProfileStatus:
+    from orchestrator.docker import api as docker_http
+    from orchestrator.docker.containers import http_status
+
+    current = snap.ours.get(spec.profile)
+    running = current is not None and current.state == "running"
+    host, port = gateway_address(spec)
+    if host:
+        ready = bool(running and http_status(host, port, "/readyz", 1.0) == 200)
+    else:  # gateway not published: the image's own healthcheck is what can tell
+        ready = bool(running and current and current.health == "healthy")
+    ports = []
+    for binding in spec.ports:
+        span = (
+            str(binding.host_port)
+            if binding.count == 1
+            else f"{binding.host_port}-{binding.host_end}"
+        )
+        answering = (running and tcp_answers(binding.host_ip, binding.host_port)) if probe else None
+        note = "" if answering or not probe else NOT_ANSWERING_WHY.get(binding.role, "")
+        ports.append(PortState(binding.role, binding.host_ip, span, answering, note))
+    row = ProfileStatus(
+        profile=spec.profile,
+        container=current.name if current else None,
+        state=current.state if current else "absent",
+        health=current.health if current else "none",
+        ready=ready,
+        uptime_s=None,
+        image=current.image if current else None,
+        drift=_drift(spec, current),
+        url=spec.url(),
+        ports=ports,
+    )
+    if current is None:
+        row.ready_reason = f"no container: `orch up {spec.profile}` creates it"
+        return row
+    if probe:
+        try:
+            info = docker_http.get(f"/containers/{current.id}/json")
+        except EngineUnavailable:
+            info = None
+        if info:
+            _add_history(row, info, (history or {}).get(current.id, []))
+    row.ready_reason = _ready_reason(row, host is not None)
+    return row
+
+
+def _add_history(row: ProfileStatus, info: dict[str, Any], events: list[dict]) -> None:
+    state = info.get("State") or {}
+    row.restarts = int(info.get("RestartCount") or 0)
+    started = state.get("StartedAt") or ""
+    if state.get("Status") == "running" and started and not started.startswith("0001"):
+        row.uptime_s = _age(started)
+    row.oom_kills = sum(1 for e in events if e.get("Action") == "oom")
+    code, at = last_exit_code(events), None
+    if code is not None:
+        at = max(e.get("time", 0) for e in events if e.get("Action") == "die")
+    elif state.get("Status") in ("exited", "dead", "restarting") or state.get("FinishedAt", "")[
+        :4
+    ] not in ("", "0001"):
+        code, at = int(state.get("ExitCode") or 0), state.get("FinishedAt")
+    if code is not None:
+        oom = bool(state.get("OOMKilled")) or (row.oom_kills > 0 and code == 137)
+        row.last_exit = {
+            "code": code,
+            "meaning": exit_meaning(code, oom),
+            "oom_killed": oom,
+            "at": at,
+        }
+    if row.restarts or row.state != "running":  # while it starts, its log is not news
+        from orchestrator.docker.containers import log_tail
+
+        row.last_error = last_error_line(log_tail(info["Id"], 40))
+
+
+def _ready_reason(row: ProfileStatus, published: bool) -> str:
+    exit_text = ""
+    if row.last_exit:
+        exit_text = f"last exit {row.last_exit['code']}: {row.last_exit['meaning']}"
+    if row.ready:
+        reason = "answers /readyz" if published else "healthy (gateway port not published)"
+        if row.restarts:
+            reason += f"; restarted {row.restarts} time(s), {exit_text}"
+        return reason
+    if row.state == "restarting":
+        return f"crash-looping: {row.restarts} restart(s), {exit_text}; `orch logs {row.profile}`"
+    if row.state in ("exited", "dead", "created"):
+        return (
+            f"{row.state}, {exit_text or 'never started'}: not restarted by its policy"
+            f" (the engine stopped, or docker stop); `orch up {row.profile}` starts it"
+        )
+    if row.health == "starting":
+        return "starting: the gateway is not ready yet"
+    return "running but not answering /readyz" + (f"; {exit_text}" if exit_text else "")
+
+
+def _orphan_status(home: Path, name: str, container: LiveContainer) -> ProfileStatus:
+    return ProfileStatus(
+        profile=name,
+        container=container.name,
+        state=container.state,
+        health=container.health,
+        ready=False,
+        uptime_s=None,
+        image=container.image,
+        drift=None,
+        url=None,
+        ports=[],
+        ready_reason="orphan: not in the fleet file",
+        orphan=True,
+        note=orphan_note(home, name),
+    )
+
+
+def _age(iso: str) -> float:
+    from datetime import datetime
+
+    when = datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
+    return round(time.time() - when.timestamp(), 1)
+
+
+def _drift(spec: ContainerSpec, current: LiveContainer | None) -> str | None:
+    if current is None:
+        return None
+    if current.labels.get(LABEL_HASH) != spec.spec_hash:
+        return f"container runs spec {current.spec_hash}, fleet wants {spec.spec_hash}"
+    return None
+
+
+def container_of(home: Path, name: str) -> LiveContainer | None:
+    fleet = load_fleet(home)
+    fleet.get(name)
+    return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
+
+
+def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]:
+    fleet = load_fleet(home)
+    spec = render(fleet.get(name), fleet, home)
+    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    current = snap.ours.get(name)
+    if current is None or current.state not in ("running", "restarting"):
+        raise OrchError(
+            f"profile '{name}' has no running container", hint=f"start it with `orch up {name}`"
+        )
+    return spec, current

@@ -1,0 +1,689 @@
+"""Docker Swarm: the engine for fleets that outgrow one host.
+
+`orch up --engine swarm` checks the fleet and the swarm (a manager, node labels
+for placement, network names, ports of other services and of this host) and only
+then deploys the stack file of `orch export stack` (compose.py) as the stack
+named like the fleet's project; `orch down --engine swarm` and `orch status
+--engine swarm` work on that stack's services, found by label.
+
+Why the docker CLI deploys (and not the SDK's services API): the stack file is the
+one translation of a spec for Swarm. Deploying it with `docker stack deploy`
+means what orch runs is byte for byte what `orch export stack` prints and what a
+user can deploy by hand; a second translation into ServiceSpecs could drift from
+it. Removal needs no translation (services, networks and secrets are found by
+label), so it goes through the API and waits for the tasks to stop gracefully.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.base import Outcome, Progress
+from orchestrator.core.check import Problem
+from orchestrator.core.observed import Snapshot, live_problems, owned_by
+from orchestrator.core.plan import Action, Kind
+from orchestrator.core.spec import (
+    LABEL_HASH,
+    LABEL_HOME,
+    LABEL_PROFILE,
+    LABEL_PROJECT,
+    ContainerSpec,
+)
+from orchestrator.docker import api as docker_http
+from orchestrator.docker.containers import require_images
+from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info
+from orchestrator.errors import CheckFailed, NotReady, OrchError, StackTaken, SwarmUnavailable
+from orchestrator.export.stack import (
+    STACK_LABEL,
+    dirs_held,
+    placement_label,
+    service_name,
+    stack_specs,
+    stack_text,
+)
+
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+
+
+# Task states after which a task never runs again (docker/api/types/swarm TaskState).
+TERMINAL_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
+
+
+FAILED_STATES = frozenset({"failed", "rejected"})
+
+
+UP_STATES = frozenset({"starting", "running"})
+
+
+DEPLOY_TIMEOUT_S = 120.0
+
+
+REMOVE_TIMEOUT_S = 90.0
+
+
+POLL_S = 0.2
+
+
+LOG_TAIL = 40
+
+
+def require_manager() -> SwarmInfo:
+    info = swarm_info()
+    if info.state != "active":
+        raise SwarmUnavailable(
+            f"this Docker engine is not part of a swarm (swarm state: {info.state});"
+            " nothing was changed",
+            hint="start one with `docker swarm init` (or join one), or leave out --engine swarm",
+        )
+    if not info.manager:
+        raise SwarmUnavailable(
+            "this Docker engine is a swarm worker; stacks are deployed and listed from a"
+            " manager; nothing was changed",
+            hint="run orch on a manager node",
+        )
+    return info
+
+
+def docker_cli() -> str:
+    path = shutil.which("docker")
+    if path is None:
+        raise SwarmUnavailable(
+            "the docker CLI is not installed: orch deploys stacks with `docker stack deploy`;"
+            " nothing was changed",
+            hint="install the docker CLI (Debian: apt-get install docker.io)",
+        )
+    return path
+
+
+def stack_services(stack: str) -> list[dict[str, Any]]:
+    return _listed("/services", {"label": [f"{STACK_LABEL}={stack}"]})
+
+
+def require_own_stack(stack: str, project: str, services: list[dict[str, Any]], home: Path) -> None:
+    """Refuse a stack name used by services orch did not create for this fleet
+    (this project AND this home: another fleet's stack is never taken over)."""
+    foreign = []
+    homes = set()
+    for service in services:
+        labels = service["Spec"].get("Labels") or {}
+        if not owned_by(labels, project, home):
+            foreign.append(service["Spec"]["Name"])
+            if labels.get(LABEL_HOME):
+                homes.add(labels[LABEL_HOME])
+    if foreign:
+        whose = f" (the fleet in {', '.join(sorted(homes))})" if homes else ""
+        raise StackTaken(
+            f"stack '{stack}' is taken by something orch did not create for this fleet"
+            f" (project '{project}' in {home}): service(s) {', '.join(sorted(foreign))}"
+            f"{whose}; nothing was changed",
+            hint=(
+                f"remove that stack (docker stack rm {stack}) if it is yours, or give this"
+                " fleet another `project:` in fleet.yaml"
+            ),
+        )
+
+
+def _by_profile(services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        (s["Spec"].get("Labels") or {}).get(LABEL_PROFILE, ""): s
+        for s in services
+        if (s["Spec"].get("Labels") or {}).get(LABEL_PROFILE)
+    }
+
+
+def placement(
+    specs: list[ContainerSpec], nodes: list[dict[str, Any]]
+) -> tuple[list[Problem], dict[str, dict[str, Any]]]:
+    """Each profile's node, found by the labels of the dirs it mounts.
+
+    A profile needs exactly one node per label, one node for all its labels (a
+    rescue and the profile it repairs), and that node ready and active.
+    """
+    problems: list[Problem] = []
+    node_of: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        chosen: dict[str, dict[str, Any]] = {}
+        for name in dirs_held(spec):
+            label = placement_label(name)
+            holders = [n for n in nodes if (n["Spec"].get("Labels") or {}).get(label) == "true"]
+            if len(holders) == 1:
+                chosen[name] = holders[0]
+                continue
+            problems.append(_label_problem(spec, name, label, holders))
+        hosts = {n["ID"]: n for n in chosen.values()}
+        if len(hosts) > 1:
+            where = ", ".join(f"{name} on {_hostname(n)}" for name, n in chosen.items())
+            problems.append(
+                Problem(
+                    code="swarm-placement",
+                    message=(
+                        f"{spec.profile} mounts dirs that are on different nodes ({where});"
+                        " one container cannot run on two nodes"
+                    ),
+                    owners=(spec.profile,),
+                    hint="keep a rescue profile's dirs on the node of the profile it repairs",
+                )
+            )
+        elif len(hosts) == 1 and len(chosen) == len(dirs_held(spec)):
+            node = next(iter(hosts.values()))
+            state = (node.get("Status") or {}).get("State")
+            availability = node["Spec"].get("Availability")
+            if state != "ready" or availability != "active":
+                problems.append(
+                    Problem(
+                        code="swarm-node-down",
+                        message=(
+                            f"{spec.profile}'s node {_hostname(node)} is {state},"
+                            f" availability {availability}: its task could not start"
+                        ),
+                        owners=(spec.profile,),
+                        hint=f"docker node update --availability active {_hostname(node)}",
+                    )
+                )
+            else:
+                node_of[spec.profile] = node
+    return problems, node_of
+
+
+def _label_problem(
+    spec: ContainerSpec, name: str, label: str, holders: list[dict[str, Any]]
+) -> Problem:
+    if not holders:
+        message = (
+            f"no swarm node is labelled {label}=true, so Swarm cannot know which node"
+            f" holds {name}'s dirs (needed by {spec.profile})"
+        )
+        hint = f"on a manager: docker node update --label-add {label}=true NODE_WITH_THE_DIRS"
+    else:
+        names = ", ".join(_hostname(n) for n in holders)
+        message = (
+            f"{len(holders)} nodes are labelled {label}=true ({names}): {name}'s state"
+            " must live on one node"
+        )
+        hint = f"docker node update --label-rm {label} NODE on all but one of them"
+    return Problem(code="swarm-placement", message=message, owners=(spec.profile,), hint=hint)
+
+
+def _hostname(node: dict[str, Any]) -> str:
+    return (node.get("Description") or {}).get("Hostname") or node["ID"][:12]
+
+
+def local_dir_problems(specs: list[ContainerSpec]) -> list[Problem]:
+    """Dirs and token files that a profile placed on this node needs and that are missing.
+
+    Only this node can be looked at: on other nodes a missing dir shows up as a
+    rejected task when orch waits for it."""
+    problems = []
+    for spec in specs:
+        for mount in spec.mounts:
+            if not Path(mount.source).exists():
+                problems.append(
+                    Problem(
+                        code="swarm-dirs",
+                        message=(
+                            f"{spec.profile} {mount.role} {mount.source} does not exist on this"
+                            " node, which is labelled to hold it"
+                        ),
+                        owners=(spec.profile,),
+                        hint=f"run `orch setup {spec.profile}` here, or move the node label",
+                        paths=(mount.source,),
+                    )
+                )
+    return problems
+
+
+def network_problems(specs: list[ContainerSpec], stack: str) -> list[Problem]:
+    """A profile's network name already used outside the stack (a bridge of `orch up`
+    or Compose on this host): the deploy would fail half-way."""
+    wanted = {s.network: s for s in specs}
+    problems = []
+    for net in _listed("/networks"):
+        spec = wanted.get(net.get("Name", ""))
+        if spec is None or (net.get("Labels") or {}).get(STACK_LABEL) == stack:
+            continue
+        problems.append(
+            Problem(
+                code="network-taken",
+                message=(
+                    f"network {spec.network} already exists ({net.get('Driver')},"
+                    f" {net.get('Scope')} scope) and is not part of stack {stack}"
+                ),
+                owners=(spec.profile,),
+                hint=(
+                    "hand the profile over first: `orch down` (single host) or"
+                    " `docker compose down` (Compose) removes that network"
+                ),
+            )
+        )
+    return problems
+
+
+def port_problems(
+    specs: list[ContainerSpec], stack: str, node_of: dict[str, dict[str, Any]], local_node: str
+) -> list[Problem]:
+    """Ports the stack's services would publish that something else already holds.
+
+    Every address counts, because that is what Swarm publishes on. For a profile on
+    this node: host sockets, containers (also those of `orch up` and Compose) and
+    other services; for one on another node only other services (orch cannot see
+    that node's sockets and containers)."""
+    from orchestrator.docker.snapshot import take_snapshot
+
+    if not specs:
+        return []
+    snap = take_snapshot(specs[0].labels[LABEL_PROJECT], Path(specs[0].labels[LABEL_HOME]))
+    seen = [*snap.others, *snap.ours.values()]
+    foreign = [c for c in seen if c.labels.get(STACK_LABEL) != stack]
+    ours = {
+        c.labels[LABEL_PROFILE]: c
+        for c in seen
+        if c.kind != SERVICE_KIND
+        and c.state == "running"
+        and c.labels.get(STACK_LABEL) == stack
+        and c.labels.get(LABEL_PROFILE)
+    }
+    wide = [_on_all_addresses(s) for s in specs]
+    here = [s for s in wide if node_of[s.profile]["ID"] == local_node]
+    there = [s for s in wide if node_of[s.profile]["ID"] != local_node]
+    problems = live_problems(here, Snapshot(ours=ours, others=foreign, listeners=snap.listeners))
+    services = [c for c in foreign if c.kind == SERVICE_KIND]
+    return problems + live_problems(there, Snapshot(others=services))
+
+
+def _on_all_addresses(spec: ContainerSpec) -> ContainerSpec:
+    ports = tuple(b.model_copy(update={"host_ip": "0.0.0.0"}) for b in spec.ports)
+    return spec.model_copy(update={"ports": ports})
+
+
+def plan_stack(specs: list[ContainerSpec], services: list[dict[str, Any]]) -> list[Action]:
+    """create (no service), recreate (spec hash changed: Swarm replaces the task) or noop."""
+    current = _by_profile(services)
+    actions = []
+    for spec in specs:
+        service = current.get(spec.profile)
+        if service is None:
+            actions.append(Action(Kind.CREATE, spec.profile, "no service yet", spec))
+            continue
+        old = (service["Spec"].get("Labels") or {}).get(LABEL_HASH)
+        if old != spec.spec_hash:
+            reason = (
+                f"spec changed ({old or 'no hash'} -> {spec.spec_hash}); Swarm replaces the task"
+            )
+            actions.append(Action(Kind.RECREATE, spec.profile, reason, spec))
+        else:
+            actions.append(Action(Kind.NOOP, spec.profile, "service up to date", spec))
+    return actions
+
+
+@dataclass
+class SwarmUpResult:
+    actions: list[Action]
+    outcomes: list[Outcome] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def up(
+    home: Path,
+    names: list[str] | None = None,
+    dry_run: bool = False,
+    timeout: float = DEPLOY_TIMEOUT_S,
+    keep_failed: bool = False,
+    all_addresses: bool = False,
+    progress: Progress | None = None,
+) -> SwarmUpResult:
+    """Check everything, deploy the changed profiles as one stack, wait for /readyz.
+
+    Nothing is deployed while a check fails. A stack that did not exist before and
+    does not get ready is removed again (unless keep_failed); an update that does
+    not get ready is rolled back by Swarm (update_config.failure_action).
+    """
+    from orchestrator.fleet.store import load_fleet, locked
+
+    say = progress or (lambda _p, _m: None)
+    with locked(home):
+        fleet = load_fleet(home)
+        stack = fleet.project
+        specs = stack_specs(fleet, home, names, all_addresses)
+        info = require_manager()
+        docker = docker_cli()
+        services = stack_services(stack)
+        require_own_stack(stack, fleet.project, services, home)
+        problems, node_of = placement(specs, _listed("/nodes"))
+        problems += network_problems(specs, stack)
+        actions = plan_stack(specs, services)
+        changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
+        placed = [s for s in changing if s.profile in node_of]
+        local = [s for s in placed if node_of[s.profile]["ID"] == info.node_id]
+        problems += local_dir_problems(local)
+        problems += port_problems(placed, stack, node_of, info.node_id)
+        if problems:
+            raise CheckFailed(
+                f"{len(problems)} problem(s) stop the deploy to the swarm; nothing was changed",
+                problems,
+                hint=problems[0].hint,
+            )
+        if dry_run:
+            return SwarmUpResult(actions, dry_run=True)
+        # No registry to pull from: every node needs its own copy (--resolve-image never).
+        require_images(
+            local,
+            where="this node; nothing was deployed",
+            hint="build it with `orch images build` on every node that runs a profile",
+        )
+        current = _by_profile(services)
+        before = {p: _task_ids(current[p]["ID"]) if p in current else set() for p in node_of}
+        if changing:
+            for spec in changing:
+                say(spec.profile, f"deploying service {service_name(stack, spec.profile)}")
+            try:
+                deploy(docker, stack, stack_text(changing, stack))
+            except OrchError:
+                if not services:
+                    _remove(stack, None, say)  # what the CLI created before it failed
+                raise
+        outcomes = [
+            _wait(a, stack, node_of, info.node_id, before[a.profile], timeout, say) for a in actions
+        ]
+        failed = [o for o in outcomes if o.error]
+        if failed:
+            if not services and not keep_failed:
+                _remove(stack, None, say)
+            raise NotReady(
+                "\n\n".join(o.error or "" for o in failed),
+                hint=(
+                    "fix the cause shown above, then run `orch up --engine swarm` again"
+                    + ("; the new stack was removed" if not services and not keep_failed else "")
+                ),
+            )
+        return SwarmUpResult(actions, outcomes)
+
+
+def deploy(docker: str, stack: str, text: str) -> None:
+    """`docker stack deploy` of the rendered file. `--resolve-image never`: with no
+    registry, each node runs the image it has under that tag."""
+    with tempfile.TemporaryDirectory(prefix="orch-stack-") as tmp:
+        path = Path(tmp) / "stack.yaml"
+        path.write_text(text)
+        proc = subprocess.run(
+            [docker, "stack", "deploy", "--resolve-image", "never", "-c", str(path), stack],
+            capture_output=True,
+            text=True,
+            timeout=DEPLOY_TIMEOUT_S,
+        )
+    if proc.returncode != 0:
+        raise OrchError(
+            f"docker stack deploy of stack '{stack}' failed:\n"
+            + (proc.stderr or proc.stdout).strip(),
+            hint="see `orch export stack` for the file that was deployed",
+        )
+
+
+def tasks_of(service: str) -> list[dict[str, Any]]:
+    """Tasks of an existing service (name or ID), the old ones included."""
+    return _listed("/tasks", {"service": [service]})
+
+
+def _task_ids(service: str) -> set[str]:
+    return {t["ID"] for t in tasks_of(service)}
+
+
+def _wait(
+    action: Action,
+    stack: str,
+    node_of: dict[str, dict[str, Any]],
+    local_node: str,
+    old_tasks: set[str],
+    timeout: float,
+    say: Progress,
+) -> Outcome:
+    """Wait until a task of this spec runs (Swarm says running once the healthcheck
+    passes) and /readyz answers on its node; fail fast on a failed or rejected task."""
+    from orchestrator.docker.containers import http_status
+
+    spec = action.spec
+    assert spec is not None
+    name = service_name(stack, spec.profile)
+    start = time.monotonic()
+    if action.kind != Kind.NOOP:
+        say(spec.profile, "waiting for /readyz")
+    port = next((b.host_port for b in spec.ports if b.role == "gateway"), None)
+    while True:
+        tasks = [t for t in tasks_of(name) if _task_hash(t) == spec.spec_hash]
+        failed = [t for t in tasks if t["ID"] not in old_tasks and _state(t) in FAILED_STATES]
+        if failed:
+            # The first failure is the cause; later tasks may only fail on its leftovers
+            # (its host-mode port not yet released).
+            first = min(failed, key=lambda t: t.get("CreatedAt", ""))
+            return _not_ready(action, name, start, _task_failure(first))
+        # "starting": the container runs, Swarm waits for the healthcheck; /readyz of
+        # a task with this hash is the new gateway (stop-first: the old one is gone).
+        running = [t for t in tasks if _state(t) in UP_STATES and t["DesiredState"] == "running"]
+        if running and port is not None:
+            host = node_address(running[0]["NodeID"], local_node, node_of.get(spec.profile))
+            if http_status(host, port, "/readyz", 1.0) == 200:
+                if action.kind != Kind.NOOP:
+                    say(spec.profile, f"ready in {time.monotonic() - start:.1f} s")
+                return Outcome(spec.profile, action.kind, name, True, _since(start))
+        if time.monotonic() - start > timeout:
+            states = ", ".join(f"{t['ID'][:12]} {_state(t)}" for t in tasks) or "no task yet"
+            why = f"not ready after {timeout:.0f} s (tasks: {states})"
+            return _not_ready(action, name, start, why)
+        time.sleep(POLL_S)
+
+
+def _not_ready(action: Action, service: str, start: float, why: str) -> Outcome:
+    message = f"{action.profile}: service {service} {why}"
+    return Outcome(action.profile, action.kind, service, False, _since(start), message)
+
+
+def _task_hash(task: dict[str, Any]) -> str | None:
+    container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+    return (container.get("Labels") or {}).get(LABEL_HASH)
+
+
+def _state(task: dict[str, Any]) -> str:
+    return (task.get("Status") or {}).get("State", "")
+
+
+def _task_failure(task: dict[str, Any]) -> str:
+    """The task's error and, when its container is on this node, its log tail."""
+    from orchestrator.docker.containers import log_tail
+
+    status = task.get("Status") or {}
+    error = status.get("Err") or status.get("Message")
+    why = f"task {task['ID'][:12]} {status.get('State')}: {error}"
+    container_id = (status.get("ContainerStatus") or {}).get("ContainerID")
+    if container_id:
+        tail = log_tail(container_id, LOG_TAIL)
+        why += "; last log lines:\n" + "\n".join(f"    {line}" for line in tail.splitlines())
+    return why
+
+
+def node_address(node_id: str, local_node: str, node: dict[str, Any] | None) -> str:
+    """Where a host-mode port of a task answers: loopback here, else the node's address."""
+    if node_id == local_node:
+        return "127.0.0.1"
+    if node is None or node["ID"] != node_id:
+        node = docker_http.get(f"/nodes/{node_id}")
+    return (node.get("Status") or {}).get("Addr") or "127.0.0.1"
+
+
+def _since(start: float) -> float:
+    return round(time.monotonic() - start, 3)
+
+
+def down(
+    home: Path, names: list[str] | None = None, progress: Progress | None = None
+) -> list[Outcome]:
+    """Remove the profiles' services (Swarm stops each task gracefully, within its
+    stop_grace_period), then their networks and secrets; dirs and tokens stay."""
+    from orchestrator.fleet.store import load_fleet, locked
+
+    say = progress or (lambda _p, _m: None)
+    with locked(home):
+        fleet = load_fleet(home)
+        wanted = [p.name for p in fleet.select(names)] if names else None
+        require_manager()
+        stack = fleet.project
+        services = stack_services(stack)
+        require_own_stack(stack, fleet.project, services, home)
+        current = _by_profile(services)
+        targets = wanted if wanted is not None else sorted(set(fleet.profiles) | set(current))
+        start = time.monotonic()
+        _remove(stack, targets if wanted is not None else None, say)
+        return [
+            Outcome(n, "removed", service_name(stack, n), False, _since(start))
+            if n in current
+            else Outcome(n, "noop", None, False, 0.0)
+            for n in targets
+        ]
+
+
+def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
+    """Remove the stack's services of `profiles` (all when None), wait until their
+    tasks stopped, then remove their networks and secrets."""
+    from orchestrator.docker.containers import client
+
+    api = client().api
+
+    def mine(labels: dict[str, str] | None) -> bool:
+        return profiles is None or (labels or {}).get(LABEL_PROFILE) in profiles
+
+    services = [s for s in stack_services(stack) if mine(s["Spec"].get("Labels"))]
+    ids = {s["ID"] for s in services}
+    for service in services:
+        say((service["Spec"].get("Labels") or {}).get(LABEL_PROFILE, "?"), "removing service")
+        api.remove_service(service["ID"])
+    deadline = time.monotonic() + REMOVE_TIMEOUT_S
+    while any(
+        t["ServiceID"] in ids and _state(t) not in TERMINAL_STATES for t in _listed("/tasks")
+    ):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL_S)
+    stack_filter = {"label": [f"{STACK_LABEL}={stack}"]}
+    for net in _listed("/networks", stack_filter):
+        if mine(net.get("Labels")):
+            _retry(lambda n=net: api.remove_network(n["Id"]), deadline)
+    for secret in _listed("/secrets", stack_filter):
+        if mine((secret.get("Spec") or {}).get("Labels")):
+            _retry(lambda s=secret: api.remove_secret(s["ID"]), deadline)
+    # Swarm removes the stopped task containers shortly after; wait for those on
+    # this node, so that a `down` leaves nothing behind when it returns.
+    while time.monotonic() < deadline and any(
+        (c.get("Labels") or {}).get(SERVICE_ID_LABEL) in ids
+        for c in docker_http.containers({"label": [f"{STACK_LABEL}={stack}"]})
+    ):
+        time.sleep(POLL_S)
+
+
+def _retry(remove: Any, deadline: float) -> None:
+    """A network or secret stays 'in use' until Swarm has removed the tasks' containers."""
+    import docker.errors
+
+    while True:
+        try:
+            remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL_S)
+
+
+@dataclass
+class TaskStatus:
+    id: str
+    name: str
+    node: str
+    desired: str
+    state: str
+    error: str
+    since: str
+
+
+@dataclass
+class ServiceStatus:
+    profile: str
+    service: str | None
+    state: str
+    replicas: str
+    ready: bool
+    drift: str | None
+    url: str
+    tasks: list[TaskStatus]
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["tasks"] = [t.__dict__ for t in self.tasks]
+        return data
+
+
+def status(home: Path, names: list[str] | None = None) -> list[ServiceStatus]:
+    """Each profile's service: replicas, its tasks (node, state, error), readiness, drift."""
+    from orchestrator.core.spec import render
+    from orchestrator.fleet.store import load_fleet
+
+    fleet = load_fleet(home)
+    specs = [render(p, fleet, home) for p in fleet.select(names)]
+    info = require_manager()
+    mine = [
+        s
+        for s in stack_services(fleet.project)
+        if owned_by(s["Spec"].get("Labels") or {}, fleet.project, home)
+    ]
+    current = _by_profile(mine)
+    nodes = {n["ID"]: n for n in _listed("/nodes")}
+    return [_status_of(s, fleet.project, current.get(s.profile), nodes, info) for s in specs]
+
+
+def _status_of(
+    spec: ContainerSpec,
+    stack: str,
+    service: dict[str, Any] | None,
+    nodes: dict[str, dict[str, Any]],
+    info: SwarmInfo,
+) -> ServiceStatus:
+    from orchestrator.docker.containers import http_status
+
+    port = next((b.host_port for b in spec.ports if b.role == "gateway"), spec.base_port)
+    if service is None:
+        return ServiceStatus(spec.profile, None, "absent", "0/0", False, None, spec.url(), [])
+    name = service["Spec"]["Name"]
+    tasks = sorted(tasks_of(name), key=lambda t: t.get("CreatedAt", ""), reverse=True)
+    running = [t for t in tasks if _state(t) == "running" and t["DesiredState"] == "running"]
+    desired = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+    url, ready = spec.url(), False
+    if running:
+        node_id = running[0]["NodeID"]
+        host = node_address(node_id, info.node_id, nodes.get(node_id))
+        url = f"http://{host}:{port}"
+        ready = http_status(host, port, "/readyz", 1.0) == 200
+    old = (service["Spec"].get("Labels") or {}).get(LABEL_HASH)
+    drift = (
+        None if old == spec.spec_hash else f"service runs spec {old}, fleet wants {spec.spec_hash}"
+    )
+    rows = [
+        TaskStatus(
+            id=t["ID"][:12],
+            name=f"{name}.{t.get('Slot', '?')}",
+            node=_hostname(nodes[t["NodeID"]]) if t.get("NodeID") in nodes else "-",
+            desired=t.get("DesiredState", ""),
+            state=_state(t),
+            error=(t.get("Status") or {}).get("Err", ""),
+            since=(t.get("Status") or {}).get("Timestamp", ""),
+        )
+        for t in tasks
+    ]
+    state = _state(running[0]) if running else (rows[0].state if rows else "no task")
+    return ServiceStatus(
+        spec.profile, name, state, f"{len(running)}/{desired}", ready, drift, url, rows
+    )

@@ -1,0 +1,186 @@
+"""The `orch` command line: parse, call the core, render. Nothing else.
+
+Core modules are imported inside each command, so `orch --version` and
+`orch --help` never pay for pydantic, docker or rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli.output import envelope, error_envelope, print_json
+from orchestrator.errors import CheckFailed, Interrupted, OrchError, Terminated, UsageError
+
+app = typer.Typer(
+    name="orch",
+    help=(
+        "Run several fully isolated OpenClaw gateways on one host, one container each.\n\n"
+        "Example: orch setup main && orch setup rescue && orch ports"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a versioned JSON envelope.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"orch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run several fully isolated OpenClaw gateways on one host, one container each."""
+
+
+def _run(
+    command: str,
+    as_json: bool,
+    work: Callable[[], tuple[Any, Callable[[], None]]],
+    ok: Callable[[Any], bool] = lambda _data: True,
+    failed_exit: int = CheckFailed.exit_code,
+) -> Any:
+    """Call the core; print its result as JSON or for people; map errors to exit codes.
+
+    `ok` says whether a result that was computed is still a failure (`orch check`
+    with problems, `orch status` with a gateway that should run and is not ready):
+    then the envelope says ok false and the exit code is `failed_exit`.
+    """
+    try:
+        try:
+            data, show = work()
+        except (KeyboardInterrupt, Terminated) as exc:
+            signum = Terminated.signum if isinstance(exc, Terminated) else 2
+            raise Interrupted(f"orch {command} interrupted", signum=signum) from None
+    except OrchError as exc:
+        if as_json:
+            print_json(error_envelope(command, exc))
+        else:
+            from orchestrator.cli.views import show_error
+
+            show_error(exc.message, exc.hint, getattr(exc, "problems", None))
+        raise typer.Exit(exc.exit_code) from None
+    succeeded = ok(data)
+    if as_json:
+        print_json(envelope(command, data, ok=succeeded))
+    else:
+        show()
+    if not succeeded:
+        raise typer.Exit(failed_exit)
+    return data
+
+
+def _home() -> Path:
+    from orchestrator.fleet.store import orch_home
+
+    return orch_home()
+
+
+def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        port = int(value)
+    except ValueError:
+        raise UsageError(
+            f"--port: '{value}' is not a port number", hint="use a number such as 19789, or auto"
+        ) from None
+    from orchestrator.core.model import validate_base
+
+    try:
+        return validate_base(port, allow_privileged)
+    except ValueError as exc:
+        raise UsageError(f"--port: {exc}", hint="use a base port such as 19789, or auto") from None
+
+
+def _parse_publish(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    from orchestrator.core.ports import Role
+
+    roles = tuple(r.strip() for r in value.split(",") if r.strip())
+    valid = [r.value for r in Role]
+    bad = [r for r in roles if r not in valid]
+    if bad:
+        raise UsageError(
+            f"--publish: unknown role {', '.join(repr(b) for b in bad)}",
+            hint=f"roles are: {', '.join(valid)}",
+        )
+    return roles
+
+
+def _check_name(name: str, option: str = "NAME") -> str:
+    from orchestrator.core.model import name_problem
+
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"{option}: {problem}", hint="for example: orch setup rescue")
+    return name
+
+
+def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
+    """Make sure an engine answers; start one (root on Debian) if allowed."""
+    from orchestrator.docker.daemon import engine_answers
+
+    if engine_answers():
+        return
+    from orchestrator.docker.incontainer import own_container_id
+
+    if own_container_id() is not None:  # never install or start an engine inside a container
+        from orchestrator.errors import EngineUnavailable
+
+        raise EngineUnavailable(
+            "orch runs in a container and no Docker engine answers on its socket",
+            hint="mount the host's socket: docker run -v /var/run/docker.sock:/var/run/docker.sock",
+        )
+    if not auto_start:
+        from orchestrator.errors import EngineUnavailable
+
+        raise EngineUnavailable(
+            "no Docker engine answers", hint="run `orch engine start` (or `make engine`)"
+        )
+    from orchestrator.docker.daemon import ensure_engine
+
+    for line in ensure_engine():
+        if not as_json:
+            sys.stderr.write(f"engine: {line}\n")
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM as an exception in the main thread, like Ctrl-C: the command stops,
+    rolls back or keeps what it did, and says which (exit 143)."""
+    raise Terminated()
+
+
+def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
+    app()
+
+
+def _confirm(what: str, question: str, as_json: bool) -> None:
+    """Ask before deleting; with no terminal (CI, --json) demand --yes instead."""
+    if as_json or not sys.stdin.isatty():
+        raise UsageError(
+            f"{what}; nothing was changed", hint="add --yes to confirm without a prompt"
+        )
+    if not typer.confirm(question):
+        raise UsageError("aborted; nothing was changed")

@@ -1,0 +1,73 @@
+"""cli.exports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.app import JsonOpt, _home, _run, app
+from orchestrator.cli.lifecycle import AllAddressesOpt, Names
+
+export_app = typer.Typer(
+    help="Write the fleet as a Compose file or a Swarm stack file.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
+
+
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", help="File to write (atomically); - prints to stdout.")
+]
+
+
+def _exported(text: str, output: str):
+    """Print the export, or write it whole to `output`; the result for --json."""
+    if output == "-":
+        return {"file": None, "text": text}, lambda: sys.stdout.write(text)
+    from orchestrator.export.files import write_export
+
+    path = write_export(text, Path(output))
+    return {"file": str(path), "bytes": len(text.encode())}, lambda: print(f"wrote {path}")
+
+
+@export_app.command("compose")
+def export_compose(
+    names: Names = None,
+    output: OutputOpt = "-",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one Compose file that runs the same gateways as `orch up`; no secret in it.
+
+    `orch status` and `orch up` recognise the containers Compose creates from it.
+
+    Example: orch export compose -o compose.yaml && docker compose -f compose.yaml up -d --wait
+    """
+
+    def work():
+        from orchestrator.export.compose import export_compose as render_compose
+
+        return _exported(render_compose(_home(), names), output)
+
+    _run("export compose", as_json, work)
+
+
+@export_app.command("stack")
+def export_stack(
+    names: Names = None,
+    output: OutputOpt = "-",
+    all_addresses: AllAddressesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a stack file for `docker stack deploy`: the same gateways on a swarm.
+
+    Example: orch export stack --all-addresses -o stack.yaml
+    """
+
+    def work():
+        from orchestrator.export.stack import export_stack as render_stack
+
+        return _exported(render_stack(_home(), names, all_addresses), output)
+
+    _run("export stack", as_json, work)

@@ -1,0 +1,107 @@
+"""cli.host."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.app import JsonOpt, _engine_ready, _home, _run, app
+
+engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=True)
+
+
+images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+app.add_typer(images_app, name="images")
+
+
+@engine_app.command("start")
+def engine_start(as_json: JsonOpt = False) -> None:
+    """Make an engine available: install docker.io and start dockerd if none answers.
+
+    Example: sudo orch engine start
+    """
+
+    def work():
+        from orchestrator.docker.daemon import ensure_engine
+
+        done = ensure_engine()
+        lines = done or ["an engine already answers"]
+        return {"done": done}, lambda: print("\n".join(lines))
+
+    _run("engine start", as_json, work)
+
+
+@images_app.command("build")
+def images_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even what is current.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the gateway image (and the offline base when needed); skip what is current.
+
+    Example: orch images build
+    """
+
+    def work():
+        from orchestrator.host.images import build_images
+
+        _engine_ready(as_json)
+        say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
+        results = build_images(force=force, progress=say)
+        rows = [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in results]
+
+        def show() -> None:
+            for r in rows:
+                print(f"{r['tag']}: {r['action']} ({r['seconds']:.1f} s)")
+
+        return {"images": rows}, show
+
+    _run("images build", as_json, work)
+
+
+@images_app.command("ls")
+def images_ls(as_json: JsonOpt = False) -> None:
+    """List the images orch needs and whether they are present and current.
+
+    Example: orch images ls
+    """
+
+    def work():
+        from orchestrator.host.images import image_status
+
+        _engine_ready(as_json, auto_start=False)
+        rows = image_status()
+
+        def show() -> None:
+            for r in rows:
+                print(" ".join(f"{k}={v}" for k, v in r.items()))
+
+        return {"images": rows}, show
+
+    _run("images ls", as_json, work)
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Report the engine, its version, the images, free disk and what is missing.
+
+    Example: orch doctor
+    """
+
+    def work():
+        from orchestrator.host.doctor import diagnose
+
+        report = diagnose(_home())
+
+        def show() -> None:
+            for item in report["checks"]:
+                mark = "ok  " if item["ok"] else "MISS"
+                print(f"{mark} {item['name']}: {item['detail']}")
+                if not item["ok"] and item.get("fix"):
+                    print(f"     fix: {item['fix']}")
+
+        return report, show
+
+    _run("doctor", as_json, work)

@@ -1,0 +1,410 @@
+"""cli.lifecycle."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _home, _run, app
+from orchestrator.errors import UsageError
+
+
+def _progress(as_json: bool):
+    """Progress lines on stderr for people; silent for --json."""
+    if as_json:
+        return None
+
+    def say(profile: str, message: str) -> None:
+        sys.stderr.write(f"{profile}: {message}\n")
+        sys.stderr.flush()
+
+    return say
+
+
+Names = Annotated[Optional[list[str]], typer.Argument(help="Profiles (default: all).")]
+
+
+RemoveOrphansOpt = Annotated[
+    bool,
+    typer.Option(
+        "--remove-orphans",
+        help="Also remove containers of this fleet whose profile is not in the fleet file.",
+    ),
+]
+
+
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="docker (this host, the default) or swarm (a stack).")
+]
+
+
+AllAddressesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-addresses",
+        help="Swarm: accept ports open on every address of the node (Swarm has no 127.0.0.1).",
+    ),
+]
+
+
+def _parse_engine(value: str, all_addresses: bool = False) -> str:
+    if value not in ("docker", "swarm"):
+        raise UsageError(
+            f"--engine: '{value}' is not docker or swarm",
+            hint="use --engine docker (this host) or --engine swarm (a stack on a swarm)",
+        )
+    if all_addresses and value != "swarm":
+        raise UsageError("--all-addresses only applies to --engine swarm")
+    return value
+
+
+@app.command()
+def up(
+    names: Names = None,
+    dry_run: Annotated[bool, typer.Option(help="Only print the plan.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    keep_failed: Annotated[
+        bool, typer.Option(help="Leave a gateway that never got ready, to debug it.")
+    ] = False,
+    engine: EngineOpt = "docker",
+    all_addresses: AllAddressesOpt = False,
+    port: Annotated[
+        Optional[str],
+        typer.Option(help="auto: first move profiles whose ports are taken on this host."),
+    ] = None,
+    remove_orphans: RemoveOrphansOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check, plan and bring up gateways; wait until each answers /readyz.
+
+    Nothing is created while any check (fleet or live host) fails. Running it
+    twice changes nothing; a changed profile is recreated, the others are kept.
+    With --engine swarm the fleet is deployed as a stack on the swarm.
+
+    Example: orch up rescue
+    """
+
+    def work():
+        from orchestrator.backends.local import move_taken_ports
+        from orchestrator.backends.local import status as fleet_status
+        from orchestrator.backends.local import up as do_up
+        from orchestrator.cli.views import show_plan, show_status
+
+        if port not in (None, "auto"):
+            raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
+        if _parse_engine(engine, all_addresses) == "swarm":
+            if port:
+                raise UsageError("--port auto only applies to --engine docker")
+            return _swarm_up(names, dry_run, timeout, keep_failed, all_addresses, as_json)
+        home = _home()
+        if not dry_run:
+            _engine_ready(as_json)
+            _require_host_view(home, names)
+        moved = move_taken_ports(home, names, dry_run) if port else []
+        result = do_up(
+            home,
+            names,
+            dry_run=dry_run,
+            timeout=timeout,
+            keep_failed=keep_failed,
+            progress=_progress(as_json),
+            remove_orphans=remove_orphans,
+        )
+        data: dict[str, Any] = {
+            "dry_run": dry_run,
+            "moved": [m.__dict__ for m in moved],
+            "plan": [a.to_json() for a in result.actions],
+            "outcomes": [o.to_json() for o in result.outcomes],
+            "orphans": result.orphans,
+        }
+        rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
+        data["status"] = _with_token_files(home, rows)
+
+        def show() -> None:
+            for m in moved:
+                print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
+            show_plan(data["plan"])
+            if rows:
+                show_status(rows)
+            for name in result.orphans:
+                verb = "removed" if remove_orphans else "kept (`orch status` says why)"
+                print(f"orphan {name}: a container of this fleet not in the fleet file, {verb}")
+
+        return data, show
+
+    _run("up", as_json, work)
+
+
+def _require_host_view(home: Path, names: list[str] | None) -> None:
+    """When orch runs in a container: bind sources must be host paths, ports reachable."""
+    from orchestrator.docker.incontainer import own_container_id, require_host_view
+
+    if own_container_id() is None:
+        return
+    from orchestrator.core.spec import render_fleet
+    from orchestrator.fleet.store import load_fleet
+
+    specs = render_fleet(load_fleet(home), home, names)
+    loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
+    require_host_view([m.source for s in specs for m in s.mounts], loopback)
+
+
+def _with_token_files(home: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each status row with the path of its profile's token file (never the token)."""
+    from orchestrator.core.paths import profile_dirs
+    from orchestrator.fleet.store import load_fleet
+
+    fleet = load_fleet(home)
+    for row in rows:
+        if row["profile"] in fleet.profiles:
+            row["token_file"] = str(profile_dirs(fleet.profiles[row["profile"]], home).token_file)
+    return rows
+
+
+@app.command()
+def down(
+    names: Names = None,
+    purge: Annotated[bool, typer.Option(help="Also delete the profiles' dirs.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    engine: EngineOpt = "docker",
+    remove_orphans: RemoveOrphansOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop gateways gracefully and remove their containers and networks; dirs are kept.
+
+    Containers of this fleet whose profile is not in the fleet file (a file cut
+    short, a hand edit) are kept and reported, unless --remove-orphans.
+
+    With --engine swarm: remove the stack's services, networks and secrets.
+
+    Example: orch down rescue
+    """
+
+    def work():
+        from orchestrator.backends.local import down as remove
+
+        swarm = _parse_engine(engine) == "swarm"
+        if swarm:
+            from orchestrator.backends.swarm import down as remove
+
+        home = _home()
+        if purge and not yes:
+            who = ", ".join(names) if names else "every profile"
+            _confirm(
+                f"--purge would delete the dirs and token of {who}",
+                f"Delete the config, state and workspace dirs and the token of {who}?",
+                as_json,
+            )
+        _engine_ready(as_json, auto_start=False)
+        if swarm:
+            outcomes = remove(home, names, progress=_progress(as_json))
+        else:
+            outcomes = remove(
+                home, names, progress=_progress(as_json), remove_orphans=remove_orphans
+            )
+        purged: list[str] = []
+        if purge:
+            purged = _purge_after_down(home, [o.profile for o in outcomes if o.action != "kept"])
+        data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
+
+        def show() -> None:
+            for o in outcomes:
+                if o.action == "removed":
+                    what = f"removed in {o.seconds:.1f} s"
+                    if o.note and o.note != "removed":
+                        what = o.note
+                else:
+                    what = o.note or "not running"
+                print(f"{o.profile}: {what}")
+            for path in purged:
+                print(f"  deleted {path}")
+
+        return data, show
+
+    _run("down", as_json, work)
+
+
+def _purge_after_down(home: Path, names: list[str]) -> list[str]:
+    from orchestrator.fleet.provision import purge_dirs
+    from orchestrator.fleet.store import load_fleet
+
+    fleet = load_fleet(home)
+    deleted: list[str] = []
+    for name in names:
+        if name in fleet.profiles:
+            purged, _ = purge_dirs(fleet.profiles[name], home)
+            deleted += [str(p) for p in purged]
+    return deleted
+
+
+@app.command()
+def status(
+    names: Names = None,
+    engine: EngineOpt = "docker",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show state, health, uptime, restarts, last exit, published ports (answering?), drift.
+
+    Exits 5 when a gateway that has a container is not ready (crash-looping,
+    exited, not answering), so a script can wait on it.
+
+    With --engine swarm: each profile's service, its tasks (node, state, error),
+    readiness and drift.
+
+    Example: orch status --json
+    """
+
+    def work():
+        from orchestrator.backends.local import status as fleet_status
+        from orchestrator.cli.views import show_status
+
+        swarm = _parse_engine(engine) == "swarm"
+        _engine_ready(as_json, auto_start=False)
+        if swarm:
+            return _swarm_status(names)
+        home = _home()
+        found = fleet_status(home, names)
+        holder["failing"] = [s.profile for s in found if s.should_run and not s.ready]
+        rows = _with_token_files(home, [s.to_json() for s in found])
+        return {"profiles": rows}, lambda: show_status(rows)
+
+    holder: dict[str, list[str]] = {"failing": []}
+    _run("status", as_json, work, ok=lambda _d: not holder["failing"], failed_exit=5)
+
+
+def _swarm_up(
+    names: list[str] | None,
+    dry_run: bool,
+    timeout: float,
+    keep_failed: bool,
+    all_addresses: bool,
+    as_json: bool,
+):
+    from orchestrator.backends.swarm import status as swarm_status
+    from orchestrator.backends.swarm import up as swarm_up
+    from orchestrator.cli.views import show_plan
+
+    home = _home()
+    _engine_ready(as_json, auto_start=False)
+    result = swarm_up(
+        home,
+        names,
+        dry_run=dry_run,
+        timeout=timeout,
+        keep_failed=keep_failed,
+        all_addresses=all_addresses,
+        progress=_progress(as_json),
+    )
+    rows = [] if dry_run else [s.to_json() for s in swarm_status(home, names)]
+    data: dict[str, Any] = {
+        "engine": "swarm",
+        "dry_run": dry_run,
+        "plan": [a.to_json() for a in result.actions],
+        "outcomes": [o.to_json() for o in result.outcomes],
+        "status": rows,
+    }
+
+    def show() -> None:
+        show_plan(data["plan"])
+        if rows:
+            _show_swarm_status(rows)
+
+    return data, show
+
+
+def _swarm_status(names: list[str] | None):
+    from orchestrator.backends.swarm import status as swarm_status
+
+    rows = [s.to_json() for s in swarm_status(_home(), names)]
+    return {"engine": "swarm", "profiles": rows}, lambda: _show_swarm_status(rows)
+
+
+def _show_swarm_status(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        ready = "ready" if row["ready"] else "not ready"
+        print(
+            f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
+            f" {row['replicas']} running, {ready}, {row['url'] or 'gateway not published'}"
+            + (f", drift: {row['drift']}" if row["drift"] else "")
+        )
+        for task in row["tasks"][:3]:
+            error = f" ({task['error']})" if task["error"] else ""
+            print(
+                f"  task {task['name']} {task['id']} on {task['node']}:"
+                f" {task['state']} (desired {task['desired']}){error}"
+            )
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    tail: Annotated[int, typer.Option(help="Lines from the end.")] = 100,
+) -> None:
+    """Print a gateway's log.
+
+    Example: orch logs rescue -f --tail 20
+    """
+
+    def work():
+        from orchestrator.backends.local import find_container
+        from orchestrator.docker.containers import stream_logs
+
+        _, container = find_container(_home(), name)
+        out = sys.stdout.buffer
+        stream_logs(container, tail, follow, lambda b: (out.write(b), out.flush()))
+        return None, lambda: None
+
+    try:
+        _run("logs", False, work)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def restart(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restart a gateway gracefully and wait until it is ready again.
+
+    Example: orch restart main
+    """
+
+    def work():
+        from orchestrator.backends.local import find_container
+        from orchestrator.backends.local import restart as do_restart
+
+        spec, container = find_container(_home(), name)
+        do_restart(container, spec, timeout)
+        return {"profile": name, "ready": True}, lambda: print(f"{name}: restarted, ready")
+
+    _run("restart", as_json, work)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_cmd(
+    name: Annotated[str, typer.Argument(help="Profile.")],
+    command: Annotated[list[str], typer.Argument(help="Command to run inside.")],
+) -> None:
+    """Run a command inside a gateway's container; exits with its exit code.
+
+    Example: orch exec rescue -- openclaw status
+    """
+    holder: dict[str, int] = {}
+
+    def work():
+        from orchestrator.backends.local import find_container
+        from orchestrator.docker.containers import exec_in
+
+        _, container = find_container(_home(), name)
+        out = sys.stdout.buffer
+        holder["code"] = exec_in(container, command, lambda b: (out.write(b), out.flush()))
+        return None, lambda: None
+
+    _run("exec", False, work)
+    raise typer.Exit(holder.get("code", 0))

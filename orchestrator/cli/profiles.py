@@ -1,0 +1,282 @@
+"""cli.profiles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from orchestrator.cli.app import (
+    JsonOpt,
+    _check_name,
+    _confirm,
+    _home,
+    _parse_port,
+    _parse_publish,
+    _run,
+    app,
+)
+from orchestrator.cli.output import print_json
+from orchestrator.errors import UsageError
+
+
+@app.command()
+def setup(
+    name: Annotated[str, typer.Argument(help="Profile name, e.g. main or rescue.")],
+    port: Annotated[
+        Optional[str],
+        typer.Option(help="Base port N, or auto (lowest free footprint at or above 18789)."),
+    ] = None,
+    bind_ip: Annotated[Optional[str], typer.Option(help="Host address to publish on.")] = None,
+    image: Annotated[Optional[str], typer.Option(help="Gateway image.")] = None,
+    config_dir: Annotated[Optional[Path], typer.Option(help="Adopt this config dir.")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option(help="Adopt this state dir.")] = None,
+    workspace_dir: Annotated[Optional[Path], typer.Option(help="Adopt this workspace.")] = None,
+    publish: Annotated[
+        Optional[str],
+        typer.Option(help="Roles to publish, comma separated (default gateway,browser,canvas)."),
+    ] = None,
+    rescues: Annotated[
+        Optional[str], typer.Option(help="Mount this profile's config dir to repair it.")
+    ] = None,
+    allow_privileged_ports: Annotated[
+        bool, typer.Option(help="Allow a base port below 1024.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a profile and prepare its dirs, token and openclaw.json.
+
+    Running the same setup twice changes nothing; a different one needs --force.
+
+    Example: orch setup rescue --port auto --rescues main
+    """
+
+    def work():
+        from orchestrator.cli.views import profile_data
+        from orchestrator.fleet.provision import SetupRequest
+        from orchestrator.fleet.provision import setup as do_setup
+
+        request = SetupRequest(
+            name=_check_name(name),
+            port=_parse_port(port, allow_privileged_ports),
+            allow_privileged_ports=allow_privileged_ports or None,
+            bind_ip=bind_ip,
+            image=image,
+            config_dir=config_dir,
+            state_dir=state_dir,
+            workspace_dir=workspace_dir,
+            publish=_parse_publish(publish),
+            rescues=_check_name(rescues, "--rescues") if rescues else None,
+        )
+        home = _home()
+        from orchestrator.docker.snapshot import held_except
+
+        result = do_setup(home, request, force=force, live=held_except)
+        data = {
+            "action": result.action,
+            "changes": result.changes,
+            "config_backup": str(result.config_backup) if result.config_backup else None,
+            "profile": profile_data(result.profile, home),
+        }
+
+        def show() -> None:
+            p = data["profile"]
+            print(
+                f"{result.action}: {p['name']} on {p['bind_ip']}, base port {p['port']}"
+                f" (owns {p['footprint'][0]}-{p['footprint'][1]})"
+            )
+            for change in result.changes:
+                print(f"  changed {change}")
+            for kind, path in p["dirs"].items():
+                print(f"  {kind:<10} {path}")
+            print(f"  {'token':<10} {p['token_file']} (0600, never printed)")
+            if data["config_backup"]:
+                print(f"  previous openclaw.json kept as {data['config_backup']}")
+
+        return data, show
+
+    _run("setup", as_json, work)
+
+
+def _refuse_if_container(home: Path, name: str) -> None:
+    """A profile removed while its container lives would leave an orphan behind."""
+    from orchestrator.docker.daemon import engine_answers
+
+    if not engine_answers():
+        return
+    from orchestrator.backends.local import container_of
+
+    container = container_of(home, name)
+    if container is not None:
+        raise UsageError(
+            f"profile '{name}' still has a container ({container.name}, {container.state});"
+            " nothing was changed",
+            hint=f"run `orch down {name}` first",
+        )
+
+
+@app.command("rm")
+def remove(
+    name: Annotated[str, typer.Argument(help="Profile to remove.")],
+    purge: Annotated[bool, typer.Option(help="Also delete its dirs and token.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a profile from the fleet; its dirs are kept unless --purge.
+
+    Example: orch rm rescue --purge --yes
+    """
+
+    def work():
+        from orchestrator.fleet.provision import purge_targets
+        from orchestrator.fleet.provision import remove as do_remove
+
+        home = _home()
+        _refuse_if_container(home, _check_name(name))
+        if purge and not yes:
+            targets = purge_targets(home, name)
+            listing = "\n".join(f"  {t}" for t in targets)
+            _confirm(
+                f"--purge would delete {len(targets)} paths of '{name}'",
+                f"Delete these paths of '{name}'?\n{listing}\n",
+                as_json,
+            )
+        result = do_remove(home, name, purge=purge)
+        data = {
+            "removed": name,
+            "purged": [str(p) for p in result.purged],
+            "kept": [str(p) for p in result.kept],
+        }
+
+        def show() -> None:
+            print(f"removed {name} from the fleet")
+            for path in data["purged"]:
+                print(f"  deleted {path}")
+            for path in data["kept"]:
+                print(f"  kept    {path}")
+
+        return data, show
+
+    _run("rm", as_json, work)
+
+
+@app.command("ls")
+def list_profiles(as_json: JsonOpt = False) -> None:
+    """List the profiles of the fleet.
+
+    Example: orch ls --json
+    """
+
+    def work():
+        from orchestrator.cli.views import profile_data, show_profiles
+        from orchestrator.fleet.store import load_fleet
+
+        home = _home()
+        fleet = load_fleet(home)
+        rows = [profile_data(p, home) for p in fleet.select(None)]
+        data = {"home": str(home), "project": fleet.project, "profiles": rows}
+        return data, lambda: show_profiles(rows, str(home), fleet.project)
+
+    _run("ls", as_json, work)
+
+
+@app.command()
+def ports(
+    name: Annotated[Optional[str], typer.Argument(help="Only this profile.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each profile's ports: role, host ip, port or range, published or reserved.
+
+    Example: orch ports rescue
+    """
+
+    def work():
+        from orchestrator.cli.views import ports_data, show_ports
+        from orchestrator.fleet.store import load_fleet
+
+        fleet = load_fleet(_home())
+        rows = [ports_data(p) for p in fleet.select([name] if name else None)]
+        return {"profiles": rows}, lambda: show_ports(rows)
+
+    _run("ports", as_json, work)
+
+
+@app.command()
+def check(as_json: JsonOpt = False) -> None:
+    """Report every problem of the fleet at once (exit 0 clean, 1 problems).
+
+    Example: orch check --json
+    """
+
+    def work():
+        from orchestrator.cli.views import check_data, show_problems
+        from orchestrator.core.check import check_fleet, file_problems
+        from orchestrator.fleet.registry import foreign_reservations
+        from orchestrator.fleet.store import load_fleet
+
+        home = _home()
+        fleet = load_fleet(home)
+        problems = check_fleet(fleet, home, foreign_reservations(home))
+        problems += file_problems(fleet, home)
+        from orchestrator.docker.daemon import engine_answers
+
+        if engine_answers(timeout=0.5):
+            from orchestrator.backends.local import orphan_problems
+
+            problems += orphan_problems(home, fleet)
+        return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
+
+    _run("check", as_json, work, ok=lambda data: data["ok"])
+
+
+@app.command()
+def render(
+    name: Annotated[str, typer.Argument(help="Profile to render.")],
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the fully resolved container spec of a profile.
+
+    Example: orch render rescue --format json
+    """
+
+    def work():
+        from orchestrator.core.spec import render as render_spec
+        from orchestrator.fleet.store import load_fleet
+
+        if fmt not in ("yaml", "json"):
+            raise UsageError(f"--format: '{fmt}' is not yaml or json")
+        home = _home()
+        fleet = load_fleet(home)
+        spec = render_spec(fleet.get(name), fleet, home).model_dump(mode="json")
+
+        def show() -> None:
+            if fmt == "json":
+                print_json(spec)
+            else:
+                import yaml
+
+                sys.stdout.write(yaml.safe_dump(spec, sort_keys=False))
+
+        return spec, show
+
+    _run("render", as_json, work)
+
+
+@app.command()
+def schema(as_json: JsonOpt = False) -> None:
+    """Print the JSON schema of the fleet file.
+
+    Example: orch schema > fleet.schema.json
+    """
+
+    def work():
+        from orchestrator.core.model import Fleet
+
+        doc = Fleet.model_json_schema()
+        return doc, lambda: print_json(doc)
+
+    _run("schema", as_json, work)

@@ -1,0 +1,189 @@
+"""What commands show: the data of each result (the JSON `data` field) and its
+human rendering. rich is imported only when a table is really printed, to keep
+`orch check` and `orch --version` fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.check import Problem, reservations
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.paths import profile_dirs
+from orchestrator.core.ports import ROLE_HELP, Role, footprint_bounds, format_range
+
+
+def profile_data(profile: Profile, home: Path) -> dict[str, Any]:
+    dirs = profile_dirs(profile, home)
+    lo, hi = footprint_bounds(profile.port)
+    return {
+        "name": profile.name,
+        "port": profile.port,
+        "footprint": [lo, hi],
+        "bind_ip": profile.bind_ip,
+        "image": profile.image,
+        "publish": [r.value for r in profile.publish],
+        "user": profile.user,
+        "rescues": profile.rescues,
+        "dirs": {k: str(p) for k, p in dirs.items()},
+        "token_file": str(dirs.token_file),
+        "config_file": str(dirs.config_file),
+    }
+
+
+def ports_data(profile: Profile) -> dict[str, Any]:
+    lo, hi = footprint_bounds(profile.port)
+    return {
+        "name": profile.name,
+        "port": profile.port,
+        "footprint": [lo, hi],
+        "roles": [
+            {
+                "role": r.role,
+                "host_ip": r.host_ip,
+                "start": r.start,
+                "end": r.end,
+                "published": r.published,
+            }
+            for r in reservations(profile)
+        ],
+    }
+
+
+def check_data(fleet: Fleet, problems: list[Problem]) -> dict[str, Any]:
+    return {
+        "profiles": len(fleet.profiles),
+        "ok": not problems,
+        "problems": [p.to_json() for p in problems],
+    }
+
+
+class _Table:
+    """Plain aligned columns. rich would cost ~50 ms of imports per command, and
+    these tables need nothing but alignment."""
+
+    def __init__(self, *columns: str) -> None:
+        self.rows: list[tuple[str, ...]] = [columns]
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def render(self) -> str:
+        widths = [max(len(r[i]) for r in self.rows) for i in range(len(self.rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in self.rows]
+        return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _table(*columns: str) -> _Table:
+    return _Table(*columns)
+
+
+def _print(table: _Table) -> None:
+    sys.stdout.write(table.render())
+
+
+def show_profiles(rows: list[dict[str, Any]], home: str, project: str) -> None:
+    print(f"fleet {home} (project {project})")
+    if not rows:
+        print("No profiles yet. Add one with: orch setup main")
+        return
+    table = _table("NAME", "PORT", "FOOTPRINT", "BIND", "PUBLISH", "STATE DIR")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            str(row["port"]),
+            format_range(*row["footprint"]),
+            row["bind_ip"],
+            ",".join(row["publish"]),
+            row["dirs"]["state"],
+        )
+    _print(table)
+
+
+def show_ports(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        print("No profiles yet. Add one with: orch setup main")
+        return
+    table = _table("PROFILE", "ROLE", "HOST IP", "PORTS", "PUBLISHED", "WHAT")
+    for row in rows:
+        for role in row["roles"]:
+            known = role["role"] in Role._value2member_map_
+            what = ROLE_HELP[Role(role["role"])] if known else "cdpPort of a browser profile"
+            table.add_row(
+                row["name"],
+                role["role"],
+                role["host_ip"],
+                format_range(role["start"], role["end"]),
+                "published" if role["published"] else "reserved",
+                what,
+            )
+    _print(table)
+
+
+def show_problems(problems: list[Problem], profiles: int) -> None:
+    if not problems:
+        print(f"ok: no problems in {profiles} profile{'s' if profiles != 1 else ''}")
+        return
+    out = sys.stdout
+    out.write(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:\n")
+    for problem in problems:
+        out.write(f"  - {problem.message}\n")
+        if problem.hint:
+            out.write(f"    fix: {problem.hint}\n")
+
+
+def show_error(message: str, hint: str, problems: list[Problem] | None = None) -> None:
+    err = sys.stderr
+    err.write(f"error: {message}\n")
+    for problem in problems or []:
+        err.write(f"  - {problem.message}\n")
+    if hint:
+        err.write(f"hint: {hint}\n")
+
+
+def show_plan(plan: list[dict[str, Any]]) -> None:
+    for action in plan:
+        print(f"{action['profile']}: {action['action']} ({action['reason']})")
+
+
+def _answer_word(port: dict[str, Any]) -> str:
+    if port["answering"]:
+        return " answers"
+    return " silent" if port["note"] else ""
+
+
+NOT_PUBLISHED = "not published (orch exec NAME)"
+
+
+def show_status(rows: list[dict[str, Any]]) -> None:
+    table = _table(
+        "PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "RESTARTS", "URL", "PORTS", "DRIFT"
+    )
+    for row in rows:
+        ports = ", ".join(f"{p['role']} {p['ports']}" + _answer_word(p) for p in row["ports"])
+        uptime = f"{row['uptime_s']:.0f}s" if row["uptime_s"] is not None else "-"
+        table.add_row(
+            row["profile"],
+            row["state"],
+            row["health"],
+            "yes" if row["ready"] else "no",
+            uptime,
+            str(row.get("restarts", 0)),
+            row["url"] or NOT_PUBLISHED,
+            ports or "-",
+            row["drift"] or "-",
+        )
+    _print(table)
+    for row in rows:
+        if row.get("orphan"):
+            print(f"{row['profile']}: {row['note']}")
+            continue
+        if not row["ready"] or row.get("restarts"):
+            print(f"{row['profile']}: {row.get('ready_reason') or 'not ready'}")
+            if row.get("last_error"):
+                print(f"  last error: {row['last_error']}")
+    notes = {(p["role"], p["note"]) for row in rows for p in row["ports"] if p["note"]}
+    for role, note in sorted(notes):
+        print(f"note: {role} silent: {note}")

@@ -1,0 +1,110 @@
+"""Where a profile's files live on the host.
+
+Defaults keep every profile under the orch home, one dir per profile, with its
+config, state and workspace as siblings (never nested), so two profiles can
+only meet when a user points them at the same place on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.core.model import Profile
+
+TOKEN_FILE = "gateway_token"
+
+
+MARKER_FILE = ".orch-profile"
+
+
+DIR_KINDS = ("config", "state", "workspace")
+
+
+PROFILES_DIR = "profiles"
+
+
+@dataclass(frozen=True)
+class ProfileDirs:
+    """The resolved host dirs of one profile: absolute, symlinks and `..` resolved."""
+
+    config: Path
+    state: Path
+    workspace: Path
+    secrets: Path
+
+    @property
+    def token_file(self) -> Path:
+        return self.secrets / TOKEN_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.config / "openclaw.json"
+
+    def items(self) -> list[tuple[str, Path]]:
+        return [(k, getattr(self, k)) for k in DIR_KINDS]
+
+
+def profile_root(home: Path, name: str) -> Path:
+    return home / PROFILES_DIR / name
+
+
+def resolve(path: Path) -> Path:
+    """Absolute, with `~`, symlinks and `..` resolved (also for paths not there yet)."""
+    return Path(path).expanduser().resolve(strict=False)
+
+
+def profile_dirs(profile: Profile, home: Path) -> ProfileDirs:
+    root = profile_root(home, profile.name)
+    chosen = {k: getattr(profile.dirs, k) or root / k for k in DIR_KINDS}
+    return ProfileDirs(
+        config=resolve(chosen["config"]),
+        state=resolve(chosen["state"]),
+        workspace=resolve(chosen["workspace"]),
+        secrets=resolve(home / "secrets" / profile.name),
+    )
+
+
+def resolved_dirs(profile: Profile, home: str, cache: dict[str, str]) -> list[tuple[str, str]]:
+    """(kind, path) of the config, state and workspace dirs, resolved as
+    `profile_dirs` does, as plain strings.
+
+    The form `orch check` compares for a whole fleet: `cache` (one dict for one
+    pass) makes each dir prefix cost one stat, and no Path objects are built,
+    so 10,000 profiles take a fraction of a second.
+    """
+    root = f"{home}/{PROFILES_DIR}/{profile.name}"
+    out = []
+    for kind in DIR_KINDS:
+        chosen = getattr(profile.dirs, kind)
+        path = os.path.expanduser(os.fspath(chosen)) if chosen else f"{root}/{kind}"
+        if not path.startswith("/"):
+            path = f"{os.getcwd()}/{path}"
+        out.append((kind, _resolve_cached(path, cache)))
+    return out
+
+
+def _resolve_cached(path: str, cache: dict[str, str]) -> str:
+    """`resolve` for an absolute path string; `cache` remembers every prefix resolved.
+
+    Resolves the parent first and then one component, so the dirs of a profile
+    share their parent's lookup and each component is stat'ed once per pass.
+    """
+    real = cache.get(path)
+    if real is None:
+        if path == "/":
+            real = path
+        else:
+            head, _, name = path.rpartition("/")
+            base = _resolve_cached(head or "/", cache)
+            if name in ("", "."):
+                real = base
+            elif name == "..":
+                real = base.rpartition("/")[0] or "/"
+            else:
+                step = f"{base}/{name}" if base != "/" else f"/{name}"
+                # The parent is already real, so realpath only has this one link to follow.
+                real = os.path.realpath(step) if os.path.islink(step) else step
+        cache[path] = real
+    return real

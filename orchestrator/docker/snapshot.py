@@ -1,0 +1,244 @@
+"""What the live host already uses: orch's containers, other containers'
+published ports, and sockets listening on the host.
+
+Gathered once per command (one container list call plus /proc reads), then
+handed to the pure check and plan functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.observed import Listener, LiveContainer, LiveNetwork, Snapshot, owned_by
+from orchestrator.core.ports import footprint_bounds
+from orchestrator.core.spec import (
+    LABEL_HOME,
+    LABEL_MANAGED,
+    container_name,
+)
+from orchestrator.docker import api as docker_http
+from orchestrator.errors import EngineUnavailable
+from orchestrator.fleet.registry import Held
+
+HOST_PROC_ENV = "ORCH_HOST_PROC"
+
+
+def list_containers() -> list[LiveContainer]:
+    return [LiveContainer.from_api(c) for c in docker_http.containers()]
+
+
+def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snapshot:
+    snap = Snapshot(owner_of=socket_owner)
+    for container in list_containers():
+        mine = owned_by(container.labels, project, home)
+        if mine and container.profile:
+            if container.name == container_name(project, container.profile):
+                snap.ours[container.profile] = container
+            else:
+                snap.aside.setdefault(container.profile, []).append(container)
+            continue
+        if mine is False:
+            snap.foreign.append(container)
+        snap.others.append(container)
+    for raw in docker_http.get("/networks") or []:
+        net = LiveNetwork(raw["Id"], raw["Name"], raw.get("Labels") or {})
+        mine = owned_by(net.labels, project, home)
+        if mine:
+            snap.networks[net.name] = net
+        elif mine is False:
+            snap.foreign_networks[net.name] = net
+    if with_listeners:
+        snap.listeners = host_listeners()
+        snap.others.extend(service_publishers())
+    return snap
+
+
+def host_listeners() -> list[Listener]:
+    """TCP sockets in LISTEN state on the host, from /proc/net/tcp and tcp6.
+
+    $ORCH_HOST_PROC names another proc dir (the host's, mounted into a container;
+    an empty dir for hermetic unit tests)."""
+    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    out = []
+    for name, v6 in (("tcp", False), ("tcp6", True)):
+        try:
+            lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10 or cols[3] != "0A":
+                continue
+            addr, port = cols[1].split(":")
+            out.append(Listener(_decode_ip(addr, v6), int(port, 16), int(cols[9])))
+    return out
+
+
+def held_ports(skip: Callable[[LiveContainer], bool] = lambda _c: False) -> list[Held]:
+    """Port intervals held on the host now: listening sockets, ports published by
+    containers (no socket when the engine runs without docker-proxy), and the whole
+    footprint of every running orch gateway (a leftover of a killed run, a fleet not
+    in the registry yet): its unpublished ports are still its own. Containers for
+    which `skip` is true are left out (a profile's own container)."""
+    held = [(lst.host_ip, lst.port, lst.port) for lst in host_listeners()]
+    with contextlib.suppress(EngineUnavailable):
+        for raw in docker_http.containers():
+            container = LiveContainer.from_api(raw)
+            if skip(container):
+                continue
+            held += [(ip, port, port) for ip, port, _ in container.ports]
+            if container.labels.get(LABEL_MANAGED) == "true" and container.state == "running":
+                held += _footprint_of(container)
+    return held
+
+
+def held_except(home: Path, profile: str) -> list[Held]:
+    """held_ports without the given profile's own containers (provision.LiveView)."""
+
+    def own(container: LiveContainer) -> bool:
+        return container.labels.get(LABEL_HOME) == str(home) and container.profile == profile
+
+    return held_ports(skip=own)
+
+
+def _footprint_of(container: LiveContainer) -> list[Held]:
+    """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
+    try:
+        info = docker_http.get(f"/containers/{container.id}/json")
+    except EngineUnavailable:  # gone since it was listed
+        return []
+    env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
+    base = env.get("OPENCLAW_GATEWAY_PORT", "")
+    if not base.isdigit():
+        return []
+    start, end = footprint_bounds(int(base))
+    return [(ip, start, end) for ip in {ip for ip, _, _ in container.ports} or {"0.0.0.0"}]
+
+
+def _decode_ip(hexaddr: str, v6: bool) -> str:
+    import ipaddress
+
+    raw = bytes.fromhex(hexaddr)
+    if not v6:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    addr = ipaddress.IPv6Address(words)
+    return str(addr.ipv4_mapped) if addr.ipv4_mapped else str(addr)
+
+
+def exit_events(ids: list[str], since: int) -> dict[str, list[dict[str, Any]]]:
+    """Die and OOM events of these containers since `since` (unix time), by id: the
+    engine remembers them, while a container's state forgets an exit code or an OOM
+    kill once its restart policy started it again. One call for all of them."""
+    import json
+    import time
+
+    if not ids:
+        return {}
+    filters = {"type": ["container"], "event": ["die", "oom"], "container": ids}
+    params = {
+        "since": str(since),
+        "until": str(int(time.time()) + 1),
+        "filters": json.dumps(filters),
+    }
+    try:
+        events = docker_http.events(params)
+    except (EngineUnavailable, ValueError):
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        out.setdefault(event.get("id", ""), []).append(event)
+    return out
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (comm)' of a process with a TCP socket on local `port` in any state
+    (bound but not listening too: what the engine refuses and a listener scan misses)."""
+    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) >= 10 and int(cols[1].split(":")[1], 16) == port and cols[9] != "0":
+                owner = socket_owner(int(cols[9]))
+                if owner:
+                    return owner
+    return None
+
+
+def socket_owner(inode: int) -> str | None:
+    """'pid N (comm)' of the process holding a socket inode, when we may look."""
+    target = f"socket:[{inode}]"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                    return f"pid {pid} ({comm})"
+        except OSError:
+            continue
+    return None
+
+
+SERVICE_KIND = "swarm service"
+
+
+def _listed(path: str, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    params = {"filters": json.dumps(filters)} if filters else None
+    return docker_http.get(path, params) or []
+
+
+@dataclass(frozen=True)
+class SwarmInfo:
+    state: str  # inactive, pending, active, error, locked
+    node_id: str
+    manager: bool
+
+
+def swarm_info() -> SwarmInfo:
+    swarm = docker_http.get("/info").get("Swarm") or {}
+    return SwarmInfo(
+        state=swarm.get("LocalNodeState") or "inactive",
+        node_id=swarm.get("NodeID") or "",
+        manager=bool(swarm.get("ControlAvailable")),
+    )
+
+
+def service_publishers() -> list[LiveContainer]:
+    """Ports published by existing swarm services, as pseudo containers for the port
+    checks of `orch up`. Ingress ports are taken on every node and host-mode ports
+    on the nodes that run a task; both count, since the task may move. Empty on an
+    engine that is not a swarm manager (a worker cannot list services)."""
+    if not swarm_info().manager:
+        return []
+    out = []
+    for service in _listed("/services"):
+        spec = service.get("Spec") or {}
+        ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+        published = tuple(
+            ("0.0.0.0", int(p["PublishedPort"]), p.get("Protocol", "tcp"))
+            for p in ports
+            if p.get("PublishedPort")
+        )
+        if published:
+            out.append(
+                LiveContainer(
+                    id=service["ID"],
+                    name=spec.get("Name", service["ID"][:12]),
+                    state="running",
+                    status="",
+                    labels=spec.get("Labels") or {},
+                    ports=published,
+                    kind=SERVICE_KIND,
+                )
+            )
+    return out

@@ -1,0 +1,34 @@
+"""fleet.gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.core.check import check_fleet, file_problems, problems_for
+from orchestrator.core.model import Fleet
+from orchestrator.core.spec import ContainerSpec, render
+from orchestrator.errors import CheckFailed, UsageError
+from orchestrator.fleet.registry import foreign_reservations
+
+
+def checked_specs(
+    fleet: Fleet, home: Path, names: list[str] | None, files: bool = False
+) -> list[ContainerSpec]:
+    """The specs of `names` (all when None), refused when `orch check` finds a problem
+    involving any of them: the one gate of every backend (engine, compose, swarm).
+    `files`: also each profile's dirs and token on this host (what runs here needs;
+    an export may run where they are made)."""
+    if not fleet.profiles:
+        raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
+    selected = fleet.select(names)
+    found = check_fleet(fleet, home, foreign_reservations(home))
+    if files:
+        found += file_problems(fleet, home)
+    problems = problems_for(found, [p.name for p in selected])
+    if problems:
+        raise CheckFailed(
+            f"the fleet has {len(problems)} problem(s); nothing was changed",
+            problems,
+            hint="run `orch check` for the full list and fixes",
+        )
+    return [render(p, fleet, home) for p in selected]

@@ -1,0 +1,54 @@
+"""The one file-lock helper: fleet writes, the host registry, engine start, image builds.
+
+flock, because the kernel drops it when the holder dies: a killed orch never
+leaves a stale lock behind. Re-entrant within one thread, because a command that
+holds a lock (setup holds the fleet and the registry) calls helpers that take it
+again, and a second flock on a new descriptor of the same file would wait forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+_held: dict[tuple[str, int], int] = {}
+
+
+_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, mode: int = 0o600) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created with `mode` if missing)."""
+    key = (os.path.abspath(path), threading.get_ident())
+    with _guard:
+        if key in _held:
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _guard:
+                _held[key] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with _guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _guard:
+                del _held[key]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

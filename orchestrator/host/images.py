@@ -1,0 +1,380 @@
+"""Build the images orch runs, skipping what is already current.
+
+Why a builder inside orch: these machines reach package registries but no container
+registry, so `docker pull` of the gateway image (or even of debian:bookworm-slim)
+fails. orch builds the gateway image itself from images/ in the repo:
+
+1. the gateway tag exists with the same `orch.image.context-hash` label -> nothing to do
+   (a hash of the build inputs, not of the 700 MB npm output, so the check is instant);
+2. base: `debian:bookworm-slim` if present locally, else a quick pull, else the offline
+   debootstrap base `orch/debian:bookworm` (images/base/build.sh), built if missing or stale;
+3. the npm inputs are prepared on the host (images/gateway/prepare.sh, cached), then
+   `docker build` with the classic builder (no buildx on these machines).
+
+Only the stdlib and the docker CLI are used, so this also runs without orch's venv:
+`python3 -m orchestrator.images [--force]`.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestrator.core.versions import NODE_VERSION, OPENCLAW_VERSION
+from orchestrator.docker.daemon import ensure_debootstrap, ensure_engine
+from orchestrator.errors import ImageError, OrchError
+from orchestrator.fleet.locks import exclusive
+
+UPSTREAM_BASE = "debian:bookworm-slim"
+
+
+OFFLINE_BASE = "orch/debian:bookworm"
+
+
+HASH_LABEL = "orch.image.context-hash"
+
+
+VERSION_LABEL = "org.opencontainers.image.version"
+
+
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+
+
+BASE_SCRIPT = IMAGES_DIR / "base" / "build.sh"
+
+
+GATEWAY_DIR = IMAGES_DIR / "gateway"
+
+
+PREPARE_SCRIPT = GATEWAY_DIR / "prepare.sh"
+
+
+BUILD_LOCK = IMAGES_DIR / ".cache" / "build.lock"
+
+
+#: Files of the gateway context that are build inputs (the rest is generated or docs).
+GATEWAY_INPUTS = ("Dockerfile", ".dockerignore", "prepare.sh", "rootfs")
+
+
+PULL_TIMEOUT = 20.0
+
+
+LOG_TAIL = 40
+
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What `build_images` did for one image."""
+
+    tag: str
+    action: str  # "built" | "current" | "pulled"
+    seconds: float
+    size: int  # bytes, as `docker image inspect` reports
+
+
+def _files(root: Path, names: Iterable[str]) -> list[Path]:
+    out: list[Path] = []
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            out.append(path)
+    return out
+
+
+def gateway_context_hash(version: str = OPENCLAW_VERSION, node_version: str = NODE_VERSION) -> str:
+    """Hash of the gateway's build inputs (files, modes, build args): the image label.
+
+    Modes count because the entrypoint must stay executable. The base image is not
+    part of it on purpose: which base was used depends on the machine, not on the
+    recipe, and a gateway built on either works the same.
+    """
+    h = hashlib.sha256()
+    h.update(f"openclaw={version}\nnode={node_version}\n".encode())
+    for path in _files(GATEWAY_DIR, GATEWAY_INPUTS):
+        rel = path.relative_to(GATEWAY_DIR).as_posix()
+        mode = "x" if os.access(path, os.X_OK) else "-"
+        h.update(f"{rel}\0{mode}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def base_context_hash() -> str:
+    """Same rule as images/base/build.sh: sha256 of the script itself, 16 hex digits."""
+    return hashlib.sha256(BASE_SCRIPT.read_bytes()).hexdigest()[:16]
+
+
+def _docker_env() -> dict[str, str]:
+    return {**os.environ, "DOCKER_BUILDKIT": "0"}
+
+
+def inspect_image(tag: str) -> dict | None:
+    """`docker image inspect` of one tag, or None when it is not present."""
+    try:
+        proc = subprocess.run(
+            ["docker", "image", "inspect", tag], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise ImageError(
+            "the docker CLI is needed to inspect and build images",
+            hint="install it (`apt-get install -y docker.io` brings one)",
+        ) from None
+    if proc.returncode != 0:
+        if "No such image" in proc.stderr or "No such object" in proc.stderr:
+            return None
+        raise ImageError(
+            f"docker image inspect {tag} failed: {proc.stderr.strip()}",
+            hint="is the Docker engine running? (`sudo orch engine start`)",
+        )
+    return json.loads(proc.stdout)[0]
+
+
+def _labels(info: dict | None) -> dict[str, str]:
+    return ((info or {}).get("Config") or {}).get("Labels") or {}
+
+
+def _run_logged(cmd: list[str], what: str, progress: Progress | None) -> None:
+    """Run `cmd`, stream its output lines to `progress`, raise ImageError with the tail."""
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=_docker_env(),
+        )
+    except OSError as exc:
+        raise ImageError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        tail.append(line)
+        if progress:
+            progress(line)
+    if proc.wait() != 0:
+        raise ImageError(
+            f"{what} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail),
+            hint="fix the error above and run again; `orch` resumes where it stopped",
+        )
+
+
+def _size(tag: str) -> int:
+    return int((inspect_image(tag) or {}).get("Size") or 0)
+
+
+def _try_pull(tag: str, progress: Progress | None) -> bool:
+    """A quick `docker pull`: True if it worked. Fails fast where no registry is reachable."""
+    if progress:
+        progress(f"trying docker pull {tag}")
+    try:
+        proc = subprocess.run(
+            ["docker", "pull", "-q", tag],
+            capture_output=True,
+            text=True,
+            timeout=PULL_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+def _prune_replaced() -> None:
+    """Drop orch images that rebuilds left untagged, so each rebuild does not leak ~800 MB.
+
+    Only dangling images carrying our label; `docker image rm` refuses those a
+    container still uses (kept until a later build, after that container is gone).
+    """
+    proc = subprocess.run(
+        [
+            "docker",
+            "images",
+            "-q",
+            "--no-trunc",
+            "-f",
+            "dangling=true",
+            "-f",
+            f"label={HASH_LABEL}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for image_id in proc.stdout.split():
+        subprocess.run(["docker", "image", "rm", image_id], capture_output=True, check=False)
+
+
+def _build_offline_base(force: bool, progress: Progress | None) -> ImageResult:
+    """orch/debian:bookworm from debootstrap (images/base/build.sh), unless current."""
+    t0 = time.monotonic()
+    info = inspect_image(OFFLINE_BASE)
+    if info is not None and not force and _labels(info).get(HASH_LABEL) == base_context_hash():
+        return ImageResult(OFFLINE_BASE, "current", time.monotonic() - t0, int(info["Size"]))
+    if os.geteuid() != 0:
+        raise ImageError(
+            f"no base image: {UPSTREAM_BASE} cannot be pulled and building {OFFLINE_BASE} "
+            "with debootstrap needs root",
+            hint=f"run `sudo orch images build` once, or `docker load` a {UPSTREAM_BASE} image",
+        )
+    for line in ensure_debootstrap():
+        if progress:
+            progress(line)
+    _run_logged(["sh", str(BASE_SCRIPT), OFFLINE_BASE], "base image build", progress)
+    return ImageResult(OFFLINE_BASE, "built", time.monotonic() - t0, _size(OFFLINE_BASE))
+
+
+def _ensure_base(force: bool, progress: Progress | None) -> ImageResult:
+    """Pick the base: upstream slim if present or pullable, else the offline one."""
+    t0 = time.monotonic()
+    info = inspect_image(UPSTREAM_BASE)
+    if info is not None:
+        return ImageResult(UPSTREAM_BASE, "current", time.monotonic() - t0, int(info["Size"]))
+    if _try_pull(UPSTREAM_BASE, progress):
+        return ImageResult(UPSTREAM_BASE, "pulled", time.monotonic() - t0, _size(UPSTREAM_BASE))
+    if progress:
+        progress(f"no {UPSTREAM_BASE}: using the offline base {OFFLINE_BASE}")
+    return _build_offline_base(force, progress)
+
+
+def _prepare_context(version: str, progress: Progress | None) -> None:
+    """Node 24 + openclaw into images/gateway/.build (cached by prepare.sh itself)."""
+    if not shutil.which("npm"):
+        raise ImageError(
+            "npm is needed on this host to prepare the gateway image",
+            hint="install Node.js and npm (e.g. `apt-get install -y nodejs npm`)",
+        )
+    _run_logged(
+        ["sh", str(PREPARE_SCRIPT), version, NODE_VERSION], "npm install of openclaw", progress
+    )
+
+
+def build_images(
+    force: bool = False,
+    progress: Progress | None = None,
+    version: str = OPENCLAW_VERSION,
+) -> list[ImageResult]:
+    """Make sure the gateway image (and its base) exist and are current.
+
+    Returns one ImageResult per image looked at: only the gateway when it is current
+    (the fast path, ~0.1 s), else base + gateway. `force` rebuilds what orch builds
+    itself (offline base and gateway) with no layer cache. Raises ImageError (with
+    the tail of the build log) on failure.
+    """
+    t0 = time.monotonic()
+    tag = f"orch/openclaw-gateway:{version}"
+    want = gateway_context_hash(version)
+    old = inspect_image(tag)
+    if old is not None and not force and _labels(old).get(HASH_LABEL) == want:
+        return [ImageResult(tag, "current", time.monotonic() - t0, int(old["Size"]))]
+    # One build at a time (two orch processes, parallel tests): the second waits, then
+    # finds the image current instead of clobbering the shared .build dir.
+    with exclusive(BUILD_LOCK):
+        old = inspect_image(tag)
+        if old is not None and not force and _labels(old).get(HASH_LABEL) == want:
+            return [ImageResult(tag, "current", time.monotonic() - t0, int(old["Size"]))]
+        return _build(tag, want, force, progress, version)
+
+
+def _build(
+    tag: str, want: str, force: bool, progress: Progress | None, version: str
+) -> list[ImageResult]:
+    """The slow path of build_images, under its lock."""
+    results = [_ensure_base(force, progress)]
+    base = results[0].tag
+    t1 = time.monotonic()
+    _prepare_context(version, progress)
+    cmd = [
+        "docker", "build", "--force-rm",
+        "--build-arg", f"BASE_IMAGE={base}",
+        "--build-arg", f"OPENCLAW_VERSION={version}",
+        "--build-arg", f"ORCH_CONTEXT_HASH={want}",
+        "--label", f"orch.image.base={base}",
+        "-t", tag,
+    ]  # fmt: skip
+    if force:
+        cmd.append("--no-cache")
+    _run_logged([*cmd, str(GATEWAY_DIR)], f"docker build of {tag}", progress)
+    new = inspect_image(tag)
+    if new is None or _labels(new).get(HASH_LABEL) != want:
+        raise ImageError(f"docker build of {tag} finished but the image is not labelled {want}")
+    _prune_replaced()
+    results.append(ImageResult(tag, "built", time.monotonic() - t1, int(new["Size"])))
+    return results
+
+
+def _status_row(tag: str, role: str, info: dict | None, current: bool | None) -> dict:
+    labels = _labels(info)
+    return {
+        "tag": tag,
+        "role": role,
+        "present": info is not None,
+        "current": current,
+        "size": int(info["Size"]) if info else 0,
+        "created": info.get("Created") if info else None,
+        "version": labels.get(VERSION_LABEL),
+        "context_hash": labels.get(HASH_LABEL),
+    }
+
+
+def image_status(version: str = OPENCLAW_VERSION) -> list[dict]:
+    """For `doctor`: the images orch needs, present or not, size, current or stale.
+
+    Always the gateway row. A base row only when it matters: while the gateway is
+    missing or stale, the base the builder would use (upstream slim if present, else
+    the offline one, present or not); once the gateway is current, a base is listed
+    only if present (informative, never a problem). So every row with
+    `present and current` false is something `orch images build` will fix.
+    `current` is None for an absent image; the upstream base, when present, is current.
+    """
+    tag = f"orch/openclaw-gateway:{version}"
+    gw = inspect_image(tag)
+    gw_current = gw is not None and _labels(gw).get(HASH_LABEL) == gateway_context_hash(version)
+    rows = [_status_row(tag, "gateway", gw, None if gw is None else gw_current)]
+    upstream = inspect_image(UPSTREAM_BASE)
+    if upstream is not None:
+        rows.append(_status_row(UPSTREAM_BASE, "base", upstream, True))
+        return rows
+    offline = inspect_image(OFFLINE_BASE)
+    if offline is not None or not gw_current:
+        current = (
+            None if offline is None else _labels(offline).get(HASH_LABEL) == base_context_hash()
+        )
+        rows.append(_status_row(OFFLINE_BASE, "base", offline, current))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m orchestrator.images [--force] [--status]`: build without orch's CLI."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        for line in ensure_engine():
+            print(line)
+        if "--status" in args:
+            print(json.dumps(image_status(), indent=2))
+            return 0
+        for r in build_images(force="--force" in args, progress=print):
+            print(json.dumps(asdict(r)))
+    except OrchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
