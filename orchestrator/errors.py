@@ -1,8 +1,12 @@
-"""The one family of errors the core raises.
+"""The one family of errors orch raises, every class of it, each kind with its exit code.
 
 The CLI maps each kind to an exit code and prints `message` and `hint`; the core
 never prints. Keeping one base class means callers (CLI, pytest plugin, users'
 scripts) need a single `except OrchError`.
+
+Exit codes by kind: 1 check failed (nothing changed), 2 bad input, 3 the engine
+refused a request, 4 no engine, 5 not ready (or not running), 6 image, 130/143
+interrupted.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ class EngineUnavailable(OrchError):
     """No Docker engine answers, or it cannot be started."""
 
     exit_code = 4
+
+
+class EngineRefused(OrchError):
+    """The engine answered, and said no (an API error other than "not found")."""
+
+    exit_code = 3
+
+
+class NotFound(EngineRefused):
+    """The engine has no such object (HTTP 404): gone since it was listed, or never made."""
 
 
 class NotReady(OrchError):

@@ -26,7 +26,7 @@ from orchestrator.docker.containers import (
     require_images,
     wait_ready,
 )
-from orchestrator.errors import Cancelled, CheckFailed, OrchError
+from orchestrator.errors import Cancelled, CheckFailed, NotFound, OrchError
 from orchestrator.fleet import registry
 from orchestrator.fleet.gate import checked_specs
 from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
@@ -48,7 +48,6 @@ from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gat
 from orchestrator.docker.containers import tcp_answers
 from orchestrator.docker.snapshot import exit_events, take_snapshot
 from orchestrator.errors import (
-    EngineUnavailable,
     Interrupted,
     NotReady,
     Terminated,
@@ -376,7 +375,7 @@ def _restarts_of_unhealthy(snap: Snapshot) -> dict[str, int]:
     out = {}
     for profile, container in snap.ours.items():
         if container.state in ("running", "restarting") and container.health != "healthy":
-            with contextlib.suppress(EngineUnavailable):
+            with contextlib.suppress(NotFound):
                 info = docker_http.get(f"/containers/{container.id}/json")
                 out[profile] = int(info.get("RestartCount") or 0)
     return out
@@ -524,7 +523,7 @@ def _status_of(
     if probe:
         try:
             info = docker_http.get(f"/containers/{current.id}/json")
-        except EngineUnavailable:
+        except NotFound:
             info = None
         if info:
             _add_history(row, info, (history or {}).get(current.id, []))
@@ -626,7 +625,7 @@ def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]
     snap = take_snapshot(fleet.project, home, with_listeners=False)
     current = snap.ours.get(name)
     if current is None or current.state not in ("running", "restarting"):
-        raise OrchError(
+        raise NotReady(
             f"profile '{name}' has no running container", hint=f"start it with `orch up {name}`"
         )
     return spec, current

@@ -38,7 +38,14 @@ from orchestrator.core.spec import (
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.containers import require_images
 from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info
-from orchestrator.errors import CheckFailed, NotReady, OrchError, StackTaken, SwarmUnavailable
+from orchestrator.errors import (
+    CheckFailed,
+    EngineRefused,
+    NotReady,
+    OrchError,
+    StackTaken,
+    SwarmUnavailable,
+)
 from orchestrator.export.stack import (
     STACK_LABEL,
     dirs_held,
@@ -417,7 +424,7 @@ def deploy(docker: str, stack: str, text: str) -> None:
             timeout=DEPLOY_TIMEOUT_S,
         )
     if proc.returncode != 0:
-        raise OrchError(
+        raise EngineRefused(
             f"docker stack deploy of stack '{stack}' failed:\n"
             + (proc.stderr or proc.stdout).strip(),
             hint="see `orch export stack` for the file that was deployed",

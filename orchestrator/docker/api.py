@@ -15,7 +15,7 @@ import socket
 from typing import Any
 from urllib.parse import urlencode
 
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -48,9 +48,16 @@ def get(path: str, params: dict[str, Any] | None = None, timeout: float = 10.0) 
     if sock is None:
         return _get_via_sdk(path, params)
     status, body = _request(sock, path, params, timeout)
-    if status >= 400:
-        raise EngineUnavailable(f"Docker API GET {path} failed: {status} {body[:200]!r}")
+    _raise_for(status, path, body)
     return json.loads(body) if body else None
+
+
+def _raise_for(status: int, path: str, body: bytes) -> None:
+    """An answer is never "no engine": 404 is NotFound, any other error EngineRefused."""
+    if status == 404:
+        raise NotFound(f"Docker API GET {path}: not found")
+    if status >= 400:
+        raise EngineRefused(f"Docker API GET {path} failed: {status} {body[:200]!r}")
 
 
 def _request(
@@ -80,8 +87,7 @@ def events(params: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]
 
         return list(docker_client().api.events(decode=True, **_sdk_event_args(params)))
     status, body = _request(sock, "/events", params, timeout)
-    if status >= 400:
-        raise EngineUnavailable(f"Docker API GET /events failed: {status} {body[:200]!r}")
+    _raise_for(status, "/events", body)
     decoder = json.JSONDecoder()
     text, pos, out = body.decode("utf-8", "replace"), 0, []
     while pos < len(text):

@@ -33,9 +33,9 @@ from orchestrator.docker.snapshot import exit_events
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
+    EngineRefused,
     ImageError,
     NotReady,
-    OrchError,
     PortRefused,
 )
 
@@ -104,7 +104,7 @@ def _create_and_start(spec: ContainerSpec) -> str:
     try:
         created = api.create_container(**create_kwargs(spec, api))
     except Exception as exc:  # the SDK raises APIError subclasses
-        raise OrchError(f"{spec.profile}: cannot create container {spec.name}: {exc}") from None
+        raise EngineRefused(f"{spec.profile}: cannot create container {spec.name}: {exc}") from None
     container_id = created["Id"]
     try:
         api.start(container_id)
@@ -113,7 +113,7 @@ def _create_and_start(spec: ContainerSpec) -> str:
         refused = port_refusal(spec, str(exc))
         if refused:
             raise refused from None
-        raise OrchError(f"{spec.profile}: cannot start container {spec.name}: {exc}") from None
+        raise EngineRefused(f"{spec.profile}: cannot start container {spec.name}: {exc}") from None
     return container_id
 
 

@@ -23,7 +23,7 @@ from orchestrator.core.spec import (
     container_name,
 )
 from orchestrator.docker import api as docker_http
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 from orchestrator.fleet.registry import Held
 
 HOST_PROC_ENV = "ORCH_HOST_PROC"
@@ -111,7 +111,7 @@ def _footprint_of(container: LiveContainer) -> list[Held]:
     """The footprint of a running orch gateway, from its OPENCLAW_GATEWAY_PORT."""
     try:
         info = docker_http.get(f"/containers/{container.id}/json")
-    except EngineUnavailable:  # gone since it was listed
+    except NotFound:  # gone since it was listed
         return []
     env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
     base = env.get("OPENCLAW_GATEWAY_PORT", "")
@@ -149,7 +149,7 @@ def exit_events(ids: list[str], since: int) -> dict[str, list[dict[str, Any]]]:
     }
     try:
         events = docker_http.events(params)
-    except (EngineUnavailable, ValueError):
+    except (EngineUnavailable, EngineRefused, ValueError):
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
     for event in events:

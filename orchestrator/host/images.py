@@ -46,7 +46,16 @@ HASH_LABEL = "orch.image.context-hash"
 VERSION_LABEL = "org.opencontainers.image.version"
 
 
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+def images_dir() -> Path:
+    """The build contexts: shipped inside the package by a wheel (setup.py copies the
+    checkout's images/ to orchestrator/images), else the checkout's own images/."""
+    shipped = Path(__file__).resolve().parents[1] / "images"
+    if (shipped / "gateway" / "Dockerfile").is_file():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "images"
+
+
+IMAGES_DIR = images_dir()
 
 
 BASE_SCRIPT = IMAGES_DIR / "base" / "build.sh"

@@ -38,7 +38,14 @@ from testcontainers.core.waiting_utils import WaitStrategy
 
 from orchestrator.core.ports import footprint_bounds
 from orchestrator.core.spec import ContainerSpec, resource_labels
-from orchestrator.errors import EngineUnavailable, ImageError, NotReady, OrchError, UsageError
+from orchestrator.errors import (
+    EngineRefused,
+    EngineUnavailable,
+    ImageError,
+    NotReady,
+    OrchError,
+    UsageError,
+)
 from orchestrator.fleet.owner import Owner
 from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER, Held, PortRegistry
 from orchestrator.testing.runs import current_run_id, new_run_dir, run_labels, runs_root
@@ -135,7 +142,7 @@ class OpenClawGatewayContainer(DockerContainer):
             self._container = client.containers.get(created["Id"])
             client.api.start(created["Id"])
         except APIError as exc:
-            raise OrchError(
+            raise EngineRefused(
                 f"{self.spec.profile}: cannot start container {self.spec.name}:"
                 f" {exc.explanation or exc}",
                 hint="another process may have taken a port since it was reserved; run again",

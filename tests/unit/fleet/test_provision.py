@@ -20,7 +20,7 @@ from orchestrator.fleet import provision
 from orchestrator.fleet.provision import SetupRequest, remove, setup
 from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
-from .helpers import fleet_of, snapshot
+from ..helpers import fleet_of, snapshot
 
 JSON5_CONFIG = """// my own gateway config, written by hand
 {

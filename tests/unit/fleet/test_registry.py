@@ -24,8 +24,8 @@ from orchestrator.fleet.registry import (
 )
 from orchestrator.fleet.store import default_home, default_project, load_fleet, save_fleet
 
-from .helpers import fleet_of
-from .test_testing import labels_of  # noqa: F401  (a run's labels, as the plugin makes them)
+from ..helpers import fleet_of
+from ..testing.test_factory import labels_of  # noqa: F401  (a run's labels, as the plugin makes them)
 
 
 @pytest.fixture

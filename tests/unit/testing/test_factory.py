@@ -32,7 +32,7 @@ from orchestrator.testing.factory import (
 from orchestrator.testing.gc import parse_age, verdict
 from orchestrator.testing.runs import LABEL_RUN_CREATED, current_run_id, run_labels
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def labels_of(owner: Owner, run: str = "r1", created: float | None = None) -> dict[str, str]:

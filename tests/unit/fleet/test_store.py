@@ -20,7 +20,7 @@ from orchestrator.fleet.store import (
     save_fleet,
 )
 
-from .helpers import fleet_of
+from ..helpers import fleet_of
 
 
 def load_error(home: Path, text: str | bytes) -> str:

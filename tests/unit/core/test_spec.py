@@ -18,7 +18,7 @@ from orchestrator.core.spec import (
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.store import load_fleet
 
-from .helpers import fleet_of
+from ..helpers import fleet_of
 
 
 def spec_of(home: Path, **fields) -> ContainerSpec:

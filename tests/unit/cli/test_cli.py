@@ -18,7 +18,7 @@ from orchestrator.cli.app import app
 from orchestrator.core.model import Profile
 from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
-from .helpers import fleet_of, save_with_files, snapshot
+from ..helpers import fleet_of, save_with_files, snapshot
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 
@@ -87,7 +87,7 @@ def test_every_command_has_help_with_an_example(home: Path) -> None:
 
 
 def test_every_command_is_in_the_readme_reference() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     reference = readme[readme.index("## Command reference") :]
     commands = leaf_commands(typer.main.get_command(app))
     missing = [" ".join(c) for c in commands if f"`orch {' '.join(c)}" not in reference]

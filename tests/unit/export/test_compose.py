@@ -28,9 +28,9 @@ from orchestrator.export.stack import export_stack, placement_label, stack_specs
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.store import load_fleet, parse_fleet, save_fleet
 
-from .helpers import fleet_of, snapshot
+from ..helpers import fleet_of, snapshot
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "compose"
 EXAMPLE_HOME = Path("/home/me/.local/share/orch")
 # The official Compose JSON schema (Apache-2.0, see tests/data/compose-spec.LICENSE),

@@ -15,7 +15,7 @@ from orchestrator.errors import FleetFileError, OrchError
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.store import CACHE_FILE, LAST_GOOD_FILE, last_good_fleet, load_fleet
 
-from .helpers import snapshot
+from ..helpers import snapshot
 
 
 def test_a_fleet_file_cut_mid_number_is_refused_with_its_line(home: Path) -> None:

@@ -12,7 +12,7 @@ from orchestrator.core.check import Problem, check_fleet, problems_for
 from orchestrator.core.model import BrowserProfile, Dirs, Profile
 from orchestrator.core.paths import profile_dirs, resolved_dirs
 
-from .helpers import fleet_of
+from ..helpers import fleet_of
 
 
 def codes(problems: list[Problem]) -> list[str]:
