@@ -1,4 +1,7 @@
-"""backends.base."""
+"""What every backend returns: outcomes of actions, the result of `up`, the status of a
+profile, and the interface a backend implements. One set of types for the local
+engine and the swarm, so the CLI renders them one way.
+"""
 
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ class ProfileStatus:
     oom_kills: int = 0
     orphan: bool = False
     note: str = ""
+    token_file: str | None = None  # the path of the profile's token (never the token)
 
     @property
     def should_run(self) -> bool:

@@ -26,7 +26,7 @@ from orchestrator.docker.containers import (
     require_images,
     wait_ready,
 )
-from orchestrator.errors import Cancelled, CheckFailed, NotFound, OrchError
+from orchestrator.errors import Cancelled, CheckFailed, NotFound, OrchError, UsageError
 from orchestrator.fleet import registry
 from orchestrator.fleet.gate import checked_specs
 from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
@@ -467,6 +467,8 @@ def status(home: Path, names: list[str] | None = None, probe: bool = True) -> li
     history = _exit_history(snap, specs) if probe else {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
         rows = list(pool.map(lambda s: _status_of(s, snap, probe, history), specs))
+    for row in rows:
+        row.token_file = str(profile_dirs(fleet.profiles[row.profile], home).token_file)
     if names is None:
         for name, containers in snap.orphans(fleet.profiles).items():
             rows.append(_orphan_status(home, name, containers[0]))
@@ -617,6 +619,22 @@ def container_of(home: Path, name: str) -> LiveContainer | None:
     fleet = load_fleet(home)
     fleet.get(name)
     return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
+
+
+def refuse_if_container(home: Path, name: str) -> None:
+    """`orch rm`: a profile removed while its container lives would leave an orphan.
+    With no engine there is no container to leave."""
+    from orchestrator.docker.daemon import engine_answers
+
+    if not engine_answers():
+        return
+    container = container_of(home, name)
+    if container is not None:
+        raise UsageError(
+            f"profile '{name}' still has a container ({container.name}, {container.state});"
+            " nothing was changed",
+            hint=f"run `orch down {name}` first",
+        )
 
 
 def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]:

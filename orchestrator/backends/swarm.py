@@ -60,23 +60,11 @@ SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 
 # Task states after which a task never runs again (docker/api/types/swarm TaskState).
 TERMINAL_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
-
-
 FAILED_STATES = frozenset({"failed", "rejected"})
-
-
 UP_STATES = frozenset({"starting", "running"})
-
-
 DEPLOY_TIMEOUT_S = 120.0
-
-
 REMOVE_TIMEOUT_S = 90.0
-
-
 POLL_S = 0.2
-
-
 LOG_TAIL = 40
 
 

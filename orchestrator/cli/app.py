@@ -136,29 +136,11 @@ def _check_name(name: str, option: str = "NAME") -> str:
 
 
 def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
-    """Make sure an engine answers; start one (root on Debian) if allowed."""
-    from orchestrator.docker.daemon import engine_answers
+    """An engine that answers (see docker.daemon.require_engine); what was done to
+    get one goes to stderr for people."""
+    from orchestrator.docker.daemon import require_engine
 
-    if engine_answers():
-        return
-    from orchestrator.docker.incontainer import own_container_id
-
-    if own_container_id() is not None:  # never install or start an engine inside a container
-        from orchestrator.errors import EngineUnavailable
-
-        raise EngineUnavailable(
-            "orch runs in a container and no Docker engine answers on its socket",
-            hint="mount the host's socket: docker run -v /var/run/docker.sock:/var/run/docker.sock",
-        )
-    if not auto_start:
-        from orchestrator.errors import EngineUnavailable
-
-        raise EngineUnavailable(
-            "no Docker engine answers", hint="run `orch engine start` (or `make engine`)"
-        )
-    from orchestrator.docker.daemon import ensure_engine
-
-    for line in ensure_engine():
+    for line in require_engine(auto_start):
         if not as_json:
             sys.stderr.write(f"engine: {line}\n")
 

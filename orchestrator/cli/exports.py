@@ -1,4 +1,4 @@
-"""cli.exports."""
+"""`orch export compose|stack`: print the fleet as a Compose or stack file, or write it whole."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cli.gc."""
+"""`orch gc`: what killed test runs left, removed."""
 
 from __future__ import annotations
 

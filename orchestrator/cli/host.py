@@ -1,4 +1,4 @@
-"""cli.host."""
+"""The host's commands: `orch engine start`, `orch images build|ls`, `orch doctor`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import typer
 from orchestrator.cli.app import JsonOpt, _engine_ready, _home, _run, app
 
 engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=True)
-
-
 images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
 app.add_typer(engine_app, name="engine")
 app.add_typer(images_app, name="images")

@@ -1,9 +1,10 @@
-"""cli.lifecycle."""
+"""Running gateways: `orch up`, `down`, `status`, `logs`, `restart`, `exec`, on the local
+engine or a swarm.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -25,8 +26,6 @@ def _progress(as_json: bool):
 
 
 Names = Annotated[Optional[list[str]], typer.Argument(help="Profiles (default: all).")]
-
-
 RemoveOrphansOpt = Annotated[
     bool,
     typer.Option(
@@ -92,6 +91,7 @@ def up(
         from orchestrator.backends.local import status as fleet_status
         from orchestrator.backends.local import up as do_up
         from orchestrator.cli.views import show_plan, show_status
+        from orchestrator.docker.incontainer import require_host_view_of
 
         if port not in (None, "auto"):
             raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
@@ -102,7 +102,7 @@ def up(
         home = _home()
         if not dry_run:
             _engine_ready(as_json)
-            _require_host_view(home, names)
+            require_host_view_of(home, names)
         moved = move_taken_ports(home, names, dry_run) if port else []
         result = do_up(
             home,
@@ -121,7 +121,7 @@ def up(
             "orphans": result.orphans,
         }
         rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
-        data["status"] = _with_token_files(home, rows)
+        data["status"] = rows
 
         def show() -> None:
             for m in moved:
@@ -136,32 +136,6 @@ def up(
         return data, show
 
     _run("up", as_json, work)
-
-
-def _require_host_view(home: Path, names: list[str] | None) -> None:
-    """When orch runs in a container: bind sources must be host paths, ports reachable."""
-    from orchestrator.docker.incontainer import own_container_id, require_host_view
-
-    if own_container_id() is None:
-        return
-    from orchestrator.core.spec import render_fleet
-    from orchestrator.fleet.store import load_fleet
-
-    specs = render_fleet(load_fleet(home), home, names)
-    loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
-    require_host_view([m.source for s in specs for m in s.mounts], loopback)
-
-
-def _with_token_files(home: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each status row with the path of its profile's token file (never the token)."""
-    from orchestrator.core.paths import profile_dirs
-    from orchestrator.fleet.store import load_fleet
-
-    fleet = load_fleet(home)
-    for row in rows:
-        if row["profile"] in fleet.profiles:
-            row["token_file"] = str(profile_dirs(fleet.profiles[row["profile"]], home).token_file)
-    return rows
 
 
 @app.command()
@@ -185,6 +159,7 @@ def down(
 
     def work():
         from orchestrator.backends.local import down as remove
+        from orchestrator.fleet.provision import purge_profiles
 
         swarm = _parse_engine(engine) == "swarm"
         if swarm:
@@ -207,7 +182,7 @@ def down(
             )
         purged: list[str] = []
         if purge:
-            purged = _purge_after_down(home, [o.profile for o in outcomes if o.action != "kept"])
+            purged = purge_profiles(home, [o.profile for o in outcomes if o.action != "kept"])
         data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
 
         def show() -> None:
@@ -225,19 +200,6 @@ def down(
         return data, show
 
     _run("down", as_json, work)
-
-
-def _purge_after_down(home: Path, names: list[str]) -> list[str]:
-    from orchestrator.fleet.provision import purge_dirs
-    from orchestrator.fleet.store import load_fleet
-
-    fleet = load_fleet(home)
-    deleted: list[str] = []
-    for name in names:
-        if name in fleet.profiles:
-            purged, _ = purge_dirs(fleet.profiles[name], home)
-            deleted += [str(p) for p in purged]
-    return deleted
 
 
 @app.command()
@@ -268,7 +230,7 @@ def status(
         home = _home()
         found = fleet_status(home, names)
         holder["failing"] = [s.profile for s in found if s.should_run and not s.ready]
-        rows = _with_token_files(home, [s.to_json() for s in found])
+        rows = [s.to_json() for s in found]
         return {"profiles": rows}, lambda: show_status(rows)
 
     holder: dict[str, list[str]] = {"failing": []}
@@ -285,7 +247,7 @@ def _swarm_up(
 ):
     from orchestrator.backends.swarm import status as swarm_status
     from orchestrator.backends.swarm import up as swarm_up
-    from orchestrator.cli.views import show_plan
+    from orchestrator.cli.views import show_plan, show_swarm_status
 
     home = _home()
     _engine_ready(as_json, auto_start=False)
@@ -310,32 +272,17 @@ def _swarm_up(
     def show() -> None:
         show_plan(data["plan"])
         if rows:
-            _show_swarm_status(rows)
+            show_swarm_status(rows)
 
     return data, show
 
 
 def _swarm_status(names: list[str] | None):
     from orchestrator.backends.swarm import status as swarm_status
+    from orchestrator.cli.views import show_swarm_status
 
     rows = [s.to_json() for s in swarm_status(_home(), names)]
-    return {"engine": "swarm", "profiles": rows}, lambda: _show_swarm_status(rows)
-
-
-def _show_swarm_status(rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        ready = "ready" if row["ready"] else "not ready"
-        print(
-            f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
-            f" {row['replicas']} running, {ready}, {row['url'] or 'gateway not published'}"
-            + (f", drift: {row['drift']}" if row["drift"] else "")
-        )
-        for task in row["tasks"][:3]:
-            error = f" ({task['error']})" if task["error"] else ""
-            print(
-                f"  task {task['name']} {task['id']} on {task['node']}:"
-                f" {task['state']} (desired {task['desired']}){error}"
-            )
+    return {"engine": "swarm", "profiles": rows}, lambda: show_swarm_status(rows)
 
 
 @app.command()

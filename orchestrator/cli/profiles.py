@@ -1,4 +1,4 @@
-"""cli.profiles."""
+"""The fleet file: `orch setup`, `rm`, `ls`, `ports`, `check`, `render`, `schema`."""
 
 from __future__ import annotations
 
@@ -101,23 +101,6 @@ def setup(
     _run("setup", as_json, work)
 
 
-def _refuse_if_container(home: Path, name: str) -> None:
-    """A profile removed while its container lives would leave an orphan behind."""
-    from orchestrator.docker.daemon import engine_answers
-
-    if not engine_answers():
-        return
-    from orchestrator.backends.local import container_of
-
-    container = container_of(home, name)
-    if container is not None:
-        raise UsageError(
-            f"profile '{name}' still has a container ({container.name}, {container.state});"
-            " nothing was changed",
-            hint=f"run `orch down {name}` first",
-        )
-
-
 @app.command("rm")
 def remove(
     name: Annotated[str, typer.Argument(help="Profile to remove.")],
@@ -135,7 +118,9 @@ def remove(
         from orchestrator.fleet.provision import remove as do_remove
 
         home = _home()
-        _refuse_if_container(home, _check_name(name))
+        from orchestrator.backends.local import refuse_if_container
+
+        refuse_if_container(home, _check_name(name))
         if purge and not yes:
             targets = purge_targets(home, name)
             listing = "\n".join(f"  {t}" for t in targets)

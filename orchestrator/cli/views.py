@@ -187,3 +187,19 @@ def show_status(rows: list[dict[str, Any]]) -> None:
     notes = {(p["role"], p["note"]) for row in rows for p in row["ports"] if p["note"]}
     for role, note in sorted(notes):
         print(f"note: {role} silent: {note}")
+
+
+def show_swarm_status(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        ready = "ready" if row["ready"] else "not ready"
+        print(
+            f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
+            f" {row['replicas']} running, {ready}, {row['url'] or 'gateway not published'}"
+            + (f", drift: {row['drift']}" if row["drift"] else "")
+        )
+        for task in row["tasks"][:3]:
+            error = f" ({task['error']})" if task["error"] else ""
+            print(
+                f"  task {task['name']} {task['id']} on {task['node']}:"
+                f" {task['state']} (desired {task['desired']}){error}"
+            )

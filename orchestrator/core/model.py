@@ -24,24 +24,14 @@ from orchestrator.core.ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_POR
 from orchestrator.core.versions import GATEWAY_IMAGE
 
 FLEET_VERSION = 1
-
-
 DEFAULT_IMAGE = GATEWAY_IMAGE
-
-
 DEFAULT_BIND_IP = "127.0.0.1"
-
-
 DEFAULT_PROJECT = "orch"
-
-
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 # Words the CLI uses as arguments or that Docker gives a meaning to.
 RESERVED_NAMES = frozenset({"all", "none", "host", "bridge"})
-
-
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -1,4 +1,8 @@
-"""core.observed."""
+"""What a snapshot of the live host holds (containers, networks, listening sockets), seen
+from one fleet, and the pure checks on it: which objects are this fleet's, which
+published ports or names something else already holds. The Docker layer fills it in
+(docker/snapshot.py); plans and checks only read it.
+"""
 
 from __future__ import annotations
 

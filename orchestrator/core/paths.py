@@ -14,14 +14,8 @@ from pathlib import Path
 from orchestrator.core.model import Profile
 
 TOKEN_FILE = "gateway_token"
-
-
 MARKER_FILE = ".orch-profile"
-
-
 DIR_KINDS = ("config", "state", "workspace")
-
-
 PROFILES_DIR = "profiles"
 
 

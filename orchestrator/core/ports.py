@@ -15,19 +15,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 MIN_PORT = 1
-
-
 MAX_PORT = 65535
-
-
 DEFAULT_BASE = 18789
 
 
 # The gateway's managed Chrome CDP range ends at base+110; above this base it
 # silently falls back to a shared range, which would collide.
 MAX_BASE = MAX_PORT - 110
-
-
 FOOTPRINT_SPAN = 111
 
 
@@ -55,8 +49,6 @@ ROLE_OFFSETS: dict[Role, tuple[int, int]] = {
 
 # The same as plain tuples: footprint() runs 10,000 times in a check of 10,000 profiles.
 _ROLE_SPANS = tuple((role.value, lo, hi) for role, (lo, hi) in ROLE_OFFSETS.items())
-
-
 ROLE_HELP: dict[Role, str] = {
     Role.GATEWAY: "gateway WebSocket + HTTP, /healthz",
     Role.BROWSER: "browser control (loopback in container)",

@@ -19,50 +19,26 @@ from orchestrator.core.ports import ROLE_OFFSETS, Role
 
 # The container contract of images/gateway (see images/README.md).
 CONFIG_DIR = "/openclaw/config"
-
-
 STATE_DIR = "/openclaw/state"
-
-
 WORKSPACE_DIR = "/openclaw/workspace"
-
-
 TOKEN_PATH = "/run/secrets/openclaw_gateway_token"
-
-
 RESCUE_ROOT = "/openclaw/rescue"
 
 
 # Empty: the image's entrypoint checks the contract and runs `openclaw gateway run`.
 GATEWAY_COMMAND: tuple[str, ...] = ()
-
-
 HEALTHCHECK_COMMAND = ("CMD", "node", "/usr/local/lib/orch/healthcheck.js")
-
-
 LABEL_MANAGED = "orch.managed"
-
-
 LABEL_PROJECT = "orch.project"
-
-
 LABEL_PROFILE = "orch.profile"
-
-
 LABEL_HASH = "orch.spec-hash"
-
-
 LABEL_HOME = "orch.home"
-
-
 RUN_PREFIX = "orch.run-"  # a test run's record (orchestrator.testing)
 
 
 # Roles that bind 127.0.0.1 inside the container, so a published port needs the
 # in-container relay; canvas has no listener of its own and goes to the gateway.
 LOOPBACK_ROLES = (Role.BROWSER, Role.BROWSER_CDP, Role.EXTENSION, Role.CDP)
-
-
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 

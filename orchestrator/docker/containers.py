@@ -44,8 +44,6 @@ READY_POLL_S = 0.1
 
 # The labels that say which fleet made an object: only that fleet may reuse or remove it.
 FLEET_KEYS = (LABEL_MANAGED, LABEL_PROJECT, LABEL_HOME)
-
-
 LOG_TAIL = 40
 
 

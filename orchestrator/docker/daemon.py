@@ -39,8 +39,6 @@ START_TIMEOUT = 60.0
 
 #: dpkg package that provides `dockerd` on Debian/Ubuntu (Docker 20.10, API 1.41).
 ENGINE_PACKAGE = "docker.io"
-
-
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "a"}
 
 
@@ -283,6 +281,27 @@ def _start_dockerd(dockerd: str, log: Path, pidfile: Path) -> int:
     pid = int(out.strip())
     pidfile.write_text(f"{pid}\n")
     return pid
+
+
+def require_engine(auto_start: bool = True) -> list[str]:
+    """The engine policy of every command: an engine that answers is used; none is
+    started from inside a container (the host's engine must be mounted); without
+    `auto_start` (commands that only look, or stop things) a missing engine is an
+    error with the fix; else one is installed and started (ensure_engine)."""
+    if engine_answers():
+        return []
+    from orchestrator.docker.incontainer import own_container_id
+
+    if own_container_id() is not None:
+        raise EngineUnavailable(
+            "orch runs in a container and no Docker engine answers on its socket",
+            hint="mount the host's socket: docker run -v /var/run/docker.sock:/var/run/docker.sock",
+        )
+    if not auto_start:
+        raise EngineUnavailable(
+            "no Docker engine answers", hint="run `orch engine start` (or `make engine`)"
+        )
+    return ensure_engine()
 
 
 def ensure_engine(install: bool = True, home: Path | None = None) -> list[str]:

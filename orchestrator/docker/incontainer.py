@@ -28,8 +28,6 @@ from orchestrator.errors import EngineUnavailable, UsageError
 # data root may differ). Only the mount AT /etc/hostname counts: the host's own
 # mountinfo lists containers' shm mounts under the same dir.
 _HOSTNAME_ROOT = re.compile(r"/containers/([0-9a-f]{64})/hostname$")
-
-
 SAME_PATH_HINT = (
     "mount a host dir at the same path inside the container and keep orch's files in it,"
     " e.g. docker run -v /srv/orch:/srv/orch -e ORCH_HOME=/srv/orch"
@@ -124,3 +122,16 @@ def require_host_view(paths: Iterable[str], loopback_ports: bool) -> None:
             " the gateways' ports on 127.0.0.1 of the host cannot be reached from it",
             hint="run the orch container with --network host",
         )
+
+
+def require_host_view_of(home: Path, names: list[str] | None) -> None:
+    """When orch runs in a container: the fleet's bind sources must be host paths and
+    its 127.0.0.1 ports reachable (require_host_view); nothing to check otherwise."""
+    if own_container_id() is None:
+        return
+    from orchestrator.core.spec import render_fleet
+    from orchestrator.fleet.store import load_fleet
+
+    specs = render_fleet(load_fleet(home), home, names)
+    loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
+    require_host_view([m.source for s in specs for m in s.mounts], loopback)

@@ -1,1 +1,3 @@
-"""export."""
+"""Exports: the fleet as files other tools run (Compose, swarm stacks), from the same
+specs `orch up` uses, written atomically.
+"""

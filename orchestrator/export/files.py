@@ -1,4 +1,4 @@
-"""export.files."""
+"""Writing an export: whole or not at all, never over a directory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""fleet.gate."""
+"""The one gate of every backend: specs are rendered only for a fleet that passes
+`orch check` (and, for what runs here, has its files).
+"""
 
 from __future__ import annotations
 

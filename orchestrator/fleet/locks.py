@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _held: dict[tuple[str, int], int] = {}
-
-
 _guard = threading.Lock()
 
 

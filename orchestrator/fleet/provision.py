@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 
 CONTAINER_UID = 1000
-
-
 PORT_START_ENV = "ORCH_PORT_START"
 
 
@@ -369,6 +367,18 @@ def purge_dirs(profile: Profile, home: Path) -> tuple[list[Path], list[Path]]:
     if root.is_dir() and not any(root.iterdir()):
         root.rmdir()
     return purged, kept
+
+
+def purge_profiles(home: Path, names: list[str]) -> list[str]:
+    """`down --purge`: the dirs and tokens of these profiles, once their containers are gone."""
+    with locked(home):
+        fleet = load_fleet(home)
+        deleted: list[str] = []
+        for name in names:
+            if name in fleet.profiles:
+                purged, _ = purge_dirs(fleet.profiles[name], home)
+                deleted += [str(p) for p in purged]
+        return deleted
 
 
 def purge_targets(home: Path, name: str) -> list[Path]:

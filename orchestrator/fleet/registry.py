@@ -45,32 +45,14 @@ if TYPE_CHECKING:
 
 
 REGISTRY_ENV = "ORCH_REGISTRY_DIR"
-
-
 DEFAULT_REGISTRY = Path("/tmp/orch-registry")
-
-
 LOCK_FILE = "registry.lock"
-
-
 RUNS_FILE = "runs.json"
-
-
 FLEET_PREFIX = "fleet-"
-
-
 LABEL_RUN_OWNER = "orch.run-owner"
-
-
 LABEL_RUN_ID = "orch.run-id"
-
-
 DEV_PORT = 19001  # `openclaw --dev`
-
-
 WILDCARD = "0.0.0.0"
-
-
 Held = tuple[str, int, int]  # (host address, first port, last port)
 
 

@@ -26,17 +26,9 @@ from orchestrator.fleet.locks import exclusive
 from orchestrator.fleet.registry import publish_fleet
 
 FLEET_FILE = "fleet.yaml"
-
-
 LOCK_FILE = ".fleet.lock"
-
-
 CACHE_FILE = ".fleet.cache.json"
-
-
 LAST_GOOD_FILE = ".fleet.last-good.yaml"
-
-
 HEADER = (
     "# orch fleet file: one entry per gateway profile. Edit by hand or with `orch setup`.\n"
     "# Run `orch check` after editing; `orch schema` prints the JSON schema.\n"

@@ -1,1 +1,1 @@
-"""host."""
+"""The host: the images orch builds (images.py) and `orch doctor` (doctor.py)."""

@@ -35,14 +35,8 @@ from orchestrator.errors import ImageError, OrchError
 from orchestrator.fleet.locks import exclusive
 
 UPSTREAM_BASE = "debian:bookworm-slim"
-
-
 OFFLINE_BASE = "orch/debian:bookworm"
-
-
 HASH_LABEL = "orch.image.context-hash"
-
-
 VERSION_LABEL = "org.opencontainers.image.version"
 
 
@@ -56,30 +50,16 @@ def images_dir() -> Path:
 
 
 IMAGES_DIR = images_dir()
-
-
 BASE_SCRIPT = IMAGES_DIR / "base" / "build.sh"
-
-
 GATEWAY_DIR = IMAGES_DIR / "gateway"
-
-
 PREPARE_SCRIPT = GATEWAY_DIR / "prepare.sh"
-
-
 BUILD_LOCK = IMAGES_DIR / ".cache" / "build.lock"
 
 
 #: Files of the gateway context that are build inputs (the rest is generated or docs).
 GATEWAY_INPUTS = ("Dockerfile", ".dockerignore", "prepare.sh", "rootfs")
-
-
 PULL_TIMEOUT = 20.0
-
-
 LOG_TAIL = 40
-
-
 Progress = Callable[[str], None]
 
 

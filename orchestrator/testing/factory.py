@@ -51,19 +51,13 @@ from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER, Held, Por
 from orchestrator.testing.runs import current_run_id, new_run_dir, run_labels, runs_root
 
 ENV_PORT_START = "ORCH_TEST_PORT_START"
-
-
 ENV_IMAGE = "ORCH_TEST_IMAGE"
 
 
 # Below Linux's ephemeral range (32768+) and away from 18789, where `orch setup`
 # puts a user's own fleet: a test run never takes the ports of a fleet that is down.
 DEFAULT_PORT_START = 20000
-
-
 DEFAULT_TIMEOUT = 120.0
-
-
 PROJECT_PREFIX = "orchtest-"
 
 
@@ -464,8 +458,6 @@ def _require_engine() -> None:
 
 
 _OPEN: set[GatewayFactory] = set()
-
-
 _watching = False
 
 

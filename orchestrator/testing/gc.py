@@ -27,8 +27,6 @@ from orchestrator.testing.factory import LABEL_RUN_ID, LABEL_RUN_OWNER, Owner, P
 from orchestrator.testing.runs import LABEL_RUN_CREATED, RUNS_DIR, read_run_marker, runs_root
 
 STOP_TIMEOUT_S = 30
-
-
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -1,4 +1,7 @@
-"""testing.runs."""
+"""Test runs: their ids, the labels and dirs that record which process made what, so
+`orch gc` can remove what a killed run left. Stdlib only: `orch gc` and the plugin
+import it without testcontainers.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +18,11 @@ from orchestrator.fleet.owner import Owner
 from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER
 
 ENV_ROOT = "ORCH_TEST_DIR"
-
-
 ENV_RUN_ID = "ORCH_RUN_ID"
-
-
 LABEL_RUN_CREATED = "orch.run-created"
-
-
 RUN_MARKER = "run.json"
-
-
 RUNS_DIR = "runs"
-
-
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
 _generated_run_id = uuid.uuid4().hex[:12]
 
 
