@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends.base import PortState, ProfileStatus, UpResult
+from orchestrator.backends.orphans import orphan_note
 from orchestrator.core.check import check_fleet, problems_for
-from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.model import Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import Reservation
 from orchestrator.docker.containers import (
@@ -40,7 +41,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.backends.base import Outcome, Progress
-from orchestrator.core.check import Problem
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
 from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
 from orchestrator.core.plan import ASIDE_REASON, Action, Kind, plan_down, plan_up
@@ -53,7 +53,6 @@ from orchestrator.errors import (
     Terminated,
 )
 from orchestrator.fleet.registry import publish_fleet
-from orchestrator.fleet.store import LAST_GOOD_FILE, last_good_fleet
 
 
 @dataclass(frozen=True)
@@ -416,37 +415,6 @@ def _networks_by_profile(snap: Snapshot) -> dict[str, tuple[str, ...]]:
 
 def _kept_orphan(home: Path, name: str, containers: list[LiveContainer]) -> Outcome:
     return Outcome(name, "kept", containers[0].id, False, 0.0, note=orphan_note(home, name))
-
-
-def orphan_problems(home: Path, fleet: Fleet) -> list[Problem]:
-    """This fleet's containers whose profile the fleet file does not have (for `orch
-    check`): a file cut short by an editor or a full disk shows up here first."""
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
-    return [
-        Problem(
-            code="orphan",
-            message=f"container {cs[0].name} ({cs[0].state}) has no profile in the fleet file",
-            owners=(name,),
-            hint=orphan_note(home, name).removeprefix(f"orphan: '{name}' "),
-        )
-        for name, cs in snap.orphans(fleet.profiles).items()
-    ]
-
-
-def orphan_note(home: Path, name: str) -> str:
-    """Why a container of this fleet has no profile, and what to do about it."""
-    good = last_good_fleet(home)
-    if good is not None and name in good.profiles:
-        return (
-            f"orphan: '{name}' is not in {home}/fleet.yaml but is in the last good copy"
-            f" {home}/{LAST_GOOD_FILE}: was the file cut short? Restore it with"
-            f" `cp {home}/{LAST_GOOD_FILE} {home}/fleet.yaml`, or remove the container"
-            " with `orch down --remove-orphans`"
-        )
-    return (
-        f"orphan: '{name}' is not in {home}/fleet.yaml; kept. `orch setup {name}` adopts it"
-        " again, `orch down --remove-orphans` removes it"
-    )
 
 
 NOT_ANSWERING_WHY = {

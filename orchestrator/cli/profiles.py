@@ -209,7 +209,7 @@ def check(as_json: JsonOpt = False) -> None:
         from orchestrator.docker.daemon import engine_answers
 
         if engine_answers(timeout=0.5):
-            from orchestrator.backends.local import orphan_problems
+            from orchestrator.backends.orphans import orphan_problems
 
             problems += orphan_problems(home, fleet)
         return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
