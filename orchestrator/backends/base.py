@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from orchestrator.core.check import Problem
 from orchestrator.core.plan import Action
 
 Progress = Callable[[str, str], None]
+
+
+def seconds_since(start: float) -> float:
+    """Seconds since a time.monotonic() reading, as outcomes report them."""
+    import time
+
+    return round(time.monotonic() - start, 3)
 
 
 @dataclass
@@ -81,3 +89,24 @@ class ProfileStatus:
         data = self.__dict__.copy()
         data["ports"] = [p.__dict__ for p in self.ports]
         return data
+
+
+class Backend(Protocol):
+    """What a backend offers the CLI: the local engine (backends.local) and a swarm
+    (backends.swarm) both implement it as module functions, with these result types."""
+
+    def up(self, home: Path, names: list[str] | None = None, **options: Any) -> UpResult: ...
+
+    def down(
+        self, home: Path, names: list[str] | None = None, progress: Progress | None = None
+    ) -> list[Outcome]: ...
+
+    def status(self, home: Path, names: list[str] | None = None) -> list[Any]: ...
+
+
+def select(engine: str) -> Backend:
+    """The backend of `--engine`: docker (this host) or swarm."""
+    import importlib
+
+    module = {"docker": "orchestrator.backends.local", "swarm": "orchestrator.backends.swarm"}
+    return importlib.import_module(module[engine])  # type: ignore[return-value]

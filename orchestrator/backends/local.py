@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.backends.base import PortState, ProfileStatus, UpResult
+from orchestrator.backends.base import PortState, ProfileStatus, UpResult, seconds_since
 from orchestrator.backends.orphans import orphan_note
 from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.model import Profile
@@ -203,7 +203,7 @@ def _apply_one(
             assert action.container is not None
             say(spec.profile, f"recreating: {action.reason}")
             container_id = _replace(spec, action.container, timeout, keep_failed, say, cancel)
-            return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+            return Outcome(spec.profile, action.kind, container_id, True, seconds_since(start))
         elif action.kind == Kind.START:
             say(spec.profile, "starting")
             client().api.start(container_id)
@@ -214,8 +214,8 @@ def _apply_one(
             say(spec.profile, "waiting for /readyz")
         wait_ready(spec, container_id, timeout, cancel, fresh=action.kind != Kind.NOOP)
         if action.kind != Kind.NOOP:
-            say(spec.profile, f"ready in {_since(start):.1f} s")
-        return Outcome(spec.profile, action.kind, container_id, True, _since(start))
+            say(spec.profile, f"ready in {seconds_since(start):.1f} s")
+        return Outcome(spec.profile, action.kind, container_id, True, seconds_since(start))
     except Cancelled:
         note = "interrupted before it was ready"
         if container_id and action.kind == Kind.CREATE:
@@ -225,23 +225,29 @@ def _apply_one(
             note = "interrupted: rolled back (the new container removed, the old one put back)"
         elif action.kind in (Kind.START, Kind.RESTART):
             note = "interrupted while starting: kept (its container goes on starting)"
-        return Outcome(spec.profile, action.kind, container_id, False, _since(start), note=note)
+        return Outcome(
+            spec.profile, action.kind, container_id, False, seconds_since(start), note=note
+        )
     except NotReady as exc:
         if container_id and action.kind == Kind.CREATE and not keep_failed:
             _discard(container_id, spec)
-        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+        return Outcome(
+            spec.profile, action.kind, container_id, False, seconds_since(start), exc.message
+        )
     except CheckFailed as exc:
         return Outcome(
             spec.profile,
             action.kind,
             None,
             False,
-            _since(start),
+            seconds_since(start),
             exc.message,
             problems=exc.problems,
         )
     except OrchError as exc:
-        return Outcome(spec.profile, action.kind, container_id, False, _since(start), exc.message)
+        return Outcome(
+            spec.profile, action.kind, container_id, False, seconds_since(start), exc.message
+        )
 
 
 def _replace(
@@ -302,9 +308,11 @@ def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outco
             if not action.networks:
                 return Outcome(action.profile, "noop", None, False, 0.0)
             note = f"removed {len(action.networks)} network(s) left without a container"
-            return Outcome(action.profile, "removed", None, False, _since(start), note=note)
+            return Outcome(action.profile, "removed", None, False, seconds_since(start), note=note)
         first = containers[0].id
-        return Outcome(action.profile, "removed", first, False, _since(start), note="removed")
+        return Outcome(
+            action.profile, "removed", first, False, seconds_since(start), note="removed"
+        )
 
     return fan_out(actions, one, "down")
 
@@ -321,10 +329,6 @@ def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> No
             hint=f"`orch status {spec.profile}` shows when it is ready",
             signum=signum,
         ) from None
-
-
-def _since(start: float) -> float:
-    return round(time.monotonic() - start, 3)
 
 
 DEFAULT_TIMEOUT = 120.0

@@ -20,11 +20,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Outcome, Progress
+from orchestrator.backends.base import Outcome, Progress, UpResult, seconds_since
 from orchestrator.core.check import Problem
 from orchestrator.core.observed import Snapshot, live_problems, owned_by
 from orchestrator.core.plan import Action, Kind
@@ -316,13 +316,6 @@ def plan_stack(specs: list[ContainerSpec], services: list[dict[str, Any]]) -> li
     return actions
 
 
-@dataclass
-class SwarmUpResult:
-    actions: list[Action]
-    outcomes: list[Outcome] = field(default_factory=list)
-    dry_run: bool = False
-
-
 def up(
     home: Path,
     names: list[str] | None = None,
@@ -331,7 +324,7 @@ def up(
     keep_failed: bool = False,
     all_addresses: bool = False,
     progress: Progress | None = None,
-) -> SwarmUpResult:
+) -> UpResult:
     """Check everything, deploy the changed profiles as one stack, wait for /readyz.
 
     Nothing is deployed while a check fails. A stack that did not exist before and
@@ -364,7 +357,7 @@ def up(
                 hint=problems[0].hint,
             )
         if dry_run:
-            return SwarmUpResult(actions, dry_run=True)
+            return UpResult(actions, dry_run=True)
         # No registry to pull from: every node needs its own copy (--resolve-image never).
         require_images(
             local,
@@ -396,7 +389,7 @@ def up(
                     + ("; the new stack was removed" if not services and not keep_failed else "")
                 ),
             )
-        return SwarmUpResult(actions, outcomes)
+        return UpResult(actions, outcomes)
 
 
 def deploy(docker: str, stack: str, text: str) -> None:
@@ -464,7 +457,7 @@ def _wait(
             if http_status(host, port, "/readyz", 1.0) == 200:
                 if action.kind != Kind.NOOP:
                     say(spec.profile, f"ready in {time.monotonic() - start:.1f} s")
-                return Outcome(spec.profile, action.kind, name, True, _since(start))
+                return Outcome(spec.profile, action.kind, name, True, seconds_since(start))
         if time.monotonic() - start > timeout:
             states = ", ".join(f"{t['ID'][:12]} {_state(t)}" for t in tasks) or "no task yet"
             why = f"not ready after {timeout:.0f} s (tasks: {states})"
@@ -474,7 +467,7 @@ def _wait(
 
 def _not_ready(action: Action, service: str, start: float, why: str) -> Outcome:
     message = f"{action.profile}: service {service} {why}"
-    return Outcome(action.profile, action.kind, service, False, _since(start), message)
+    return Outcome(action.profile, action.kind, service, False, seconds_since(start), message)
 
 
 def _task_hash(task: dict[str, Any]) -> str | None:
@@ -509,10 +502,6 @@ def node_address(node_id: str, local_node: str, node: dict[str, Any] | None) -> 
     return (node.get("Status") or {}).get("Addr") or "127.0.0.1"
 
 
-def _since(start: float) -> float:
-    return round(time.monotonic() - start, 3)
-
-
 def down(
     home: Path, names: list[str] | None = None, progress: Progress | None = None
 ) -> list[Outcome]:
@@ -533,7 +522,7 @@ def down(
         start = time.monotonic()
         _remove(stack, targets if wanted is not None else None, say)
         return [
-            Outcome(n, "removed", service_name(stack, n), False, _since(start))
+            Outcome(n, "removed", service_name(stack, n), False, seconds_since(start))
             if n in current
             else Outcome(n, "noop", None, False, 0.0)
             for n in targets

@@ -158,12 +158,11 @@ def down(
     """
 
     def work():
-        from orchestrator.backends.local import down as remove
+        from orchestrator.backends.base import select
         from orchestrator.fleet.provision import purge_profiles
 
-        swarm = _parse_engine(engine) == "swarm"
-        if swarm:
-            from orchestrator.backends.swarm import down as remove
+        backend = select(_parse_engine(engine))
+        swarm = engine == "swarm"
 
         home = _home()
         if purge and not yes:
@@ -174,12 +173,8 @@ def down(
                 as_json,
             )
         _engine_ready(as_json, auto_start=False)
-        if swarm:
-            outcomes = remove(home, names, progress=_progress(as_json))
-        else:
-            outcomes = remove(
-                home, names, progress=_progress(as_json), remove_orphans=remove_orphans
-            )
+        options = {} if swarm else {"remove_orphans": remove_orphans}
+        outcomes = backend.down(home, names, progress=_progress(as_json), **options)
         purged: list[str] = []
         if purge:
             purged = purge_profiles(home, [o.profile for o in outcomes if o.action != "kept"])

@@ -13,21 +13,30 @@ import json
 import os
 import socket
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
+def engine_address() -> tuple[str, str | tuple[str, int]]:
+    """Return ("unix", path) or ("tcp", (host, port)) from DOCKER_HOST, as the CLI does."""
+    host = os.environ.get("DOCKER_HOST", "").strip()
+    if not host:
+        return "unix", DEFAULT_SOCKET
+    url = urlparse(host)
+    if url.scheme == "unix":
+        return "unix", url.path or DEFAULT_SOCKET
+    if url.scheme in ("tcp", "http") and url.hostname:
+        return "tcp", (url.hostname, url.port or 2375)
+    return "other", host  # ssh://, npipe://, https (TLS): not probed here
+
+
 def socket_path() -> str | None:
     """The engine's unix socket, or None when DOCKER_HOST points elsewhere."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host:
-        return DEFAULT_SOCKET
-    if host.startswith("unix://"):
-        return host.removeprefix("unix://")
-    return None
+    kind, where = engine_address()
+    return str(where) if kind == "unix" else None
 
 
 class _UnixConnection(http.client.HTTPConnection):

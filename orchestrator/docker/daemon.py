@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from orchestrator.docker.api import engine_address
 from orchestrator.errors import EngineUnavailable
 from orchestrator.fleet.locks import exclusive
 from orchestrator.fleet.owner import pid_alive
@@ -42,26 +42,13 @@ ENGINE_PACKAGE = "docker.io"
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "a"}
 
 
-def _engine_address() -> tuple[str, str | tuple[str, int]]:
-    """Return ("unix", path) or ("tcp", (host, port)) from DOCKER_HOST, as the CLI does."""
-    host = os.environ.get("DOCKER_HOST", "").strip()
-    if not host:
-        return "unix", DEFAULT_SOCKET
-    url = urlparse(host)
-    if url.scheme == "unix":
-        return "unix", url.path or DEFAULT_SOCKET
-    if url.scheme in ("tcp", "http") and url.hostname:
-        return "tcp", (url.hostname, url.port or 2375)
-    return "other", host  # ssh://, npipe://, https (TLS): not probed here
-
-
 def _uses_default_engine() -> bool:
     """True when DOCKER_HOST is unset or points at the local default socket.
 
     Only then may orch start an engine itself: starting a local dockerd cannot help
     a client that is pointed somewhere else.
     """
-    kind, where = _engine_address()
+    kind, where = engine_address()
     return kind == "unix" and os.path.realpath(str(where)) == os.path.realpath(DEFAULT_SOCKET)
 
 
@@ -72,7 +59,7 @@ def probe_engine(timeout: float = 2.0) -> tuple[bool, str]:
     cannot probe with the stdlib (ssh, TLS), we fall back to `docker version`.
     The reason tells "no engine" from "an engine, but this user may not use it".
     """
-    kind, where = _engine_address()
+    kind, where = engine_address()
     if kind == "other":
         ok = _cli_answers(timeout)
         return ok, "" if ok else f"`docker version` fails for DOCKER_HOST={where}"
