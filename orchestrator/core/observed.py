@@ -131,6 +131,18 @@ def owned_by(labels: dict[str, str], project: str, home: Path) -> bool | None:
     return labels.get(LABEL_HOME) == str(home)
 
 
+def legacy_network_of(labels: dict[str, str], project: str, default_home: bool) -> bool:
+    """A network orch made before networks carried their home: it has the project but
+    no home label. Only the default home's fleet (project `orch` by default, as all
+    fleets were then) may take it as its own."""
+    return (
+        default_home
+        and labels.get(LABEL_MANAGED) == "true"
+        and labels.get(LABEL_PROJECT) == project
+        and LABEL_HOME not in labels
+    )
+
+
 def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
     """Published ports of `specs` that something else on the host already holds.
 

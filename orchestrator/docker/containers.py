@@ -15,11 +15,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from orchestrator.core.check import Problem
 from orchestrator.core.exits import last_exit_code
-from orchestrator.core.observed import LiveContainer
+from orchestrator.core.observed import LiveContainer, legacy_network_of
 from orchestrator.core.spec import (
     LABEL_HOME,
     LABEL_MANAGED,
@@ -38,6 +39,7 @@ from orchestrator.errors import (
     NotReady,
     PortRefused,
 )
+from orchestrator.fleet.store import default_home
 
 READY_POLL_S = 0.1
 
@@ -207,6 +209,9 @@ def _ensure_network(spec: ContainerSpec) -> None:
             continue
         labels = net.get("Labels") or {}
         if all(labels.get(k) == wanted[k] for k in FLEET_KEYS):
+            return
+        legacy = Path(wanted[LABEL_HOME]) == default_home()
+        if legacy_network_of(labels, wanted[LABEL_PROJECT], legacy):
             return
         raise CheckFailed(
             f"{spec.profile}: network {spec.network} exists and is not this fleet's"

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.observed import Listener, LiveContainer, LiveNetwork, Snapshot, owned_by
+from orchestrator.core.observed import (
+    Listener,
+    LiveContainer,
+    LiveNetwork,
+    Snapshot,
+    legacy_network_of,
+    owned_by,
+)
 from orchestrator.core.ports import footprint_bounds
 from orchestrator.core.spec import (
     LABEL_HOME,
@@ -25,6 +32,7 @@ from orchestrator.core.spec import (
 from orchestrator.docker import api as docker_http
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 from orchestrator.fleet.registry import Held
+from orchestrator.fleet.store import default_home
 
 HOST_PROC_ENV = "ORCH_HOST_PROC"
 
@@ -46,9 +54,10 @@ def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snap
         if mine is False:
             snap.foreign.append(container)
         snap.others.append(container)
+    legacy = home == default_home()
     for raw in docker_http.get("/networks") or []:
         net = LiveNetwork(raw["Id"], raw["Name"], raw.get("Labels") or {})
-        mine = owned_by(net.labels, project, home)
+        mine = owned_by(net.labels, project, home) or legacy_network_of(net.labels, project, legacy)
         if mine:
             snap.networks[net.name] = net
         elif mine is False:

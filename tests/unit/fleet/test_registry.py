@@ -237,3 +237,12 @@ def test_a_profile_without_a_published_gateway_has_no_url_and_does_not_crash(
 
     row = _status_of(spec, Snapshot(), probe=False)
     assert row.url is None and row.ready is False and row.state == "absent"
+
+
+def test_a_network_made_before_networks_carried_their_home_is_the_default_fleets() -> None:
+    from orchestrator.core.observed import legacy_network_of
+
+    old = {"orch.managed": "true", "orch.project": "orch", "orch.profile": "main"}
+    assert legacy_network_of(old, "orch", default_home=True) is True
+    assert legacy_network_of(old, "orch", default_home=False) is False  # another home: never
+    assert legacy_network_of({**old, "orch.home": "/srv/a"}, "orch", default_home=True) is False
