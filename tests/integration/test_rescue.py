@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from support import free_base, new_home, remove_fleet, wait_for
@@ -91,7 +92,7 @@ def test_rescue_restores_the_last_good_config_and_brings_main_back(fleet, engine
     )
     assert done["restart"]["ready"] is True and done["restored"]["changed"] is True
     aside = done["restored"]["broken_kept_at"]
-    assert aside and open(aside).read() == broken
+    assert aside and Path(aside).read_text() == broken
     assert '"mode": "local"' in config_file(fleet).read_text()
     assert oct(config_file(fleet).stat().st_mode & 0o777) == "0o600"
     row = fleet.json("status", "main")["data"]["profiles"][0]

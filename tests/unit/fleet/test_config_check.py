@@ -127,3 +127,16 @@ def test_a_diff_never_shows_a_credential() -> None:
         + __import__("hashlib").sha256(b"k-1").hexdigest()[:8]
         + ">'}"
     )
+
+
+def test_the_rescuer_is_the_profile_rescuing_the_target(home: Path, fleet) -> None:
+    from orchestrator.backends.rescue import rescuer_of
+    from orchestrator.errors import UsageError
+
+    assert rescuer_of(fleet, "main", None).name == "rescue"
+    assert rescuer_of(fleet, "main", "rescue").name == "rescue"
+    with pytest.raises(UsageError, match="no profile rescues 'rescue'") as err:
+        rescuer_of(fleet, "rescue", None)
+    assert "orch setup rescue --rescues rescue" in (err.value.hint or "")
+    with pytest.raises(UsageError, match="does not rescue"):
+        rescuer_of(fleet, "rescue", "main")
