@@ -1,13 +1,13 @@
 """The gateway's config schema of an image, read once per image id and cached.
 
-The gateway image carries its own `openclaw config schema` output, produced at
-build time (images/gateway/Dockerfile, SCHEMA_PATH). orch copies that file out of
-a created, never started container (the archive API: no gateway boots, about
-0.3 s), relaxes it (see core.gateway_config.relax_schema) and keeps the result in
-the user's cache dir under the image id: the next `orch check` reads a file. An
-image id names its content, so a rebuilt image gets its own entry and a stale
-schema is never used. An image built before the schema was part of it falls back
-to one throwaway `openclaw config schema` run (a few seconds, once per image).
+The schema is the gateway's own (`openclaw config schema`, draft-07, 2.4 MB) of the
+very version the image runs. orch gets it from the image once: the file at
+SCHEMA_PATH when the image carries one (copied out of a created, never started
+container through the archive API), else one throwaway `openclaw config schema`
+run with no network (a few seconds). It relaxes it (core.gateway_config.relax_schema)
+and keeps the result in the user's cache dir under the image id, so every later
+`orch check` reads a file and starts no container. An image id names its content:
+a rebuilt image gets its own entry, and a stale schema is never used.
 """
 
 from __future__ import annotations
