@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "cli_startup.py",
     "check_sweep.py",
+    "config_check.py",
     "lifecycle.py",
     "export_compose.py",
     "swarm_deploy.py",

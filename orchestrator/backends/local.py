@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.backends.base import PortState, ProfileStatus, UpResult, seconds_since
 from orchestrator.backends.orphans import orphan_note
 from orchestrator.core.check import check_fleet, problems_for
-from orchestrator.core.model import Profile
+from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import Reservation
 from orchestrator.docker.containers import (
@@ -336,7 +336,9 @@ DEFAULT_TIMEOUT = 120.0
 
 def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec]]:
     fleet = load_fleet(home)
-    return fleet, checked_specs(fleet, home, names, files=True)
+    from orchestrator.host.gateway_schema import schema_for
+
+    return fleet, checked_specs(fleet, home, names, files=True, schema_of=schema_for)
 
 
 def up(
@@ -365,9 +367,23 @@ def up(
         if dry_run:
             return UpResult(actions, dry_run=True, orphans=orphans)
         outcomes = apply_up(actions, timeout, keep_failed, progress)
+        remember_ready(home, fleet, outcomes)
         if remove_orphans and orphans:
             outcomes += apply_down(plan_down(orphans, snap.orphans(fleet.profiles)), progress)
         return UpResult(actions, outcomes, orphans=orphans)
+
+
+def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:
+    """Keep the config of each gateway that just became ready: the history that
+    `orch rescue --restore-last-good` can put back. Best effort: a full disk must
+    not turn a successful `up` into a failure."""
+    from orchestrator.fleet.config_history import remember_good
+
+    for outcome in outcomes:
+        if outcome.ready and outcome.profile in fleet.profiles:
+            profile = fleet.profiles[outcome.profile]
+            with contextlib.suppress(OSError):
+                remember_good(profile_dirs(profile, home), profile.uid, profile.gid)
 
 
 def _restarts_of_unhealthy(snap: Snapshot) -> dict[str, int]:

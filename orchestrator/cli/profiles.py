@@ -207,8 +207,14 @@ def check(as_json: JsonOpt = False) -> None:
         problems = check_fleet(fleet, home, foreign_reservations(home))
         problems += file_problems(fleet, home)
         from orchestrator.docker.daemon import engine_answers
+        from orchestrator.fleet.config_check import config_problems
 
-        if engine_answers(timeout=0.5):
+        engine = engine_answers(timeout=0.5)
+        schema_of = None
+        if engine:
+            from orchestrator.host.gateway_schema import schema_for as schema_of
+        problems += config_problems(fleet, home, schema_of)
+        if engine:
             from orchestrator.backends.orphans import orphan_problems
 
             problems += orphan_problems(home, fleet)

@@ -45,12 +45,19 @@ class Problem:
     hint: str = ""
     ports: tuple[int, int] | None = None
     paths: tuple[str, ...] = field(default_factory=tuple)
+    # A problem inside a file (the gateway's openclaw.json): which file, line, key.
+    file: str | None = None
+    line: int | None = None
+    key: str | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["owners"] = list(self.owners)
         data["paths"] = list(self.paths)
         data["ports"] = list(self.ports) if self.ports else None
+        for where in ("file", "line", "key"):  # only problems inside a file have them
+            if data[where] is None:
+                del data[where]
         return data
 
 

@@ -10,22 +10,31 @@ from orchestrator.core.check import check_fleet, file_problems, problems_for
 from orchestrator.core.model import Fleet
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.errors import CheckFailed, UsageError
+from orchestrator.fleet.config_check import SchemaOf, config_problems
 from orchestrator.fleet.registry import foreign_reservations
 
 
 def checked_specs(
-    fleet: Fleet, home: Path, names: list[str] | None, files: bool = False
+    fleet: Fleet,
+    home: Path,
+    names: list[str] | None,
+    files: bool = False,
+    schema_of: SchemaOf | None = None,
 ) -> list[ContainerSpec]:
     """The specs of `names` (all when None), refused when `orch check` finds a problem
     involving any of them: the one gate of every backend (engine, compose, swarm).
     `files`: also each profile's dirs and token on this host (what runs here needs;
-    an export may run where they are made)."""
+    an export may run where they are made), and each profile's openclaw.json: the
+    gateway's schema (`schema_of`: image -> its schema), orch's keys, no credential
+    held by two profiles. So a running, ready gateway is never replaced by one whose
+    config would not start."""
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)
     found = check_fleet(fleet, home, foreign_reservations(home))
     if files:
         found += file_problems(fleet, home)
+        found += config_problems(fleet, home, schema_of)
     problems = problems_for(found, [p.name for p in selected])
     if problems:
         raise CheckFailed(

@@ -16,7 +16,10 @@ def fleet_of(*profiles: Profile) -> Fleet:
 def save_with_files(home: Path, fleet: Fleet) -> Fleet:
     """Save `fleet` and give each profile the files `orch check` asks for (dirs, an
     openclaw.json, a 0600 token), as `orch setup` would, without its other checks."""
+    import json
+
     from orchestrator.core.paths import profile_dirs
+    from orchestrator.fleet.openclaw_config import managed_config
     from orchestrator.fleet.store import save_fleet
 
     save_fleet(home, fleet)
@@ -24,7 +27,7 @@ def save_with_files(home: Path, fleet: Fleet) -> Fleet:
         dirs = profile_dirs(profile, home)
         for _, path in dirs.items():
             path.mkdir(parents=True, exist_ok=True)
-        dirs.config_file.write_text("{}\n")
+        dirs.config_file.write_text(json.dumps(managed_config(profile)) + "\n")
         dirs.secrets.mkdir(parents=True, exist_ok=True)
         dirs.token_file.write_text("t0ken\n")
         dirs.token_file.chmod(0o600)

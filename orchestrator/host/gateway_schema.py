@@ -1,0 +1,150 @@
+"""The gateway's config schema of an image, read once per image id and cached.
+
+The schema is the gateway's own (`openclaw config schema`, draft-07, 2.4 MB) of the
+very version the image runs. orch gets it from the image once: the file at
+SCHEMA_PATH when the image carries one (copied out of a created, never started
+container through the archive API), else one throwaway `openclaw config schema`
+run with no network (a few seconds). It relaxes it (core.gateway_config.relax_schema)
+and keeps the result in the user's cache dir under the image id, so every later
+`orch check` reads a file and starts no container. An image id names its content:
+a rebuilt image gets its own entry, and a stale schema is never used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import EngineUnavailable, NotFound
+
+SCHEMA_PATH = "/usr/local/share/orch/openclaw-config.schema.json"
+
+
+CACHE_VERSION = 1  # bump when relax_schema changes what a cached file holds
+
+
+@dataclass(frozen=True)
+class GatewaySchema:
+    """A ready validator for one image's gateway version."""
+
+    image_id: str
+    version: str
+    validator: Any  # jsonschema.Draft7Validator
+
+    def problems(self, owner: str, file: str, text: str, data: Any) -> list:
+        from orchestrator.core.gateway_config import schema_problems
+
+        return schema_problems(owner, file, text, data, self.validator, self.version)
+
+
+def cache_dir() -> Path:
+    """`$ORCH_CACHE_DIR`, else the user's cache dir (`~/.cache/orch` on Linux)."""
+    env = os.environ.get("ORCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("orch"))
+
+
+def cache_file(image_id: str) -> Path:
+    return cache_dir() / "gateway-schemas" / f"{image_id.split(':')[-1]}.v{CACHE_VERSION}.json"
+
+
+_memo: dict[str, GatewaySchema | None] = {}
+
+
+_memo_lock = threading.Lock()
+
+
+def schema_for(image: str) -> GatewaySchema | None:
+    """The schema of `image`'s gateway; None when the engine or the image is not
+    there (then `orch up` refuses the missing image anyway, and `orch check` says
+    the config was not checked against a schema)."""
+    with _memo_lock:
+        if image not in _memo:
+            _memo[image] = _load(image)
+        return _memo[image]
+
+
+def _load(image: str) -> GatewaySchema | None:
+    from orchestrator.docker import api as docker_http
+
+    try:
+        info = docker_http.get(f"/images/{image}/json", timeout=5.0)
+    except (NotFound, EngineUnavailable):
+        return None
+    image_id = info["Id"]
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    version = labels.get("org.opencontainers.image.version", "")
+    path = cache_file(image_id)
+    try:
+        relaxed = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        relaxed = _relaxed(image_id)
+        _store(path, relaxed)
+    import jsonschema
+
+    return GatewaySchema(image_id, version, jsonschema.Draft7Validator(relaxed))
+
+
+def _relaxed(image_id: str) -> dict[str, Any]:
+    from orchestrator.core.gateway_config import relax_schema
+
+    raw = read_from_image(image_id)
+    return relax_schema(json.loads(raw))
+
+
+def _store(path: Path, relaxed: dict[str, Any]) -> None:
+    """Written atomically; an unwritable cache only costs the next check a copy."""
+    from orchestrator.fleet.store import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(relaxed, separators=(",", ":")), mode=0o644)
+    except OSError:
+        pass
+
+
+def read_from_image(image_id: str) -> bytes:
+    """The schema file of the image, from a created (never started) container; an
+    image without it (built before orch put it there) runs `openclaw config schema`
+    once in a throwaway container with no network."""
+    import docker.errors
+
+    from orchestrator.docker.containers import client
+
+    api = client().api
+    created = api.create_container(image_id, command=["true"], network_disabled=True)
+    try:
+        stream, _ = api.get_archive(created["Id"], SCHEMA_PATH)
+        return _first_file(b"".join(stream))
+    except docker.errors.NotFound:
+        pass
+    finally:
+        api.remove_container(created["Id"], force=True)
+    return client().containers.run(
+        image_id,
+        ["config", "schema"],
+        entrypoint=["openclaw"],
+        network_mode="none",
+        remove=True,
+        stderr=False,
+        environment={"HOME": "/tmp", "OPENCLAW_STATE_DIR": "/tmp/state"},
+    )
+
+
+def _first_file(tar_bytes: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar:
+            if member.isfile():
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    return handle.read()
+    raise NotFound(f"{SCHEMA_PATH} is empty in the image")

@@ -1,0 +1,102 @@
+"""The gateway's own config checked before start, and the rescue bot bringing main back,
+on the real gateway: one fleet (main + rescue) for the whole module, the cases in order.
+
+main's config is broken -> `orch check` names the line, `orch up` refuses and leaves the
+running main alone; main restarted on it crash-loops (exit 78, in `orch status`); then
+`orch rescue main --restore-last-good --restart` brings it back ready, state and token
+kept. The time is printed beside the 46 s the restart policy alone took (openclaw.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from support import free_base, new_home, remove_fleet, wait_for
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, engine, gateway_image):
+    orch = new_home(tmp_path_factory.mktemp("rescue") / "home")
+    try:
+        orch.run("setup", "main", "--port", str(free_base()))
+        orch.run("setup", "rescue", "--rescues", "main", "--port", str(free_base()))
+        orch.run("up", "--timeout", "300", timeout=400)
+        yield orch
+    finally:
+        remove_fleet(engine, orch)
+
+
+def config_file(orch):
+    return orch.home / "profiles" / "main" / "config" / "openclaw.json"
+
+
+def break_main(orch) -> str:
+    path = config_file(orch)
+    text = path.read_text()
+    assert '"mode": "local"' in text
+    path.write_text(text.replace('"mode": "local"', '"mode": "bogus-mode"'))
+    return text
+
+
+def test_a_broken_config_is_named_with_its_line_and_up_refuses_it(fleet, engine):
+    before = fleet.container(engine, "main").id
+    break_main(fleet)
+    check = fleet.json("check", ok=False)
+    (problem,) = [p for p in check["data"]["problems"] if "main" in p["owners"]]
+    assert problem["code"] == "config-invalid" and problem["key"] == "gateway.mode"
+    assert problem["line"] == 3 and problem["file"] == str(config_file(fleet))
+    assert "openclaw.json:3 - gateway.mode" in problem["message"]
+    assert "bogus-mode" in problem["message"]
+
+    up = fleet.json("up", ok=False)
+    assert up["ok"] is False and up["error"]["exit_code"] == 1
+    container = fleet.container(engine, "main")
+    assert container.id == before and container.status == "running"
+    row = fleet.json("status", "main")["data"]["profiles"][0]
+    assert row["ready"] is True
+
+
+def test_main_crash_looping_shows_restarts_and_exit_78(fleet, engine):
+    fleet.container(engine, "main").restart(timeout=15)
+
+    def looping():
+        rows = fleet.json("status", "main", ok=False)["data"]["profiles"]
+        row = rows[0]
+        return row if row["restarts"] >= 2 and row["last_exit"] else None
+
+    row = wait_for(looping, 180, "main crash-looping")
+    assert row["last_exit"]["code"] == 78 and "configuration" in row["last_exit"]["meaning"]
+    assert "bogus-mode" in (row["last_error"] or "")
+    assert row["ready"] is False
+
+
+def test_rescue_restores_the_last_good_config_and_brings_main_back(fleet, engine):
+    token = fleet.token("main")
+    state_before = sorted(p.name for p in fleet.state_dir("main").iterdir())
+    broken = config_file(fleet).read_text()
+    shown = fleet.json("rescue", "main", timeout=200)["data"]
+    assert shown["state"]["restarts"] >= 2 and shown["validate"]["ran"] is True
+    assert shown["validate"]["ok"] is False
+    assert '+    "mode": "bogus-mode"' in shown["last_good"]["diff"]
+    assert config_file(fleet).read_text() == broken  # only shown, nothing changed
+
+    start = time.monotonic()
+    done = fleet.json("rescue", "main", "--restore-last-good", "--restart", timeout=400)["data"]
+    seconds = time.monotonic() - start
+    print(
+        f"\norch rescue main --restore-last-good --restart: main ready after {seconds:.1f} s"
+        f" (restart {done['restart']['seconds']} s); the restart policy alone: 46 s"
+    )
+    assert done["restart"]["ready"] is True and done["restored"]["changed"] is True
+    aside = done["restored"]["broken_kept_at"]
+    assert aside and Path(aside).read_text() == broken
+    assert '"mode": "local"' in config_file(fleet).read_text()
+    assert oct(config_file(fleet).stat().st_mode & 0o777) == "0o600"
+    row = fleet.json("status", "main")["data"]["profiles"][0]
+    assert row["ready"] is True
+    assert fleet.token("main") == token
+    assert set(state_before) <= {p.name for p in fleet.state_dir("main").iterdir()}
+    assert token not in json.dumps(done)
