@@ -21,12 +21,29 @@ from pydantic import (
 )
 
 from orchestrator.core.ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
-from orchestrator.core.versions import GATEWAY_IMAGE
+from orchestrator.core.versions import BROWSER_IMAGE, GATEWAY_IMAGE
 
 FLEET_VERSION = 1
 
 
 DEFAULT_IMAGE = GATEWAY_IMAGE
+
+
+DEFAULT_MEMORY = "1280m"
+
+
+DEFAULT_PIDS = 512
+
+
+#: A gateway plus its managed headless Chromium, measured (bench/browser.py): the
+#: gateway idles at about 730 MiB and Chromium with one tab adds 250-400 MiB, so 1280m
+#: leaves no room for a second tab; 2g does.
+BROWSER_MEMORY = "2g"
+
+
+#: Chromium's processes and threads count against the pids limit (about 120 for one
+#: tab, on top of the gateway's 60-100).
+BROWSER_PIDS = 1024
 
 
 DEFAULT_BIND_IP = "127.0.0.1"
@@ -154,8 +171,9 @@ class Profile(BaseModel):
     user: str = Field(default="1000:1000", pattern=r"^\d+:\d+$", description="uid:gid it runs as")
     browser_profiles: dict[str, BrowserProfile] = Field(default_factory=dict)
     rescues: str | None = Field(default=None, description="profile whose config dir it may edit")
-    memory: str = Field(default="1280m", pattern=r"^\d+[kmg]?$")
-    pids: int = Field(default=512, ge=32)
+    memory: str = Field(default=DEFAULT_MEMORY, pattern=r"^\d+[kmg]?$")
+    pids: int = Field(default=DEFAULT_PIDS, ge=32)
+    browser: bool = Field(default=False, description="run the image with headless Chromium")
 
     @field_validator("name")
     @classmethod
@@ -197,6 +215,27 @@ class Profile(BaseModel):
     @property
     def gid(self) -> int:
         return int(self.user.split(":")[1])
+
+    @property
+    def effective_image(self) -> str:
+        """The image the container runs: a browser profile on the default image gets its
+        browser variant; an image the user named is taken as given."""
+        if self.browser and self.image == DEFAULT_IMAGE:
+            return BROWSER_IMAGE
+        return self.image
+
+    @property
+    def effective_memory(self) -> str:
+        """The memory limit: a browser profile left at the default gets BROWSER_MEMORY."""
+        if self.browser and self.memory == DEFAULT_MEMORY:
+            return BROWSER_MEMORY
+        return self.memory
+
+    @property
+    def effective_pids(self) -> int:
+        if self.browser and self.pids == DEFAULT_PIDS:
+            return BROWSER_PIDS
+        return self.pids
 
     @property
     def cdp_ports(self) -> dict[str, int]:
