@@ -35,14 +35,15 @@ DEFAULT_MEMORY = "1280m"
 DEFAULT_PIDS = 512
 
 
-#: A gateway plus its managed headless Chromium, measured (bench/browser.py): the
-#: gateway idles at about 730 MiB and Chromium with one tab adds 250-400 MiB, so 1280m
-#: leaves no room for a second tab; 2g does.
+#: A gateway plus its managed headless Chromium (bench/browser.py): 720-750 MiB ready
+#: with Chromium on one blank tab, like a plain gateway; but every real page costs
+#: Chromium tens to hundreds of MiB and an OOM kill takes the gateway with it, so a
+#: browser profile gets 2g of room (plain: 1280m). images/README.md has the numbers.
 BROWSER_MEMORY = "2g"
 
 
-#: Chromium's processes and threads count against the pids limit (about 120 for one
-#: tab, on top of the gateway's 60-100).
+#: Chromium's processes and threads count against the pids limit (83 pids in all
+#: with one blank tab against 37 for a plain gateway; each page adds renderer threads).
 BROWSER_PIDS = 1024
 
 
