@@ -24,7 +24,8 @@ def browsers(tmp_path_factory, engine, browser_image):
     fleet = new_home(tmp_path_factory.mktemp("browsers") / "home")
     fleet.run("setup", "web1", "--port", str(free_base()), "--browser", "--publish", PUBLISH)
     fleet.run("setup", "web2", "--port", "auto", "--browser", "--publish", PUBLISH)
-    result = fleet.json("up", timeout=600)
+    # A cold gateway needs 20-30 s alone; on a loaded 2-core CI box two took >120 s.
+    result = fleet.json("up", "--timeout", "420", timeout=600)
     assert result["ok"], result
     for name in ("web1", "web2"):
         fleet.run("exec", name, "--", "openclaw", "browser", "start", timeout=300)
