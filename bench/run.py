@@ -20,6 +20,7 @@ SCRIPTS = (
     "export_compose.py",
     "swarm_deploy.py",
     "fixture.py",
+    "browser.py",
 )
 
 

@@ -439,9 +439,10 @@ def _kept_orphan(home: Path, name: str, containers: list[LiveContainer]) -> Outc
 
 NOT_ANSWERING_WHY = {
     "browser": "browser control starts on demand (first browser use)",
-    "browser-cdp": "no Chrome runs in the gateway image",
+    "browser-cdp": "nothing listens there unless browser.cdpUrl points at it",
     "extension": "the extension relay starts with a browser extension",
-    "cdp": "no managed Chrome runs in the gateway image",
+    "cdp": "managed Chrome starts with `openclaw browser start` or the first browser"
+    " action, and only in a profile with browser: true (`orch setup NAME --browser`)",
 }
 
 

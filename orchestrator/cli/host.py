@@ -35,19 +35,23 @@ def engine_start(as_json: JsonOpt = False) -> None:
 @images_app.command("build")
 def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even what is current.")] = False,
+    browser: Annotated[
+        bool, typer.Option(help="Also build the browser variant (VERSION-browser, Chromium).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the gateway image (and the offline base when needed); skip what is current.
 
-    Example: orch images build
+    Example: orch images build --browser
     """
 
     def work():
-        from orchestrator.host.images import build_images
+        from orchestrator.host.images import build_browser_image, build_images
 
         _engine_ready(as_json)
         say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
-        results = build_images(force=force, progress=say)
+        build = build_browser_image if browser else build_images
+        results = build(force=force, progress=say)
         rows = [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in results]
 
         def show() -> None:

@@ -44,6 +44,13 @@ def setup(
     allow_privileged_ports: Annotated[
         bool, typer.Option(help="Allow a base port below 1024.")
     ] = False,
+    browser: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--browser/--no-browser",
+            help="Run the browser image (headless Chromium, 2g memory); default: keep.",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -52,6 +59,7 @@ def setup(
     Running the same setup twice changes nothing; a different one needs --force.
 
     Example: orch setup rescue --port auto --rescues main
+    Example: orch setup web --port auto --browser --publish gateway,browser,cdp
     """
 
     def work():
@@ -70,6 +78,7 @@ def setup(
             workspace_dir=workspace_dir,
             publish=_parse_publish(publish),
             rescues=_check_name(rescues, "--rescues") if rescues else None,
+            browser=browser,
         )
         home = _home()
         from orchestrator.docker.snapshot import held_except

@@ -21,10 +21,30 @@ from pydantic import (
 )
 
 from orchestrator.core.ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
-from orchestrator.core.versions import GATEWAY_IMAGE
+from orchestrator.core.versions import BROWSER_IMAGE, GATEWAY_IMAGE
 
 FLEET_VERSION = 1
 DEFAULT_IMAGE = GATEWAY_IMAGE
+
+
+DEFAULT_MEMORY = "1280m"
+
+
+DEFAULT_PIDS = 512
+
+
+#: A gateway plus its managed headless Chromium (bench/browser.py): 720-750 MiB ready
+#: with Chromium on one blank tab, like a plain gateway; but every real page costs
+#: Chromium tens to hundreds of MiB and an OOM kill takes the gateway with it, so a
+#: browser profile gets 2g of room (plain: 1280m). images/README.md has the numbers.
+BROWSER_MEMORY = "2g"
+
+
+#: Chromium's processes and threads count against the pids limit (83 pids in all
+#: with one blank tab against 37 for a plain gateway; each page adds renderer threads).
+BROWSER_PIDS = 1024
+
+
 DEFAULT_BIND_IP = "127.0.0.1"
 DEFAULT_PROJECT = "orch"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -144,8 +164,9 @@ class Profile(BaseModel):
     user: str = Field(default="1000:1000", pattern=r"^\d+:\d+$", description="uid:gid it runs as")
     browser_profiles: dict[str, BrowserProfile] = Field(default_factory=dict)
     rescues: str | None = Field(default=None, description="profile whose config dir it may edit")
-    memory: str = Field(default="1280m", pattern=r"^\d+[kmg]?$")
-    pids: int = Field(default=512, ge=32)
+    memory: str = Field(default=DEFAULT_MEMORY, pattern=r"^\d+[kmg]?$")
+    pids: int = Field(default=DEFAULT_PIDS, ge=32)
+    browser: bool = Field(default=False, description="run the image with headless Chromium")
 
     @field_validator("name")
     @classmethod
@@ -187,6 +208,27 @@ class Profile(BaseModel):
     @property
     def gid(self) -> int:
         return int(self.user.split(":")[1])
+
+    @property
+    def effective_image(self) -> str:
+        """The image the container runs: a browser profile on the default image gets its
+        browser variant; an image the user named is taken as given."""
+        if self.browser and self.image == DEFAULT_IMAGE:
+            return BROWSER_IMAGE
+        return self.image
+
+    @property
+    def effective_memory(self) -> str:
+        """The memory limit: a browser profile left at the default gets BROWSER_MEMORY."""
+        if self.browser and self.memory == DEFAULT_MEMORY:
+            return BROWSER_MEMORY
+        return self.memory
+
+    @property
+    def effective_pids(self) -> int:
+        if self.browser and self.pids == DEFAULT_PIDS:
+            return BROWSER_PIDS
+        return self.pids
 
     @property
     def cdp_ports(self) -> dict[str, int]:

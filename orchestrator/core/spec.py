@@ -141,6 +141,12 @@ def container_name(project: str, profile: str) -> str:
     return f"{project}-{profile}"
 
 
+def managed_cdp_port(profile: Profile) -> int:
+    """The CDP port of the gateway's managed Chrome (browser profile `openclaw`): the
+    first port of the CDP range, base+11 (control port + 9, as the gateway derives it)."""
+    return role_ports(profile, Role.CDP)[0]
+
+
 def role_ports(profile: Profile, role: Role) -> tuple[int, int]:
     lo, hi = ROLE_OFFSETS[role]
     return profile.port + lo, profile.port + hi
@@ -178,7 +184,7 @@ def render(profile: Profile, fleet: Fleet, home: Path) -> ContainerSpec:
         name=name,
         hostname=name,
         network=name,
-        image=profile.image,
+        image=profile.effective_image,
         command=GATEWAY_COMMAND,
         user=profile.user,
         env=_env(profile),
@@ -191,8 +197,8 @@ def render(profile: Profile, fleet: Fleet, home: Path) -> ContainerSpec:
             LABEL_HOME: str(home),
         },
         healthcheck=Healthcheck(test=HEALTHCHECK_COMMAND),
-        mem_limit=profile.memory,
-        pids_limit=profile.pids,
+        mem_limit=profile.effective_memory,
+        pids_limit=profile.effective_pids,
         base_port=profile.port,
     )
     return spec.model_copy(update={"labels": {**spec.labels, LABEL_HASH: spec_hash(spec)}})
@@ -214,6 +220,10 @@ def _env(profile: Profile) -> dict[str, str]:
         "OPENCLAW_GATEWAY_PORT": str(profile.port),
         "ORCH_PROFILE": profile.name,
     }
+    if profile.browser:
+        # Browser control (base+2) up at boot, not at the first browser action, so
+        # `orch status` and a published port answer as soon as the gateway is ready.
+        env["OPENCLAW_EAGER_BROWSER_CONTROL_SERVER"] = "1"
     relay = relays(profile)
     if relay:
         env["ORCH_RELAYS"] = relay

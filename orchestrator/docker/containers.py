@@ -83,6 +83,8 @@ def require_images(
         except docker.errors.ImageNotFound:
             missing.append(image)
     if missing:
+        if any(m.endswith("-browser") for m in missing):
+            hint = "build it with `orch images build --browser` (profiles with browser: true)"
         raise ImageError(f"image {', '.join(missing)} is not on {where}", hint=hint)
 
 

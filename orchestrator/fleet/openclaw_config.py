@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import ProfileDirs
 from orchestrator.core.spec import WORKSPACE_DIR
+from orchestrator.core.versions import BROWSER_EXECUTABLE
 from orchestrator.errors import UsageError
 from orchestrator.fleet.store import atomic_write
 
@@ -28,7 +29,7 @@ def managed_config(profile: Profile) -> dict[str, Any]:
     hosts = ["127.0.0.1", "localhost"]
     if profile.bind_ip not in ("127.0.0.1", "0.0.0.0", "::"):
         hosts.append(f"[{profile.bind_ip}]" if ":" in profile.bind_ip else profile.bind_ip)
-    return {
+    config: dict[str, Any] = {
         "gateway": {
             "mode": "local",
             "port": port,
@@ -38,6 +39,39 @@ def managed_config(profile: Profile) -> dict[str, Any]:
         },
         "agents": {"defaults": {"workspace": WORKSPACE_DIR}},
     }
+    if profile.browser:
+        config["browser"] = browser_config()
+    return config
+
+
+def browser_config() -> dict[str, Any]:
+    """The gateway's managed Chrome in a browser profile: the image's Chromium, headless.
+
+    noSandbox: Chromium's sandbox needs user namespaces or a setuid helper, neither of
+    which works under cap-drop ALL + no-new-privileges as a non-root user; the container
+    is the boundary instead (images/README.md). The user data dir is not set: the
+    gateway puts it under its state dir (state/browser/openclaw/user-data), which is
+    the profile's own. Its CDP port is not set either: the gateway derives base+11.
+    """
+    return {
+        "enabled": True,
+        "executablePath": BROWSER_EXECUTABLE,
+        "headless": True,
+        "noSandbox": True,
+    }
+
+
+def _without_browser(config: dict[str, Any]) -> dict[str, Any]:
+    """A profile that stopped being a browser profile: drop the keys orch wrote for it
+    (the plain image has no Chromium there); keys the user set themselves stay."""
+    browser = config.get("browser")
+    if not isinstance(browser, dict) or browser.get("executablePath") != BROWSER_EXECUTABLE:
+        return config
+    rest = {k: v for k, v in browser.items() if k not in browser_config()}
+    out = {k: v for k, v in config.items() if k != "browser"}
+    if rest:
+        out["browser"] = rest
+    return out
 
 
 def merge(base: dict[str, Any], managed: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +111,10 @@ def read_config(path: Path) -> dict[str, Any] | None:
 def planned_config(profile: Profile, dirs: ProfileDirs) -> tuple[dict[str, Any], bool]:
     """The config to write and whether it differs from what is on disk."""
     current = read_config(dirs.config_file)
-    wanted = merge(current or {}, managed_config(profile))
+    start = current or {}
+    if not profile.browser:
+        start = _without_browser(start)
+    wanted = merge(start, managed_config(profile))
     return wanted, wanted != current
 
 

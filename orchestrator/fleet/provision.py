@@ -47,6 +47,7 @@ class SetupRequest:
     publish: tuple[str, ...] | None = None
     rescues: str | None = None
     allow_privileged_ports: bool | None = None
+    browser: bool | None = None
 
 
 @dataclass
@@ -123,6 +124,7 @@ def _build_profile(
         "publish": req.publish,
         "rescues": req.rescues,
         "allow_privileged_ports": req.allow_privileged_ports,
+        "browser": req.browser,
     }
     base.update({k: v for k, v in given.items() if v is not None})
     if req.bind_ip is not None:

@@ -53,6 +53,15 @@ IMAGES_DIR = images_dir()
 BASE_SCRIPT = IMAGES_DIR / "base" / "build.sh"
 GATEWAY_DIR = IMAGES_DIR / "gateway"
 PREPARE_SCRIPT = GATEWAY_DIR / "prepare.sh"
+
+
+BROWSER_DIR = IMAGES_DIR / "gateway-browser"
+
+
+#: Files of the browser context that are build inputs.
+BROWSER_INPUTS = ("Dockerfile", ".dockerignore")
+
+
 BUILD_LOCK = IMAGES_DIR / ".cache" / "build.lock"
 
 
@@ -99,6 +108,24 @@ def gateway_context_hash(version: str = OPENCLAW_VERSION, node_version: str = NO
         h.update(f"{rel}\0{mode}\0".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def browser_context_hash(version: str = OPENCLAW_VERSION) -> str:
+    """Hash of the browser image's inputs: its own Dockerfile plus the gateway's hash,
+    so a new gateway recipe also makes the browser variant stale."""
+    h = hashlib.sha256(f"gateway={gateway_context_hash(version)}\n".encode())
+    for path in _files(BROWSER_DIR, BROWSER_INPUTS):
+        h.update(f"{path.relative_to(BROWSER_DIR).as_posix()}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def gateway_tag(version: str = OPENCLAW_VERSION) -> str:
+    return f"orch/openclaw-gateway:{version}"
+
+
+def browser_tag(version: str = OPENCLAW_VERSION) -> str:
+    return f"{gateway_tag(version)}-browser"
 
 
 def base_context_hash() -> str:
@@ -305,6 +332,51 @@ def _build(
     _prune_replaced()
     results.append(ImageResult(tag, "built", time.monotonic() - t1, int(new["Size"])))
     return results
+
+
+def build_browser_image(
+    force: bool = False,
+    progress: Progress | None = None,
+    version: str = OPENCLAW_VERSION,
+) -> list[ImageResult]:
+    """The gateway image (as build_images) and then its browser variant, each skipped
+    when current. The variant is FROM the local gateway tag: apt in the build fetches
+    Debian's headless Chromium from the mirror, no registry involved."""
+    results = build_images(force=force, progress=progress, version=version)
+    t0 = time.monotonic()
+    tag, want = browser_tag(version), browser_context_hash(version)
+
+    def current() -> ImageResult | None:
+        info = inspect_image(tag)
+        if info is not None and not force and _labels(info).get(HASH_LABEL) == want:
+            return ImageResult(tag, "current", time.monotonic() - t0, int(info["Size"]))
+        return None
+
+    done = current()
+    if done is None:
+        with exclusive(BUILD_LOCK):
+            done = current() or _build_browser(tag, want, force, progress, version)
+    return [*results, done]
+
+
+def _build_browser(
+    tag: str, want: str, force: bool, progress: Progress | None, version: str
+) -> ImageResult:
+    t0 = time.monotonic()
+    cmd = [
+        "docker", "build", "--force-rm",
+        "--build-arg", f"GATEWAY_IMAGE={gateway_tag(version)}",
+        "--build-arg", f"ORCH_CONTEXT_HASH={want}",
+        "-t", tag,
+    ]  # fmt: skip
+    if force:
+        cmd.append("--no-cache")
+    _run_logged([*cmd, str(BROWSER_DIR)], f"docker build of {tag}", progress)
+    new = inspect_image(tag)
+    if new is None or _labels(new).get(HASH_LABEL) != want:
+        raise ImageError(f"docker build of {tag} finished but the image is not labelled {want}")
+    _prune_replaced()
+    return ImageResult(tag, "built", time.monotonic() - t0, int(new["Size"]))
 
 
 def _status_row(tag: str, role: str, info: dict | None, current: bool | None) -> dict:

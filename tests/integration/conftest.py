@@ -44,3 +44,14 @@ def orch(tmp_path, engine):
     fleet = new_home(tmp_path / "home")
     yield fleet
     remove_fleet(engine, fleet)
+
+
+@pytest.fixture(scope="session")
+def browser_image(gateway_image) -> str:
+    """The browser variant, built (or found current) the way `orch images build
+    --browser` does, so a fresh machine gets it."""
+    from orchestrator.core.versions import BROWSER_IMAGE
+    from orchestrator.host.images import build_browser_image
+
+    build_browser_image()
+    return BROWSER_IMAGE
