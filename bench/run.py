@@ -19,6 +19,7 @@ SCRIPTS = (
     "export_compose.py",
     "swarm_deploy.py",
     "fixture.py",
+    "backup_restore.py",
 )
 
 

@@ -33,7 +33,7 @@ from orchestrator.fleet import backup as archive
 from orchestrator.fleet.store import atomic_write, load_fleet, locked, save_fleet
 from orchestrator.host.images import inspect_image
 
-DEFAULT_TIMEOUT = 180.0
+DEFAULT_TIMEOUT = 300.0
 VERSION_LABEL = "org.opencontainers.image.version"
 HISTORY_FILE = "upgrades.json"
 

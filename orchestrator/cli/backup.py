@@ -58,7 +58,7 @@ def backup_create(
     keep: Annotated[
         Optional[int], typer.Option(help="Keep only the newest N archives of each profile.")
     ] = None,
-    timeout: TimeoutOpt = 180.0,
+    timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """One archive per profile (config, state, workspace; the token only when asked),
@@ -193,7 +193,7 @@ def restore(
     keep_old: Annotated[
         bool, typer.Option(help="Keep the replaced dirs (beside the profile's dirs).")
     ] = False,
-    timeout: TimeoutOpt = 180.0,
+    timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the archive, unpack it beside the profile's dirs, stop the gateway
@@ -241,7 +241,7 @@ def upgrade(
     openclaw: Annotated[
         Optional[str], typer.Option(help="Build and use the image of this openclaw version.")
     ] = None,
-    timeout: TimeoutOpt = 180.0,
+    timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Move profiles to another image, one at a time (rescue profiles first, or the
@@ -297,7 +297,7 @@ def upgrade(
 def rollback(
     name: Annotated[str, typer.Argument(help="The profile to roll back.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
-    timeout: TimeoutOpt = 180.0,
+    timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Return a profile to the image it had before its last upgrade, with the state
