@@ -154,7 +154,9 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
     while the gateway goes on writing. Sidecar files SQLite may create for us (-shm)
     get the database's owner, or the gateway (another uid) could not open them."""
     before = {s: (src.parent / (src.name + s)).exists() for s in SQLITE_SIDECARS}
-    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30)
+    # Read-write: a read-only connection fails ("disk I/O error") on a WAL database
+    # whose -wal/-shm are not there (one the gateway does not hold open right now).
+    source = sqlite3.connect(src, timeout=30)
     try:
         target = sqlite3.connect(dst)
         try:
@@ -172,6 +174,16 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
     for suffix in SQLITE_SIDECARS:  # the copy is one self-contained file
         with contextlib.suppress(FileNotFoundError):
             (dst.parent / (dst.name + suffix)).unlink()
+
+
+def _sqlite_or_fail(src: Path, dst: Path) -> None:
+    try:
+        _sqlite_copy(src, dst)
+    except sqlite3.Error as exc:
+        raise BackupFailed(
+            f"cannot copy the SQLite database {src}: {exc}",
+            hint="try again, or take the backup with --offline; no archive was left",
+        ) from None
 
 
 def _stable_copy(src: Path, dst: Path) -> tuple[str, int]:
@@ -227,7 +239,7 @@ def snapshot_dirs(
                     if _is_sidecar(path):
                         continue
                     if is_sqlite(path):
-                        _sqlite_copy(path, target)
+                        _sqlite_or_fail(path, target)
                         digest, size = _sha256_file(target)
                     else:
                         digest, size = _stable_copy(path, target)
