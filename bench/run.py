@@ -21,6 +21,7 @@ SCRIPTS = (
     "swarm_deploy.py",
     "fixture.py",
     "browser.py",
+    "backup_restore.py",
 )
 
 

@@ -4,7 +4,15 @@ Importing this package registers every command; each command imports the core it
 needs inside its body, so `orch --version` and `orch --help` stay cheap.
 """
 
-from orchestrator.cli import exports, gc, host, lifecycle, profiles, rescue  # noqa: F401 (registers)
+from orchestrator.cli import (  # noqa: F401 (registers)
+    backup,
+    exports,
+    gc,
+    host,
+    lifecycle,
+    profiles,
+    rescue,
+)
 from orchestrator.cli.app import app, main
 
 __all__ = ["app", "main"]
