@@ -218,6 +218,9 @@ def _restore(home: Path, fleet: Fleet, target: str, good: GoodConfig | None) -> 
     }
 
 
+CRASHED_STOP_S = 2
+
+
 def restart_target(home: Path, target: str, timeout: float) -> dict[str, Any]:
     """Restart TARGET now and wait until it is ready: `docker restart` of its
     container (crash-looping or stopped: no back-off to wait out), or `orch up
@@ -237,7 +240,10 @@ def restart_target(home: Path, target: str, timeout: float) -> dict[str, Any]:
         with locked(home):
             fleet = load_fleet(home)
             (spec,) = checked_specs(fleet, home, [target], files=True, schema_of=schema_for)
-            client().api.restart(container.id, timeout=spec.stop_timeout_s)
+            # A gateway that is not healthy (crash-looping, starting) has nothing to
+            # drain: a short stop saves the 30 s graceful wait.
+            stop = spec.stop_timeout_s if container.health == "healthy" else CRASHED_STOP_S
+            client().api.restart(container.id, timeout=stop)
         wait_ready(spec, container.id, timeout, fresh=False)
         remember_ready(home, fleet, [Outcome(target, "restart", container.id, True, 0.0)])
         how = f"docker restart of {container.name} ({container.state})"
