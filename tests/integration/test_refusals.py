@@ -67,15 +67,14 @@ def test_missing_image_is_refused_with_the_build_command(orch, engine):
 
 
 @pytest.mark.gateway
-def test_gateway_with_broken_config_fails_with_its_log_and_leaves_nothing(
+def test_gateway_with_broken_config_is_refused_before_start_and_leaves_nothing(
     orch, engine, gateway_image
 ):
     orch.run("setup", "main", "--port", str(free_base()))
     config = orch.home / "profiles" / "main" / "config" / "openclaw.json"
     config.write_text('{"gateway": {"mode": "local", "port": "not a port", "bind": "lan"}}\n')
     proc = orch.run("up", "--timeout", "90", ok=False)
-    assert proc.returncode == 5  # NotReady
-    assert "main: gateway exited with" in proc.stderr
-    assert "last log lines:" in proc.stderr
+    assert proc.returncode == 1  # the gateway's own checks, before anything starts
+    assert "openclaw.json:1" in proc.stderr and "gateway.port" in proc.stderr
     assert leftovers(engine, orch.project) == ([], [])
     assert config.read_text().startswith('{"gateway"'), "the user's file is kept as it was"
