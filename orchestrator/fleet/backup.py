@@ -39,6 +39,7 @@ from orchestrator import __version__
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import DIR_KINDS, TOKEN_FILE, ProfileDirs
 from orchestrator.errors import OrchError
+from orchestrator.fleet.owner import pid_alive
 
 FORMAT = "orch-backup/1"
 MANIFEST = "manifest.json"
@@ -280,23 +281,13 @@ def clean_stale_temps(out_dir: Path) -> list[Path]:
         return removed
     for entry in out_dir.iterdir():
         match = re.match(re.escape(TEMP_PREFIX) + r"(\d+)-", entry.name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def archive_name(profile: str, stamp: str, tag: str = "") -> str:
