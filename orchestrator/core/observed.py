@@ -162,7 +162,7 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
             for port in range(binding.host_port, binding.host_end + 1):
                 owner = _holder(binding.host_ip, port, snap, proxied, own_ports)
                 if owner:
-                    problems.append(_taken(spec, binding.role, binding.host_ip, port, owner))
+                    problems.append(port_taken(spec, binding.role, binding.host_ip, port, owner))
     return problems
 
 
@@ -221,13 +221,19 @@ def _holder(
     return None
 
 
-def _taken(spec: ContainerSpec, role: str, ip: str, port: int, owner: str) -> Problem:
+def port_taken(
+    spec: ContainerSpec,
+    role: str,
+    ip: str,
+    port: int,
+    owner: str,
+    how: str = "is already in use by",
+) -> Problem:
+    """A published port of `spec` that `owner` holds: the one form of that problem, for
+    the live check before anything starts and for a port the engine refused later."""
     return Problem(
         code="port-in-use",
-        message=(
-            f"{spec.profile} {role} port {format_range(port, port)} on {ip} is already"
-            f" in use by {owner}"
-        ),
+        message=f"{spec.profile} {role} port {format_range(port, port)} on {ip} {how} {owner}",
         owners=(spec.profile,),
         hint=f"stop {owner}, or move {spec.profile}: orch setup {spec.profile} --port auto --force",
         ports=(port, port),

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem
 from orchestrator.core.exits import last_exit_code
-from orchestrator.core.observed import LiveContainer, legacy_network_of
+from orchestrator.core.observed import LiveContainer, legacy_network_of, port_taken
 from orchestrator.core.spec import (
     LABEL_HOME,
     LABEL_MANAGED,
@@ -136,18 +135,11 @@ def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
     ip, port = match.group(1), int(match.group(2))
     role = next((b.role for b in spec.ports if b.host_port <= port <= b.host_end), "published")
     holder = port_holder(port) or "something that took it after the check"
-    problem = Problem(
-        code="port-in-use",
-        message=(
-            f"{spec.profile} {role} port {port} on {ip} was refused by the engine: it is"
-            f" held by {holder} (taken after orch checked it, or bound without listening)"
-        ),
-        owners=(spec.profile,),
-        hint=(
-            f"stop {holder}, or move {spec.profile}: orch setup {spec.profile} --port auto --force"
-        ),
-        ports=(port, port),
+    how = (
+        "was refused by the engine (taken after orch checked it, or bound without"
+        " listening): it is held by"
     )
+    problem = port_taken(spec, role, ip, port, holder, how)
     return PortRefused(f"{spec.profile}: port {port} refused; nothing was left", [problem])
 
 
