@@ -9,50 +9,56 @@ other and both see the end state of the first.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from orchestrator.backends.base import PortState, ProfileStatus, UpResult, seconds_since
-from orchestrator.backends.orphans import orphan_note
-from orchestrator.core.check import check_fleet, problems_for
-from orchestrator.core.model import Fleet, Profile
-from orchestrator.core.paths import profile_dirs
-from orchestrator.core.ports import Reservation
-from orchestrator.docker.containers import (
-    _create_and_start,
-    _discard,
-    _remove_container,
-    client,
-    require_images,
-    wait_ready,
-)
-from orchestrator.errors import Cancelled, CheckFailed, NotFound, OrchError, UsageError
-from orchestrator.fleet import registry
-from orchestrator.fleet.gate import checked_specs
-from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
-from orchestrator.fleet.store import load_fleet, locked
-
-if TYPE_CHECKING:
-    from orchestrator.core.observed import Snapshot
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from orchestrator.backends.base import Outcome, Progress
+from orchestrator.backends.base import (
+    Outcome,
+    PortState,
+    ProfileStatus,
+    Progress,
+    UpResult,
+    seconds_since,
+)
+from orchestrator.backends.orphans import orphan_note
+from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
+from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
+from orchestrator.core.paths import profile_dirs
 from orchestrator.core.plan import ASIDE_REASON, Action, Kind, plan_down, plan_up
+from orchestrator.core.ports import Reservation
 from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address, render
-from orchestrator.docker.containers import tcp_answers
+from orchestrator.docker import api as docker_http
+from orchestrator.docker.containers import (
+    _create_and_start,
+    _discard,
+    _remove_container,
+    require_images,
+    tcp_answers,
+    wait_ready,
+)
 from orchestrator.docker.snapshot import exit_events, take_snapshot
 from orchestrator.errors import (
+    Cancelled,
+    CheckFailed,
     Interrupted,
+    NotFound,
     NotReady,
+    OrchError,
     Terminated,
+    UsageError,
 )
+from orchestrator.fleet import registry
+from orchestrator.fleet.gate import checked_specs
+from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
 from orchestrator.fleet.registry import publish_fleet
+from orchestrator.fleet.store import load_fleet, locked
 
 
 @dataclass(frozen=True)
@@ -206,10 +212,10 @@ def _apply_one(
             return Outcome(spec.profile, action.kind, container_id, True, seconds_since(start))
         elif action.kind == Kind.START:
             say(spec.profile, "starting")
-            client().api.start(container_id)
+            docker_http.start(container_id)
         elif action.kind == Kind.RESTART:
             say(spec.profile, "restarting (crash loop)")
-            client().api.restart(container_id, timeout=spec.stop_timeout_s)
+            docker_http.restart(container_id, timeout=spec.stop_timeout_s)
         if action.kind != Kind.NOOP:
             say(spec.profile, "waiting for /readyz")
         wait_ready(spec, container_id, timeout, cancel, fresh=action.kind != Kind.NOOP)
@@ -262,11 +268,10 @@ def _replace(
     remove the old; if the new one never gets ready (or the command is interrupted),
     put the old one back. A kill in between leaves the set-aside container, which
     the next `orch up` removes (plan.ASIDE_REASON)."""
-    api = client().api
     was_running = old.state in ("running", "restarting")
-    api.stop(old.id, timeout=spec.stop_timeout_s)
+    docker_http.stop(old.id, timeout=spec.stop_timeout_s)
     aside = f"{old.name}-replaced-{old.id[:8]}"
-    api.rename(old.id, aside)
+    docker_http.rename(old.id, aside)
     new_id = None
     try:
         new_id = _create_and_start(spec)
@@ -277,19 +282,17 @@ def _replace(
         if new_id and rollback:
             _discard(new_id, None)
         if rollback:
-            api.rename(old.id, old.name)
+            docker_http.rename(old.id, old.name)
             if was_running:
-                api.start(old.id)
+                docker_http.start(old.id)
         raise
-    api.remove_container(old.id)
+    docker_http.remove_container(old.id)
     return new_id
 
 
 def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outcome]:
     """Stop gracefully (the gateway needs about 2 s), remove containers, and each
     profile's network whether or not a container was left."""
-    import docker.errors
-
     say = say or (lambda _p, _m: None)
 
     def one(action: Action, cancel: threading.Event) -> Outcome:
@@ -300,10 +303,9 @@ def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outco
         for container in containers:
             say(action.profile, f"stopping {container.name}")
             _remove_container(container.id)
-        api = client().api
         for network_id in action.networks:
-            with contextlib.suppress(docker.errors.NotFound):
-                api.remove_network(network_id)
+            with contextlib.suppress(NotFound):
+                docker_http.remove_network(network_id)
         if not containers:
             if not action.networks:
                 return Outcome(action.profile, "noop", None, False, 0.0)
@@ -320,7 +322,7 @@ def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outco
 def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> None:
     """Graceful restart, then wait until ready; Ctrl-C while waiting keeps it starting."""
     try:
-        client().api.restart(container.id, timeout=spec.stop_timeout_s)
+        docker_http.restart(container.id, timeout=spec.stop_timeout_s)
         wait_ready(spec, container.id, timeout)
     except (KeyboardInterrupt, Terminated) as exc:
         signum = Terminated.signum if isinstance(exc, Terminated) else 2
@@ -389,8 +391,6 @@ def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:
 def _restarts_of_unhealthy(snap: Snapshot) -> dict[str, int]:
     """Restart counts of this fleet's containers that are not healthy: one inspect
     each, and none in the common case (everything healthy)."""
-    from orchestrator.docker import api as docker_http
-
     out = {}
     for profile, container in snap.ours.items():
         if container.state in ("running", "restarting") and container.health != "healthy":
@@ -449,13 +449,12 @@ NOT_ANSWERING_WHY = {
 def status(home: Path, names: list[str] | None = None, probe: bool = True) -> list[ProfileStatus]:
     """Status of each profile (and of this fleet's orphan containers when no names are
     given); without `probe`, ports are not dialled and containers not inspected (what
-    `orch up` shows right after it checked /readyz). Profiles are probed in parallel."""
+    `orch up` shows right after it checked /readyz)."""
     fleet = load_fleet(home)
     snap = take_snapshot(fleet.project, home, with_listeners=False)
     specs = [render(p, fleet, home) for p in fleet.select(names)]
-    history = _exit_history(snap, specs) if probe else {}
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
-        rows = list(pool.map(lambda s: _status_of(s, snap, probe, history), specs))
+    probed = _probe_all(specs, snap, probe)
+    rows = [_status_of(s, snap, probed.get(s.profile)) for s in specs]
     for row in rows:
         row.token_file = str(profile_dirs(fleet.profiles[row.profile], home).token_file)
     if names is None:
@@ -464,44 +463,94 @@ def status(home: Path, names: list[str] | None = None, probe: bool = True) -> li
     return rows
 
 
-def _exit_history(snap: Snapshot, specs: list[ContainerSpec]) -> dict[str, list[dict]]:
-    current = [snap.ours[s.profile] for s in specs if s.profile in snap.ours]
+@dataclass
+class _Probed:
+    """What dialling a profile's ports and asking the engine about its container told."""
+
+    ready: bool = False
+    answering: list[bool | None] | None = None
+    info: dict[str, Any] | None = None
+    events: list[dict] | None = None
+
+
+def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[str, _Probed]:
+    """Every probe of every running profile at once (each port, /readyz, the inspect and
+    the one engine events call), so status takes as long as its slowest probe."""
+    from concurrent.futures import Future
+
+    from orchestrator.docker.containers import http_status
+
+    running = [s for s in specs if (c := snap.ours.get(s.profile)) and c.state == "running"]
+    inspected = [snap.ours[s.profile] for s in specs if s.profile in snap.ours] if probe else []
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        history = pool.submit(_exit_history, inspected)
+        ready: dict[str, Future] = {}
+        ports: dict[str, list[Future]] = {}
+        for spec in running:
+            host, port = gateway_address(spec)
+            if host:
+                ready[spec.profile] = pool.submit(http_status, host, port, "/readyz", 1.0)
+            if probe:
+                ports[spec.profile] = [
+                    pool.submit(tcp_answers, b.host_ip, b.host_port) for b in spec.ports
+                ]
+        infos = {c.id: pool.submit(_inspect, c.id) for c in inspected}
+        events = history.result()
+        out = {}
+        for spec in specs:
+            current = snap.ours.get(spec.profile)
+            found = _Probed()
+            if spec.profile in ready:
+                found.ready = ready[spec.profile].result() == 200
+            elif current is not None and current.state == "running":
+                found.ready = current.health == "healthy"  # not published: the healthcheck
+            if probe:
+                found.answering = [f.result() for f in ports.get(spec.profile, [])] or [
+                    False for _ in spec.ports
+                ]
+            if current is not None and current.id in infos:
+                found.info = infos[current.id].result()
+                found.events = events.get(current.id, [])
+            out[spec.profile] = found
+        return out
+
+
+def _inspect(container_id: str) -> dict[str, Any] | None:
+    try:
+        return docker_http.get(f"/containers/{container_id}/json")
+    except NotFound:
+        return None
+
+
+def _exit_history(current: list[LiveContainer]) -> dict[str, list[dict]]:
     since = min((c.created for c in current), default=0)
     return exit_events([c.id for c in current], since)
 
 
-def _status_of(
-    spec: ContainerSpec,
-    snap: Snapshot,
-    probe: bool,
-    history: dict[str, list[dict]] | None = None,
-) -> ProfileStatus:
-    from orchestrator.docker import api as docker_http
-    from orchestrator.docker.containers import http_status
-
+def _status_of(spec: ContainerSpec, snap: Snapshot, probed: _Probed | None = None) -> ProfileStatus:
+    """One profile's row from the snapshot and what its probes found (none: nothing
+    dialled, a profile without a container, or a unit test)."""
+    found = probed or _Probed()
     current = snap.ours.get(spec.profile)
-    running = current is not None and current.state == "running"
-    host, port = gateway_address(spec)
-    if host:
-        ready = bool(running and http_status(host, port, "/readyz", 1.0) == 200)
-    else:  # gateway not published: the image's own healthcheck is what can tell
-        ready = bool(running and current and current.health == "healthy")
+    host, _ = gateway_address(spec)
     ports = []
-    for binding in spec.ports:
+    for i, binding in enumerate(spec.ports):
         span = (
             str(binding.host_port)
             if binding.count == 1
             else f"{binding.host_port}-{binding.host_end}"
         )
-        answering = (running and tcp_answers(binding.host_ip, binding.host_port)) if probe else None
-        note = "" if answering or not probe else NOT_ANSWERING_WHY.get(binding.role, "")
+        answering = found.answering[i] if found.answering is not None else None
+        note = (
+            "" if answering or found.answering is None else NOT_ANSWERING_WHY.get(binding.role, "")
+        )
         ports.append(PortState(binding.role, binding.host_ip, span, answering, note))
     row = ProfileStatus(
         profile=spec.profile,
         container=current.name if current else None,
         state=current.state if current else "absent",
         health=current.health if current else "none",
-        ready=ready,
+        ready=found.ready,
         uptime_s=None,
         image=current.image if current else None,
         drift=_drift(spec, current),
@@ -511,13 +560,8 @@ def _status_of(
     if current is None:
         row.ready_reason = f"no container: `orch up {spec.profile}` creates it"
         return row
-    if probe:
-        try:
-            info = docker_http.get(f"/containers/{current.id}/json")
-        except NotFound:
-            info = None
-        if info:
-            _add_history(row, info, (history or {}).get(current.id, []))
+    if found.info:
+        _add_history(row, found.info, found.events or [])
     row.ready_reason = _ready_reason(row, host is not None)
     return row
 

@@ -165,6 +165,15 @@ def relays(profile: Profile) -> str:
     return ",".join(out)
 
 
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(limit: str) -> int:
+    """'1280m' -> bytes, as Docker reads a memory limit (the model allows \\d+[kmg]?)."""
+    unit = limit[-1:] if limit[-1:] in "kmg" else ""
+    return int(limit[: len(limit) - len(unit)]) * _UNITS[unit]
+
+
 def render(profile: Profile, fleet: Fleet, home: Path) -> ContainerSpec:
     """The container spec of `profile`; pure, the same input gives the same hash."""
     dirs = profile_dirs(profile, home)

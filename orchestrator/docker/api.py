@@ -1,9 +1,11 @@
-"""Read-only Docker API calls over the engine's unix socket, with the stdlib.
+"""The Docker API calls of up, down and status, over the engine's unix socket with
+the stdlib.
 
-Importing the Docker SDK costs about 0.1 s (requests, urllib3); a converged
-`orch up` or `orch status` needs only one or two GETs. Reads go through here;
-everything that changes the engine goes through the SDK (engine.py). Non-unix
-DOCKER_HOSTs (tcp, ssh, TLS) fall back to the SDK's low-level client.
+Importing the Docker SDK costs about 0.15 s (requests, urllib3), more than the
+calls a converged `orch up`, an `orch status` or the create/start/stop/remove of a
+gateway make. Those go through here; the rest (exec, logs, archives, image
+builds, swarm) through the SDK. Non-unix DOCKER_HOSTs (tcp, ssh, TLS) fall back
+to the SDK's low-level client for every call.
 """
 
 from __future__ import annotations
@@ -53,29 +55,53 @@ class _UnixConnection(http.client.HTTPConnection):
 
 def get(path: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
     """GET an API path and return the decoded JSON body."""
+    return request("GET", path, params, timeout=timeout)
+
+
+def request(
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+    timeout: float = 10.0,
+) -> Any:
+    """One API call; the decoded JSON answer (None when empty). 404 is NotFound,
+    other errors EngineRefused with the engine's own message."""
     sock = socket_path()
     if sock is None:
-        return _get_via_sdk(path, params)
-    status, body = _request(sock, path, params, timeout)
-    _raise_for(status, path, body)
-    return json.loads(body) if body else None
+        return _via_sdk(method, path, params, body)
+    status, answer = _request(sock, path, params, timeout, method, body)
+    _raise_for(status, f"{method} {path}", answer)
+    return json.loads(answer) if answer else None
 
 
-def _raise_for(status: int, path: str, body: bytes) -> None:
+def _raise_for(status: int, what: str, body: bytes) -> None:
     """An answer is never "no engine": 404 is NotFound, any other error EngineRefused."""
+    if status < 400:
+        return
+    try:
+        message = json.loads(body).get("message") or ""
+    except (ValueError, AttributeError):
+        message = body[:500].decode("utf-8", "replace")
     if status == 404:
-        raise NotFound(f"Docker API GET {path}: not found")
-    if status >= 400:
-        raise EngineRefused(f"Docker API GET {path} failed: {status} {body[:200]!r}")
+        raise NotFound(f"Docker API {what}: not found ({message})")
+    raise EngineRefused(f"Docker API {what} failed: {status} {message}")
 
 
 def _request(
-    sock: str, path: str, params: dict[str, Any] | None, timeout: float
+    sock: str,
+    path: str,
+    params: dict[str, Any] | None,
+    timeout: float,
+    method: str = "GET",
+    body: Any = None,
 ) -> tuple[int, bytes]:
     query = f"?{urlencode(params)}" if params else ""
     conn = _UnixConnection(sock, timeout)
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    headers = {} if data is None else {"Content-Type": "application/json"}
     try:
-        conn.request("GET", path + query)
+        conn.request(method, path + query, body=data, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     except OSError as exc:
@@ -85,6 +111,49 @@ def _request(
         ) from None
     finally:
         conn.close()
+
+
+# --- the writes of up and down (names and meaning as the SDK's APIClient) ------------
+
+
+def create_container(body: dict[str, Any], name: str) -> str:
+    """POST /containers/create with a body from containers.create_body; its id."""
+    return request("POST", "/containers/create", {"name": name}, body)["Id"]
+
+
+def start(container_id: str) -> None:
+    request("POST", f"/containers/{container_id}/start")
+
+
+def stop(container_id: str, timeout: int) -> None:
+    """Graceful: SIGTERM, then SIGKILL after `timeout` s (the HTTP wait is longer)."""
+    request("POST", f"/containers/{container_id}/stop", {"t": timeout}, timeout=timeout + 30)
+
+
+def restart(container_id: str, timeout: int) -> None:
+    request("POST", f"/containers/{container_id}/restart", {"t": timeout}, timeout=timeout + 30)
+
+
+def rename(container_id: str, name: str) -> None:
+    request("POST", f"/containers/{container_id}/rename", {"name": name})
+
+
+def remove_container(container_id: str, force: bool = False) -> None:
+    request("DELETE", f"/containers/{container_id}", {"force": "1" if force else "0"})
+
+
+def networks(name: str) -> list[dict[str, Any]]:
+    """Networks whose name contains `name` (the API's filter is a substring match)."""
+    return get("/networks", {"filters": json.dumps({"name": [name]})}) or []
+
+
+def create_network(name: str, labels: dict[str, str]) -> str:
+    body = {"Name": name, "Driver": "bridge", "Labels": labels, "CheckDuplicate": True}
+    return request("POST", "/networks/create", body=body)["Id"]
+
+
+def remove_network(network_id: str) -> None:
+    request("DELETE", f"/networks/{network_id}")
 
 
 def events(params: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -114,12 +183,20 @@ def _sdk_event_args(params: dict[str, Any]) -> dict[str, Any]:
     return {"since": params.get("since"), "until": params.get("until"), "filters": filters}
 
 
-def _get_via_sdk(path: str, params: dict[str, Any] | None) -> Any:
+def _via_sdk(method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
     from orchestrator.docker.daemon import docker_client
 
     api = docker_client().api
-    response = api._get(api._url(path), params=params)
-    return api._result(response, json=True)
+    url = api._url(path)
+    if method == "GET":
+        response = api._get(url, params=params)
+    elif method == "POST":
+        response = api._post_json(url, data=body, params=params)
+    else:
+        response = api._delete(url, params=params)
+    if response.status_code >= 400:
+        _raise_for(response.status_code, f"{method} {path}", response.content)
+    return response.json() if response.content else None
 
 
 def containers(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Apply a plan to the Docker engine through the Docker SDK.
+"""Apply a plan to the Docker engine (docker.api for create, start, stop, remove;
+the Docker SDK for logs and exec).
 
 Independent profiles are handled in parallel. A gateway that does not become
 ready is shown with its log tail and removed again (or, when it replaced an
@@ -26,6 +27,7 @@ from orchestrator.core.spec import (
     LABEL_PROJECT,
     ContainerSpec,
     gateway_address,
+    memory_bytes,
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
@@ -35,7 +37,9 @@ from orchestrator.errors import (
     CheckFailed,
     EngineRefused,
     ImageError,
+    NotFound,
     NotReady,
+    OrchError,
     PortRefused,
 )
 from orchestrator.fleet.store import default_home
@@ -73,13 +77,11 @@ def require_images(
     registry to pull it from, so a create would only fail later, half done."""
     if not specs:
         return
-    import docker.errors
-
     missing = []
     for image in sorted({s.image for s in specs}):
         try:
-            client().images.get(image)
-        except docker.errors.ImageNotFound:
+            docker_http.get(f"/images/{image}/json")
+        except NotFound:
             missing.append(image)
     if missing:
         if any(m.endswith("-browser") for m in missing):
@@ -89,27 +91,22 @@ def require_images(
 
 def _remove_container(container_id: str) -> None:
     """Stop gracefully (the gateway needs about 2 s), then remove; gone already is fine."""
-    import docker.errors
-
-    api = client().api
     try:
-        api.stop(container_id, timeout=30)
-        api.remove_container(container_id, force=True)
-    except docker.errors.NotFound:
+        docker_http.stop(container_id, timeout=30)
+        docker_http.remove_container(container_id, force=True)
+    except NotFound:
         pass
 
 
 def _create_and_start(spec: ContainerSpec) -> str:
-    api = client().api
     _ensure_network(spec)
     try:
-        created = api.create_container(**create_kwargs(spec, api))
-    except Exception as exc:  # the SDK raises APIError subclasses
+        container_id = docker_http.create_container(create_body(spec), spec.name)
+    except (EngineRefused, NotFound) as exc:
         raise EngineRefused(f"{spec.profile}: cannot create container {spec.name}: {exc}") from None
-    container_id = created["Id"]
     try:
-        api.start(container_id)
-    except Exception as exc:
+        docker_http.start(container_id)
+    except (EngineRefused, NotFound) as exc:
         _discard(container_id, spec)
         refused = port_refusal(spec, str(exc))
         if refused:
@@ -143,62 +140,58 @@ def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
     return PortRefused(f"{spec.profile}: port {port} refused; nothing was left", [problem])
 
 
-def create_kwargs(spec: ContainerSpec, api: Any) -> dict[str, Any]:
-    """The low-level create call for a spec (ports, mounts, limits, security)."""
-    from docker.types import Mount
-
-    # Keys as ints (tcp) or "port/proto" in the bindings, but (port, proto) tuples in
-    # `ports`: the SDK mangles "port/proto" strings there and nothing gets published.
-    port_bindings: dict[Any, list[tuple[str, int]]] = {}
-    exposed: list[tuple[int, str]] = []
+def create_body(spec: ContainerSpec) -> dict[str, Any]:
+    """The spec as the Engine API's container create body: ports on their host
+    address, bind mounts (the token read-only), user, caps, no-new-privileges,
+    limits, healthcheck. The one translation of a spec to a container: `orch up`
+    and the pytest plugin send it; compose export mirrors it."""
+    bindings: dict[str, list[dict[str, str]]] = {}
     for binding in spec.ports:
         for cport, hport in binding.expand():
-            key = f"{cport}/{binding.proto}"
-            if key not in port_bindings:
-                exposed.append((cport, binding.proto))
-            port_bindings.setdefault(key, []).append((binding.host_ip, hport))
-    host_config = api.create_host_config(
-        port_bindings=port_bindings,
-        mounts=[
-            Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
-            for m in spec.mounts
-        ],
-        restart_policy={"Name": spec.restart},
-        cap_drop=list(spec.cap_drop),
-        security_opt=list(spec.security_opt),
-        mem_limit=spec.mem_limit,
-        pids_limit=spec.pids_limit,
-        network_mode=spec.network,
-    )
+            bindings.setdefault(f"{cport}/{binding.proto}", []).append(
+                {"HostIp": binding.host_ip, "HostPort": str(hport)}
+            )
     hc = spec.healthcheck
-    return {
-        "image": spec.image,
-        "command": list(spec.command) or None,
-        "name": spec.name,
-        "hostname": spec.hostname,
-        "user": spec.user,
-        "environment": dict(spec.env),
-        "labels": dict(spec.labels),
-        "ports": exposed,
-        "host_config": host_config,
-        "stop_timeout": spec.stop_timeout_s,
-        "healthcheck": {
-            "test": list(hc.test),
-            "interval": hc.interval_s * 1_000_000_000,
-            "timeout": hc.timeout_s * 1_000_000_000,
-            "retries": hc.retries,
-            "start_period": hc.start_period_s * 1_000_000_000,
+    body: dict[str, Any] = {
+        "Hostname": spec.hostname,
+        "ExposedPorts": {key: {} for key in bindings},
+        "User": spec.user,
+        "Env": [f"{k}={v}" for k, v in spec.env.items()],
+        "Image": spec.image,
+        "HostConfig": {
+            "Memory": memory_bytes(spec.mem_limit),
+            "NetworkMode": spec.network,
+            "RestartPolicy": {"Name": spec.restart},
+            "CapDrop": list(spec.cap_drop),
+            "SecurityOpt": list(spec.security_opt),
+            "PortBindings": bindings,
+            "PidsLimit": spec.pids_limit,
+            "Mounts": [
+                {"Target": m.target, "Source": m.source, "Type": "bind", "ReadOnly": m.read_only}
+                for m in spec.mounts
+            ],
         },
+        "Labels": dict(spec.labels),
+        "Healthcheck": {
+            "Test": list(hc.test),
+            "Interval": hc.interval_s * 1_000_000_000,
+            "Timeout": hc.timeout_s * 1_000_000_000,
+            "Retries": hc.retries,
+            "StartPeriod": hc.start_period_s * 1_000_000_000,
+        },
+        "StopTimeout": spec.stop_timeout_s,
     }
+    if spec.command:
+        body["Cmd"] = list(spec.command)
+    return body
 
 
 def _ensure_network(spec: ContainerSpec) -> None:
     """The profile's own network: reused only when this fleet made it (the name filter
     of the API matches substrings, and a same-named network of another fleet would
     join the two fleets' gateways)."""
-    api = client().api
     wanted = resource_labels(spec)
-    for net in api.networks(names=[spec.network]):
+    for net in docker_http.networks(spec.network):
         if net["Name"] != spec.network:
             continue
         labels = net.get("Labels") or {}
@@ -213,16 +206,15 @@ def _ensure_network(spec: ContainerSpec) -> None:
             [],
             hint="give this fleet a project of its own: set `project: NEW_NAME` in fleet.yaml",
         )
-    api.create_network(spec.network, driver="bridge", labels=wanted)
+    docker_http.create_network(spec.network, wanted)
 
 
 def _discard(container_id: str, spec: ContainerSpec | None) -> None:
     """Remove a container that never became ready (and its network, if unused)."""
-    api = client().api
     try:
-        api.stop(container_id, timeout=10)
-        api.remove_container(container_id, force=True)
-    except Exception:  # noqa: BLE001 - best effort; the error shown is the original one
+        docker_http.stop(container_id, timeout=10)
+        docker_http.remove_container(container_id, force=True)
+    except OrchError:  # best effort; the error shown is the original one
         pass
     if spec is not None:
         remove_network(spec.network, spec.labels)
@@ -230,13 +222,12 @@ def _discard(container_id: str, spec: ContainerSpec | None) -> None:
 
 def remove_network(name: str, fleet_labels: dict[str, str]) -> None:
     """Remove the network `name` if the fleet of `fleet_labels` (home, project) made it."""
-    api = client().api
-    for net in api.networks(names=[name]):
+    for net in docker_http.networks(name):
         labels = net.get("Labels") or {}
         if net["Name"] == name and all(labels.get(k) == fleet_labels.get(k) for k in FLEET_KEYS):
             # Still in use by a container: keep it.
-            with contextlib.suppress(Exception):
-                api.remove_network(net["Id"])
+            with contextlib.suppress(OrchError):
+                docker_http.remove_network(net["Id"])
 
 
 def wait_ready(
@@ -307,12 +298,16 @@ def http_status(host: str, port: int, path: str, timeout: float) -> int | None:
 
 
 def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Something serves this published port. The engine's relay accepts every
+    connection and closes it when nothing listens behind it, so a connect proves
+    nothing: ask HTTP (what every gateway port speaks) and take any answer; a
+    server that holds the connection without answering counts as there too."""
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(0.1)
+            sock.sendall(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            sock.settimeout(0.25)
             try:
-                # The relay accepts and then closes at once when nothing listens behind it.
                 return sock.recv(1, socket.MSG_PEEK) != b""
             except TimeoutError:
                 return True

@@ -93,7 +93,7 @@ def healthcheck(spec: ContainerSpec) -> dict[str, Any]:
 
 
 def compose_service(spec: ContainerSpec) -> dict[str, Any]:
-    """One Compose service with what engine.create_kwargs sends for the same spec."""
+    """One Compose service with what docker.containers.create_body sends for the same spec."""
     service: dict[str, Any] = {
         "image": spec.image,
         "container_name": spec.name,

@@ -1,7 +1,7 @@
 """Real, isolated OpenClaw gateways for test suites.
 
 - `OpenClawGatewayContainer`: a testcontainers container created from the same
-  ContainerSpec `orch up` uses, by the same create call (engine.create_kwargs),
+  ContainerSpec `orch up` uses, by the same create body (docker.containers.create_body),
   ready when /readyz answers (engine.wait_ready: fails fast with the log tail).
 - `GatewayFactory`: what the pytest fixtures use. Each call prepares a throwaway
   orch home with `orch setup`'s own code (dirs owned by the container user, token,
@@ -86,7 +86,7 @@ class _ReadyzWait(WaitStrategy):
 class OpenClawGatewayContainer(DockerContainer):
     """One gateway, created from a ContainerSpec exactly as `orch up` creates it.
 
-    `start()` uses engine.create_kwargs (ports on their host address, bind mounts
+    `start()` sends docker.containers.create_body (ports on their host address, bind mounts
     with the read-only token, user, cap_drop ALL, no-new-privileges, limits,
     healthcheck), so the spec has one translation to Docker, not two. Its network
     is created and removed with it. `stop()` is graceful: a gateway killed with
@@ -113,7 +113,7 @@ class OpenClawGatewayContainer(DockerContainer):
         from testcontainers.core.container import Reaper
         from testcontainers.core.labels import create_labels
 
-        from orchestrator.docker.containers import create_kwargs
+        from orchestrator.docker.containers import create_body
 
         if not testcontainers_config.ryuk_disabled:
             _start_reaper(Reaper)
@@ -128,11 +128,11 @@ class OpenClawGatewayContainer(DockerContainer):
         self._network_id = client.api.create_network(
             self.spec.network, driver="bridge", labels=resource_labels(self.spec)
         )["Id"]
-        kwargs = create_kwargs(self.spec, client.api)
+        body = create_body(self.spec)
         # testcontainers' session labels too: where its reaper can run, it reaps these.
-        kwargs["labels"] = create_labels(self.spec.image, kwargs["labels"])
+        body["Labels"] = create_labels(self.spec.image, body["Labels"])
         try:
-            created = client.api.create_container(**kwargs)
+            created = client.api.create_container_from_config(body, self.spec.name)
             self._container = client.containers.get(created["Id"])
             client.api.start(created["Id"])
         except APIError as exc:

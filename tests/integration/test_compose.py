@@ -97,30 +97,30 @@ def test_orch_up_on_the_compose_containers_recreates_nothing(composed, engine):
 
 
 def test_compose_containers_get_what_orch_up_would_create(composed, engine):
-    """The isolation of `orch up`: what engine.create_kwargs sends for the same spec."""
-    from orchestrator.docker.containers import create_kwargs
+    """The isolation of `orch up`: what docker.containers.create_body sends for the same spec."""
+    from orchestrator.docker.containers import create_body
 
     def mounts(raw: list) -> set[tuple]:
         return {(m["Type"], m["Source"], m["Target"], bool(m.get("ReadOnly"))) for m in raw}
 
     for name in ("main", "rescue"):
         spec = spec_of(composed.fleet, name)
-        wanted = create_kwargs(spec, engine.api)
+        wanted = create_body(spec)
         attrs = composed.fleet.container(engine, name).attrs
         host = attrs["HostConfig"]
         for key in ("PortBindings", "CapDrop", "Memory", "PidsLimit"):
-            assert host[key] == wanted["host_config"][key], key
-        assert host["RestartPolicy"]["Name"] == wanted["host_config"]["RestartPolicy"]["Name"]
-        assert host["SecurityOpt"] == wanted["host_config"]["SecurityOpt"]
-        assert mounts(host["Mounts"]) == mounts(wanted["host_config"]["Mounts"])
+            assert host[key] == wanted["HostConfig"][key], key
+        assert host["RestartPolicy"]["Name"] == wanted["HostConfig"]["RestartPolicy"]["Name"]
+        assert host["SecurityOpt"] == wanted["HostConfig"]["SecurityOpt"]
+        assert mounts(host["Mounts"]) == mounts(wanted["HostConfig"]["Mounts"])
         assert list(attrs["NetworkSettings"]["Networks"]) == [spec.network]
         config = attrs["Config"]
         assert (config["User"], config["Hostname"]) == (spec.user, spec.hostname)
         assert {f"{k}={v}" for k, v in spec.env.items()} <= set(config["Env"])
         assert spec.labels.items() <= config["Labels"].items()
-        assert config["Healthcheck"]["Test"] == wanted["healthcheck"]["test"]
-        assert config["Healthcheck"]["Interval"] == wanted["healthcheck"]["interval"]
-        assert config["StopTimeout"] == wanted["stop_timeout"]
+        assert config["Healthcheck"]["Test"] == wanted["Healthcheck"]["Test"]
+        assert config["Healthcheck"]["Interval"] == wanted["Healthcheck"]["Interval"]
+        assert config["StopTimeout"] == wanted["StopTimeout"]
 
 
 def test_main_token_is_refused_by_rescue(composed):

@@ -235,7 +235,7 @@ def test_a_profile_without_a_published_gateway_has_no_url_and_does_not_crash(
     assert spec.url() is None
     from orchestrator.backends.local import _status_of
 
-    row = _status_of(spec, Snapshot(), probe=False)
+    row = _status_of(spec, Snapshot())
     assert row.url is None and row.ready is False and row.state == "absent"
 
 

@@ -119,23 +119,17 @@ def test_pytest_lists_the_gateway_fixtures(tmp_path: Path) -> None:
 
 
 class _FakeApi:
-    """Records what the container asks of the engine; builds host configs for real."""
+    """Records what the container asks of the engine."""
 
     def __init__(self) -> None:
-        import docker
-
-        self.real = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
         self.calls: list[tuple[str, Any]] = []
-
-    def create_host_config(self, **kwargs: Any) -> Any:
-        return self.real.create_host_config(**kwargs)
 
     def create_network(self, name: str, **kwargs: Any) -> dict[str, str]:
         self.calls.append(("create_network", {"name": name, **kwargs}))
         return {"Id": "net1"}
 
-    def create_container(self, **kwargs: Any) -> dict[str, str]:
-        self.calls.append(("create_container", kwargs))
+    def create_container_from_config(self, config: dict, name: str) -> dict[str, str]:
+        self.calls.append(("create_container", {"config": config, "name": name}))
         return {"Id": "c1"}
 
     def start(self, container_id: str) -> None:
@@ -171,25 +165,26 @@ def test_the_container_is_created_by_the_same_call_as_orch_up(
 ) -> None:
     import testcontainers.core.container as tc
 
-    from orchestrator.docker.containers import create_kwargs
+    from orchestrator.docker.containers import create_body
 
     monkeypatch.setattr(tc, "DockerClient", _FakeDockerClient)
     monkeypatch.setattr(tc.c, "ryuk_disabled", True)
     container = testing.OpenClawGatewayContainer(a_spec).launch()
     api = container.get_docker_client().client.api
     calls = dict(api.calls)
-    expected = create_kwargs(a_spec, api)
-    created = calls["create_container"]
-    assert {k: v for k, v in created.items() if k != "labels"} == {
-        k: v for k, v in expected.items() if k != "labels"
+    expected = create_body(a_spec)
+    created = calls["create_container"]["config"]
+    assert calls["create_container"]["name"] == a_spec.name
+    assert {k: v for k, v in created.items() if k != "Labels"} == {
+        k: v for k, v in expected.items() if k != "Labels"
     }
     # orch's labels (run record included) plus testcontainers' session labels.
-    assert created["labels"].items() >= a_spec.labels.items()
-    assert created["labels"]["org.testcontainers.session-id"]
-    assert created["host_config"]["PortBindings"]["20000/tcp"] == [
+    assert created["Labels"].items() >= a_spec.labels.items()
+    assert created["Labels"]["org.testcontainers.session-id"]
+    assert created["HostConfig"]["PortBindings"]["20000/tcp"] == [
         {"HostIp": "127.0.0.1", "HostPort": "20000"}
     ]
-    token = [m for m in created["host_config"]["Mounts"] if m["Target"].startswith("/run/")]
+    token = [m for m in created["HostConfig"]["Mounts"] if m["Target"].startswith("/run/")]
     assert token[0]["ReadOnly"] is True
     network = calls["create_network"]
     assert network["name"] == a_spec.network

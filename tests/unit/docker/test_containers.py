@@ -1,0 +1,164 @@
+"""The spec -> container translation and the port probe, without an engine."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from orchestrator.core.model import Profile
+from orchestrator.core.spec import ContainerSpec, memory_bytes, render
+from orchestrator.docker.containers import create_body, tcp_answers
+
+from ..helpers import fleet_of
+
+
+def _spec(home: Path, **fields: object) -> ContainerSpec:
+    fleet = fleet_of(Profile(name="main", port=20000, **fields))
+    return render(fleet.profiles["main"], fleet, home)
+
+
+def _sdk_body(spec: ContainerSpec) -> dict:
+    """What the Docker SDK's own create_container would send for the spec: the oracle
+    the hand-written body must match (the SDK builds it without an engine)."""
+    import docker
+    from docker.types import Mount
+
+    api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
+    bindings: dict[str, list[tuple[str, int]]] = {}
+    exposed = []
+    for b in spec.ports:
+        for cport, hport in b.expand():
+            if f"{cport}/{b.proto}" not in bindings:
+                exposed.append((cport, b.proto))
+            bindings.setdefault(f"{cport}/{b.proto}", []).append((b.host_ip, hport))
+    host_config = api.create_host_config(
+        port_bindings=bindings,
+        mounts=[Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        restart_policy={"Name": spec.restart},
+        cap_drop=list(spec.cap_drop),
+        security_opt=list(spec.security_opt),
+        mem_limit=spec.mem_limit,
+        pids_limit=spec.pids_limit,
+        network_mode=spec.network,
+    )
+    hc = spec.healthcheck
+    config = api.create_container_config(
+        image=spec.image,
+        command=list(spec.command) or None,
+        hostname=spec.hostname,
+        user=spec.user,
+        environment=dict(spec.env),
+        labels=dict(spec.labels),
+        ports=exposed,
+        host_config=host_config,
+        stop_timeout=spec.stop_timeout_s,
+        healthcheck={
+            "test": list(hc.test),
+            "interval": hc.interval_s * 10**9,
+            "timeout": hc.timeout_s * 10**9,
+            "retries": hc.retries,
+            "start_period": hc.start_period_s * 10**9,
+        },
+    )
+    defaults = (None, False)
+    return {
+        k: v
+        for k, v in config.items()
+        if v not in defaults and k not in ("AttachStdout", "AttachStderr")
+    }
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"publish": ("gateway", "browser", "cdp")},
+        {"memory": "2g", "bind_ip": "127.0.0.2"},
+        {"browser": True},
+    ],
+)
+def test_the_create_body_is_what_the_docker_sdk_would_send(home: Path, fields: dict) -> None:
+    spec = _spec(home, **fields)
+    assert create_body(spec) == _sdk_body(spec)
+
+
+def test_the_create_body_keeps_the_token_read_only_and_the_limits(home: Path) -> None:
+    body = create_body(_spec(home, memory="1280m"))
+    host = body["HostConfig"]
+    assert host["Memory"] == 1280 * 1024 * 1024
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    token = [m for m in host["Mounts"] if m["Target"].startswith("/run/secrets/")]
+    assert token and all(m["ReadOnly"] for m in token)
+    assert all(b["HostIp"] == "127.0.0.1" for bs in host["PortBindings"].values() for b in bs)
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [("512", 512), ("64k", 65536), ("768m", 768 << 20), ("2g", 2 << 30)]
+)
+def test_memory_limits_read_as_docker_reads_them(limit: str, expected: int) -> None:
+    assert memory_bytes(limit) == expected
+
+
+# --- tcp_answers: a published port the engine relays, with or without a server -----
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:  # noqa: N802 - the stdlib's name
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def relay_without_backend() -> Iterator[int]:
+    """Accepts and closes at once: what the engine's relay does when nothing listens
+    behind a published port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_port_with_a_server_answers(http_port: int) -> None:
+    assert tcp_answers("127.0.0.1", http_port) is True
+
+
+def test_a_relay_with_nothing_behind_it_is_silent(relay_without_backend: int) -> None:
+    assert tcp_answers("127.0.0.1", relay_without_backend) is False
+
+
+def test_a_closed_port_is_silent() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert tcp_answers("127.0.0.1", port) is False
