@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=compat
+	# Bytecode now, as a wheel install has it: with PYTHONDONTWRITEBYTECODE set
+	# (as on this kind of machine) every command would compile orch again (~50 ms).
+	$(BIN)/python -m compileall -q orchestrator
 	touch $@
 
 engine: install

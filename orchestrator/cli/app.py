@@ -4,8 +4,6 @@ Core modules are imported inside each command, so `orch --version` and
 `orch --help` never pay for pydantic, docker or rich.
 """
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from pathlib import Path

@@ -1,7 +1,5 @@
 """cli.backup: backup (create, verify, ls), restore, upgrade, rollback."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any, Optional
 

@@ -1,7 +1,5 @@
 """`orch export compose|stack`: print the fleet as a Compose or stack file, or write it whole."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

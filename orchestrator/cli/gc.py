@@ -1,7 +1,5 @@
 """`orch gc`: what killed test runs left, removed."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

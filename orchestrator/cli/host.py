@@ -1,7 +1,5 @@
 """The host's commands: `orch engine start`, `orch images build|ls`, `orch doctor`."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

@@ -2,8 +2,6 @@
 engine or a swarm.
 """
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any, Optional
 

@@ -1,7 +1,5 @@
 """The fleet file: `orch setup`, `rm`, `ls`, `ports`, `check`, `render`, `schema`."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,7 +1,5 @@
 """`orch rescue TARGET`: parse, call backends.rescue, render."""
 
-from __future__ import annotations
-
 from dataclasses import asdict
 from typing import Annotated, Any
 

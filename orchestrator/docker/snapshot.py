@@ -42,8 +42,35 @@ def list_containers() -> list[LiveContainer]:
 
 
 def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snapshot:
+    """The engine's containers and networks (and, `with_listeners`, the host's
+    listening sockets and swarm services' ports), asked for all at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        containers = pool.submit(list_containers)
+        networks = pool.submit(docker_http.get, "/networks")
+        listeners = pool.submit(host_listeners) if with_listeners else None
+        services = pool.submit(service_publishers) if with_listeners else None
+        return _snapshot_of(
+            project,
+            home,
+            containers.result(),
+            networks.result() or [],
+            listeners.result() if listeners else [],
+            services.result() if services else [],
+        )
+
+
+def _snapshot_of(
+    project: str,
+    home: Path,
+    containers: list[LiveContainer],
+    networks: list[dict[str, Any]],
+    listeners: list[Listener],
+    services: list[LiveContainer],
+) -> Snapshot:
     snap = Snapshot(owner_of=socket_owner)
-    for container in list_containers():
+    for container in containers:
         mine = owned_by(container.labels, project, home)
         if mine and container.profile:
             if container.name == container_name(project, container.profile):
@@ -55,16 +82,15 @@ def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snap
             snap.foreign.append(container)
         snap.others.append(container)
     legacy = home == default_home()
-    for raw in docker_http.get("/networks") or []:
+    for raw in networks:
         net = LiveNetwork(raw["Id"], raw["Name"], raw.get("Labels") or {})
         mine = owned_by(net.labels, project, home) or legacy_network_of(net.labels, project, legacy)
         if mine:
             snap.networks[net.name] = net
         elif mine is False:
             snap.foreign_networks[net.name] = net
-    if with_listeners:
-        snap.listeners = host_listeners()
-        snap.others.extend(service_publishers())
+    snap.listeners = listeners
+    snap.others.extend(services)
     return snap
 
 
@@ -228,11 +254,13 @@ def service_publishers() -> list[LiveContainer]:
     """Ports published by existing swarm services, as pseudo containers for the port
     checks of `orch up`. Ingress ports are taken on every node and host-mode ports
     on the nodes that run a task; both count, since the task may move. Empty on an
-    engine that is not a swarm manager (a worker cannot list services)."""
-    if not swarm_info().manager:
+    engine that is not a swarm manager (a worker cannot list services: 503)."""
+    try:
+        services = _listed("/services")
+    except EngineRefused:
         return []
     out = []
-    for service in _listed("/services"):
+    for service in services:
         spec = service.get("Spec") or {}
         ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
         published = tuple(
