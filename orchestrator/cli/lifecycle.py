@@ -124,7 +124,9 @@ def up(
         def show() -> None:
             for m in moved:
                 print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
-            show_plan(data["plan"])
+            # A real run narrated every change as it went ("creating", "ready in");
+            # what is left to say is which profiles it left alone.
+            show_plan([a for a in data["plan"] if dry_run or a["action"] == "noop"])
             if rows:
                 show_status(rows)
             for name in result.orphans:
