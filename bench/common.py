@@ -41,11 +41,16 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
 
 
 def free_bases(count: int, start: int) -> list[int]:
-    """`count` bases whose whole footprints are free on the host now, 200 apart."""
+    """`count` bases whose whole footprints are free on the host now, 200 apart: no
+    listener there, and no fleet or test run of the host registry holds them."""
+    from orchestrator.fleet.registry import fleet_reservations, run_reservations, taken_intervals
+
     used = {lst.port for lst in host_listeners()}
+    held = taken_intervals(fleet_reservations(None) + run_reservations(), "127.0.0.1")
     bases, base = [], start
     while len(bases) < count:
-        if not used.intersection(range(base, base + 111)):
+        span = range(base, base + 111)
+        if not used.intersection(span) and not any(a <= span[-1] and base <= b for a, b in held):
             bases.append(base)
         base += 200
     return bases
