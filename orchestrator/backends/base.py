@@ -47,6 +47,7 @@ class UpResult:
     outcomes: list[Outcome] = field(default_factory=list)
     dry_run: bool = False
     orphans: list[str] = field(default_factory=list)  # reported, kept (or removed, if asked)
+    status: list[ProfileStatus] = field(default_factory=list)  # after a real run
 
 
 @dataclass

@@ -370,9 +370,13 @@ def up(
             return UpResult(actions, dry_run=True, orphans=orphans)
         outcomes = apply_up(actions, timeout, keep_failed, progress)
         remember_ready(home, fleet, outcomes)
-        if remove_orphans and orphans:
+        removing = remove_orphans and bool(orphans)
+        if removing:
             outcomes += apply_down(plan_down(orphans, snap.orphans(fleet.profiles)), progress)
-        return UpResult(actions, outcomes, orphans=orphans)
+        changed = removing or any(a.kind != Kind.NOOP for a in actions)
+        # Nothing changed: the snapshot the plan was made from is still the host's.
+        rows = status(home, names, probe=False, fleet=fleet, snap=None if changed else snap)
+        return UpResult(actions, outcomes, orphans=orphans, status=rows)
 
 
 def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:
@@ -446,12 +450,19 @@ NOT_ANSWERING_WHY = {
 }
 
 
-def status(home: Path, names: list[str] | None = None, probe: bool = True) -> list[ProfileStatus]:
+def status(
+    home: Path,
+    names: list[str] | None = None,
+    probe: bool = True,
+    fleet: Fleet | None = None,
+    snap: Snapshot | None = None,
+) -> list[ProfileStatus]:
     """Status of each profile (and of this fleet's orphan containers when no names are
     given); without `probe`, ports are not dialled and containers not inspected (what
-    `orch up` shows right after it checked /readyz)."""
-    fleet = load_fleet(home)
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    `orch up` shows right after it checked /readyz, from the fleet and snapshot it
+    already has when nothing changed)."""
+    fleet = fleet or load_fleet(home)
+    snap = snap or take_snapshot(fleet.project, home, with_listeners=False)
     specs = [render(p, fleet, home) for p in fleet.select(names)]
     probed = _probe_all(specs, snap, probe)
     rows = [_status_of(s, snap, probed.get(s.profile)) for s in specs]

@@ -86,7 +86,6 @@ def up(
 
     def work():
         from orchestrator.backends.local import move_taken_ports
-        from orchestrator.backends.local import status as fleet_status
         from orchestrator.backends.local import up as do_up
         from orchestrator.cli.views import show_plan, show_status
         from orchestrator.docker.incontainer import require_host_view_of
@@ -118,7 +117,7 @@ def up(
             "outcomes": [o.to_json() for o in result.outcomes],
             "orphans": result.orphans,
         }
-        rows = [] if dry_run else [s.to_json() for s in fleet_status(home, names, probe=False)]
+        rows = [s.to_json() for s in result.status]
         data["status"] = rows
 
         def show() -> None:
