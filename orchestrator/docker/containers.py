@@ -305,7 +305,8 @@ def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            # HTTP/1.1 with a Host: Chrome's DevTools server drops HTTP/1.0 requests.
+            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             sock.settimeout(0.25)
             try:
                 return sock.recv(1, socket.MSG_PEEK) != b""

@@ -162,3 +162,33 @@ def test_a_closed_port_is_silent() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert tcp_answers("127.0.0.1", port) is False
+
+
+@pytest.fixture
+def drops_http_1_0() -> Iterator[int]:
+    """Like Chrome's DevTools server: an HTTP/1.0 request is dropped unanswered."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                request = conn.recv(1024)
+                if b"HTTP/1.1" in request.split(b"\r\n", 1)[0]:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_server_that_drops_http_1_0_still_answers(drops_http_1_0: int) -> None:
+    assert tcp_answers("127.0.0.1", drops_http_1_0) is True
