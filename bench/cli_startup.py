@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import orch_command  # noqa: E402
+
 FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
 
 # command -> the most it may take, as a multiple of Compose v2 `version` in the same run
@@ -75,12 +77,6 @@ def compose_v1() -> Path | None:
         print(f"Compose v1: cannot be installed, skipped ({proc.stderr.strip()[-200:]})")
         return None
     return candidate
-
-
-def orch_command() -> list[str]:
-    """The console script users run, else the module."""
-    script = Path(sys.executable).with_name("orch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator"]
 
 
 def main() -> None:

@@ -40,6 +40,12 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def orch_command() -> list[str]:
+    """The console script users run (as `pip install` makes it), else the module."""
+    script = Path(sys.executable).with_name("orch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator"]
+
+
 def free_bases(count: int, start: int) -> list[int]:
     """`count` bases whose whole footprints are free on the host now, 200 apart: no
     listener there, and no fleet or test run of the host registry holds them."""

@@ -25,13 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import free_bases, wait_ready  # noqa: E402
+from common import free_bases, orch_command, wait_ready  # noqa: E402
 
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.store import load_fleet
 
-ORCH = [sys.executable, "-m", "orchestrator"]
+ORCH = orch_command()
+
 NOOP_RUNS = 5
+ROUNDS = 2  # whole lifecycles per tool; each number printed is the median over them
+SETTLE_S = 5  # after both are ready, before the no-op runs: fresh gateways still work
 # What every orch command pays before it does anything (Python, typer and its
 # pydantic adapters, orch's fleet model): printed so a ratio can be read against it.
 FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
@@ -107,6 +110,7 @@ def bench_orch(home: Path) -> dict[str, float]:
     timed([*ORCH, "up"], env)
     t_end = time.time()
     started = first_start([s.name for s in specs])
+    time.sleep(SETTLE_S)
     noop = [timed([*ORCH, "up"], env) for _ in range(NOOP_RUNS)]
     status = [timed([*ORCH, "status"], env) for _ in range(NOOP_RUNS)]
     down = timed([*ORCH, "down"], env)
@@ -127,6 +131,7 @@ def bench_compose(home: Path, compose: Path) -> dict[str, float]:
     up_d = timed([*cmd, "up", "-d"])
     t_ready = wait_ready([s.base_port for s in specs])
     started = first_start([s.name for s in specs])
+    time.sleep(SETTLE_S)
     noop = [timed([*cmd, "up", "-d"]) for _ in range(NOOP_RUNS)]
     status = [timed([*cmd, "ps"]) for _ in range(NOOP_RUNS)]
     down = timed([*cmd, "down"])
@@ -139,15 +144,14 @@ def bench_docker_run(home: Path) -> dict[str, float]:
     specs = specs_of(home)
     t0 = time.time()
     for spec in specs:
-        subprocess.run(["docker", "network", "create", spec.network], check=True,
-                       capture_output=True)  # fmt: skip
-        subprocess.run(docker_run_args(spec), check=True, capture_output=True)
+        timed(["docker", "network", "create", spec.network])
+        timed(docker_run_args(spec))
     t_ready = wait_ready([s.base_port for s in specs])
     started = first_start([s.name for s in specs])
     names = [s.name for s in specs]
     start = time.perf_counter()
-    subprocess.run(["docker", "stop", *names], check=True, capture_output=True)
-    subprocess.run(["docker", "rm", *names], check=True, capture_output=True)
+    timed(["docker", "stop", *names])
+    timed(["docker", "rm", *names])
     subprocess.run(["docker", "network", "rm", *[s.network for s in specs]], check=True,
                    capture_output=True)  # fmt: skip
     down = time.perf_counter() - start
@@ -159,6 +163,10 @@ def row(label: str, value: float | None, anchor: float | None) -> str:
         return f"  {label:<44} {'-':>8}"
     ratio = f"{value / anchor:6.2f}x" if anchor else ""
     return f"  {label:<44} {value:8.2f} s {ratio}"
+
+
+def _medians(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
 def main() -> None:
@@ -176,9 +184,12 @@ def main() -> None:
             "compose": make_fleet(root, "benchcompose", b[2], b[3]),
             "run": make_fleet(root, "benchrun", b[4], b[5]),
         }
-        orch = bench_orch(homes["orch"])
-        comp = bench_compose(homes["compose"], compose)
-        run = bench_docker_run(homes["run"])
+        rounds = [
+            (bench_orch(homes["orch"]), bench_compose(homes["compose"], compose),
+             bench_docker_run(homes["run"]))
+            for _ in range(ROUNDS)
+        ]  # fmt: skip
+        orch, comp, run = (_medians([r[i] for r in rounds]) for i in range(3))
         floor = statistics.median(
             timed([sys.executable, "-c", FLOOR_IMPORTS]) for _ in range(NOOP_RUNS)
         )
@@ -196,7 +207,7 @@ def main() -> None:
 
     print(f"== lifecycle: main + rescue real gateways, {os.cpu_count()} CPUs,"
           f" load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print("  ratios are orch / anchor; cold starts ran one after another")
+    print(f"  ratios are orch / anchor; medians of {ROUNDS} rounds, starts one after another")
     print(row("Compose v2 `up -d` (returns before ready)", comp["up_d"], None))
     print(row("Compose v2 `up -d` + wait both /readyz", comp["up_ready"], None))
     print(row("docker run x2 + wait both /readyz", run["up_ready"], None))

@@ -55,8 +55,6 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.fleet import registry
-from orchestrator.fleet.gate import checked_specs
-from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import load_fleet, locked
 
@@ -82,6 +80,7 @@ def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list
     from orchestrator.core.observed import live_problems
     from orchestrator.core.spec import render
     from orchestrator.docker.snapshot import take_snapshot
+    from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
 
     with locked(home), registry.locked():
         fleet = load_fleet(home)
@@ -337,9 +336,10 @@ DEFAULT_TIMEOUT = 120.0
 
 
 def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec]]:
-    fleet = load_fleet(home)
+    from orchestrator.fleet.gate import checked_specs  # here: status needs no gate
     from orchestrator.host.gateway_schema import schema_for
 
+    fleet = load_fleet(home)
     return fleet, checked_specs(fleet, home, names, files=True, schema_of=schema_for)
 
 
@@ -501,9 +501,12 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
             host, port = gateway_address(spec)
             if host:
                 ready[spec.profile] = pool.submit(http_status, host, port, "/readyz", 1.0)
-            if probe:
+            if probe:  # the gateway port answers when /readyz gets any answer at all
                 ports[spec.profile] = [
-                    pool.submit(tcp_answers, b.host_ip, b.host_port) for b in spec.ports
+                    ready[spec.profile]
+                    if b.role == "gateway" and spec.profile in ready
+                    else pool.submit(tcp_answers, b.host_ip, b.host_port)
+                    for b in spec.ports
                 ]
         infos = {c.id: pool.submit(_inspect, c.id) for c in inspected}
         events = history.result()
@@ -512,13 +515,15 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
             current = snap.ours.get(spec.profile)
             found = _Probed()
             if spec.profile in ready:
-                found.ready = ready[spec.profile].result() == 200
+                code = ready[spec.profile].result()
+                found.ready = code == 200
             elif current is not None and current.state == "running":
                 found.ready = current.health == "healthy"  # not published: the healthcheck
             if probe:
-                found.answering = [f.result() for f in ports.get(spec.profile, [])] or [
-                    False for _ in spec.ports
-                ]
+                found.answering = [
+                    f.result() is not None if f is ready.get(spec.profile) else f.result()
+                    for f in ports.get(spec.profile, [])
+                ] or [False for _ in spec.ports]
             if current is not None and current.id in infos:
                 found.info = infos[current.id].result()
                 found.events = events.get(current.id, [])
