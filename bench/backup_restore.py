@@ -208,7 +208,7 @@ def bench_upstream(port: int) -> dict[str, tuple[float, float]]:
 
 
 def main() -> int:
-    base, up_port = free_bases(2, 41000)
+    base, up_port = free_bases(2, 24000)
     rows = bench_orch(base)
     rows.update(bench_upstream(up_port))
     anchor = rows.get("openclaw fleet stop + backup + start")

@@ -80,7 +80,7 @@ def run_one(root: Path, kind: str, base: int) -> dict:
 
 def main() -> int:
     sizes = {"plain": image_mb(GATEWAY_IMAGE), "browser": image_mb(BROWSER_IMAGE)}
-    bases = free_bases(2, 43000)
+    bases = free_bases(2, 25600)
     rows = []
     with tempfile.TemporaryDirectory(prefix="orch-bench-browser-") as tmp:
         for kind, base in zip(("plain", "browser"), bases, strict=True):

@@ -48,7 +48,9 @@ def orch_command() -> list[str]:
 
 def free_bases(count: int, start: int) -> list[int]:
     """`count` bases whose whole footprints are free on the host now, 200 apart: no
-    listener there, and no fleet or test run of the host registry holds them."""
+    listener there, and no fleet or test run of the host registry holds them. Start
+    below Linux's ephemeral range (32768+): the engine refuses to publish a port that
+    a probe's connection left in TIME-WAIT."""
     from orchestrator.fleet.registry import fleet_reservations, run_reservations, taken_intervals
 
     used = {lst.port for lst in host_listeners()}

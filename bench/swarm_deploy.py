@@ -118,7 +118,7 @@ def main() -> int:
     try:
         print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
         for i in range(args.rounds):
-            bases = free_bases(4, start=43000)
+            bases = free_bases(4, start=25600)
             orch_env = make_fleet(root, f"benchswarmorch{i}", bases[0])
             stack_env = make_fleet(root, f"benchswarmstack{i}", bases[2])
             results["orch"].append(bench_orch(orch_env))

@@ -82,9 +82,11 @@ def remove_fleet(engine, fleet: Orch) -> None:
     forget_home(fleet)
 
 
-def free_base(span: int = 111, low: int = 30000, high: int = 60000) -> int:
+def free_base(span: int = 111, low: int = 21000, high: int = 32700) -> int:
     """A base whose whole footprint is free on the host right now (tests only;
-    spreads tests apart so that parallel runs rarely meet)."""
+    spreads tests apart so that parallel runs rarely meet). Below Linux's ephemeral
+    range (32768+): a port a probe's connection just used sits in TIME-WAIT, and the
+    engine refuses to publish it."""
     from orchestrator.docker.snapshot import host_listeners
     from orchestrator.fleet.registry import fleet_reservations, run_reservations
 
