@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -125,10 +126,9 @@ def http_port() -> Iterator[int]:
     server.server_close()
 
 
-@pytest.fixture
-def relay_without_backend() -> Iterator[int]:
-    """Accepts and closes at once: what the engine's relay does when nothing listens
-    behind a published port."""
+@contextlib.contextmanager
+def _server(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback port whose every connection is given to `handle`, then closed."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -139,7 +139,8 @@ def relay_without_backend() -> Iterator[int]:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            conn.close()
+            with conn:
+                handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -147,6 +148,14 @@ def relay_without_backend() -> Iterator[int]:
     stop.set()
     thread.join()
     listener.close()
+
+
+@pytest.fixture
+def relay_without_backend() -> Iterator[int]:
+    """Accepts and closes at once: what the engine's relay does when nothing listens
+    behind a published port."""
+    with _server(lambda _conn: None) as port:
+        yield port
 
 
 def test_a_port_with_a_server_answers(http_port: int) -> None:
@@ -164,30 +173,16 @@ def test_a_closed_port_is_silent() -> None:
     assert tcp_answers("127.0.0.1", port) is False
 
 
+def _answer_http_1_1_only(conn: socket.socket) -> None:
+    if b"HTTP/1.1" in conn.recv(1024).split(b"\r\n", 1)[0]:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
 @pytest.fixture
 def drops_http_1_0() -> Iterator[int]:
     """Like Chrome's DevTools server: an HTTP/1.0 request is dropped unanswered."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                request = conn.recv(1024)
-                if b"HTTP/1.1" in request.split(b"\r\n", 1)[0]:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    with _server(_answer_http_1_1_only) as port:
+        yield port
 
 
 def test_a_server_that_drops_http_1_0_still_answers(drops_http_1_0: int) -> None:
