@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from orchestrator.docker.containers import (
     _create_and_start,
     _discard,
     _remove_container,
+    http_status,
     require_images,
     tcp_answers,
     wait_ready,
@@ -77,9 +78,6 @@ def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list
     `dry_run`. Profiles that are fine keep their ports, so a CI job can run
     `orch up --port auto` every time. Decided and applied under the fleet and the
     registry lock, so no other fleet picks the same base in between."""
-    from orchestrator.core.observed import live_problems
-    from orchestrator.core.spec import render
-    from orchestrator.docker.snapshot import take_snapshot
     from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
 
     with locked(home), registry.locked():
@@ -487,23 +485,21 @@ class _Probed:
 def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[str, _Probed]:
     """Every probe of every running profile at once (each port, /readyz, the inspect and
     the one engine events call), so status takes as long as its slowest probe."""
-    from concurrent.futures import Future
-
-    from orchestrator.docker.containers import http_status
-
     running = [s for s in specs if (c := snap.ours.get(s.profile)) and c.state == "running"]
     inspected = [snap.ours[s.profile] for s in specs if s.profile in snap.ours] if probe else []
     with ThreadPoolExecutor(max_workers=16) as pool:
         history = pool.submit(_exit_history, inspected)
         ready: dict[str, Future] = {}
-        ports: dict[str, list[Future]] = {}
+        # None in place of a port's probe: the gateway port, which answers when
+        # /readyz gets any HTTP answer at all
+        ports: dict[str, list[Future | None]] = {}
         for spec in running:
             host, port = gateway_address(spec)
             if host:
                 ready[spec.profile] = pool.submit(http_status, host, port, "/readyz", 1.0)
-            if probe:  # the gateway port answers when /readyz gets any answer at all
+            if probe:
                 ports[spec.profile] = [
-                    ready[spec.profile]
+                    None
                     if b.role == "gateway" and spec.profile in ready
                     else pool.submit(tcp_answers, b.host_ip, b.host_port)
                     for b in spec.ports
@@ -514,16 +510,16 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
         for spec in specs:
             current = snap.ours.get(spec.profile)
             found = _Probed()
+            code = ready[spec.profile].result() if spec.profile in ready else None
             if spec.profile in ready:
-                code = ready[spec.profile].result()
                 found.ready = code == 200
             elif current is not None and current.state == "running":
                 found.ready = current.health == "healthy"  # not published: the healthcheck
             if probe:
+                probes = ports.get(spec.profile) or [None for _ in spec.ports]
                 found.answering = [
-                    f.result() is not None if f is ready.get(spec.profile) else f.result()
-                    for f in ports.get(spec.profile, [])
-                ] or [False for _ in spec.ports]
+                    f.result() if f is not None else code is not None for f in probes
+                ]
             if current is not None and current.id in infos:
                 found.info = infos[current.id].result()
                 found.events = events.get(current.id, [])

@@ -1,7 +1,7 @@
 """The `orch` command line: parse, call the core, render. Nothing else.
 
 Core modules are imported inside each command, so `orch --version` and
-`orch --help` never pay for pydantic, docker or rich.
+`orch --help` never pay for pydantic or the Docker SDK.
 """
 
 import sys

@@ -89,10 +89,10 @@ def require_images(
         raise ImageError(f"image {', '.join(missing)} is not on {where}", hint=hint)
 
 
-def _remove_container(container_id: str) -> None:
+def _remove_container(container_id: str, stop_timeout: int = 30) -> None:
     """Stop gracefully (the gateway needs about 2 s), then remove; gone already is fine."""
     try:
-        docker_http.stop(container_id, timeout=30)
+        docker_http.stop(container_id, timeout=stop_timeout)
         docker_http.remove_container(container_id, force=True)
     except NotFound:
         pass
@@ -211,11 +211,8 @@ def _ensure_network(spec: ContainerSpec) -> None:
 
 def _discard(container_id: str, spec: ContainerSpec | None) -> None:
     """Remove a container that never became ready (and its network, if unused)."""
-    try:
-        docker_http.stop(container_id, timeout=10)
-        docker_http.remove_container(container_id, force=True)
-    except OrchError:  # best effort; the error shown is the original one
-        pass
+    with contextlib.suppress(OrchError):  # best effort; the error shown is the original one
+        _remove_container(container_id, stop_timeout=10)
     if spec is not None:
         remove_network(spec.network, spec.labels)
 

@@ -49,18 +49,21 @@ class GatewaySchema:
     make_validator: Callable[[], Any]  # -> a jsonschema.Draft7Validator
     passed_file: Path | None = None  # None: remember nothing (a unit test's schema)
     _validator: Any = field(default=None, init=False, repr=False)
+    _passed: list[str] | None = field(default=None, init=False, repr=False)  # read once
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def problems(self, owner: str, file: str, text: str, data: Any) -> list:
         from orchestrator.core.gateway_config import schema_problems
 
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        passed = _read_passed(self.passed_file)
-        if digest in passed:
+        if self._passed is None:
+            self._passed = _read_passed(self.passed_file)
+        if digest in self._passed:
             return []
         found = schema_problems(owner, file, text, data, self.validator(), self.version)
         if not found and self.passed_file is not None:
-            _store_passed(self.passed_file, [*passed, digest][-PASSED_KEPT:])
+            self._passed = [*self._passed, digest][-PASSED_KEPT:]
+            _store_passed(self.passed_file, self._passed)
         return found
 
     def validator(self) -> Any:

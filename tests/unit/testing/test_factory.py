@@ -563,9 +563,9 @@ def test_bind_sources_must_be_the_same_path_on_the_host() -> None:
 def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from orchestrator.backends import local
     from orchestrator.backends.local import move_taken_ports
     from orchestrator.core.observed import Listener, LiveContainer, Snapshot
-    from orchestrator.docker import snapshot as live
     from orchestrator.fleet.provision import SetupRequest, setup
     from orchestrator.fleet.store import load_fleet
 
@@ -578,7 +578,7 @@ def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
         others=[other],
         listeners=[Listener("127.0.0.1", 18791, 1), Listener("127.0.0.1", 18900, 2)],
     )
-    monkeypatch.setattr(live, "take_snapshot", lambda project, home, **_: snap)
+    monkeypatch.setattr(local, "take_snapshot", lambda project, home, **_: snap)
     moves = move_taken_ports(home, None, dry_run=True)
     assert load_fleet(home).profiles["main"].port == 18789  # a dry run moves nothing
     # main's browser port 18791 is held; rescue's 18900 only by its own container. The
