@@ -31,7 +31,14 @@ from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_cod
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
 from orchestrator.core.paths import profile_dirs
-from orchestrator.core.plan import ASIDE_REASON, Action, Kind, plan_down, plan_up
+from orchestrator.core.plan import (
+    ASIDE_REASON,
+    Action,
+    Kind,
+    looping_restarts,
+    plan_down,
+    plan_up,
+)
 from orchestrator.core.ports import Reservation
 from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address, render
 from orchestrator.docker import api as docker_http
@@ -354,7 +361,7 @@ def up(
         fleet, specs = _specs(home, names)
         publish_fleet(home, fleet)
         snap = take_snapshot(fleet.project, home)
-        actions = plan_up(specs, snap.ours, snap.aside, _restarts_of_unhealthy(snap))
+        actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
         if problems:
@@ -390,15 +397,16 @@ def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:
                 remember_good(profile_dirs(profile, home), profile.uid, profile.gid)
 
 
-def _restarts_of_unhealthy(snap: Snapshot) -> dict[str, int]:
-    """Restart counts of this fleet's containers that are not healthy: one inspect
-    each, and none in the common case (everything healthy)."""
+def _looping(snap: Snapshot) -> dict[str, int]:
+    """Restart counts of this fleet's containers that look crash-looping: one inspect
+    for each that is not healthy, and none in the common case (everything healthy)."""
     out = {}
     for profile, container in snap.ours.items():
         if container.state in ("running", "restarting") and container.health != "healthy":
             with contextlib.suppress(NotFound):
-                info = docker_http.get(f"/containers/{container.id}/json")
-                out[profile] = int(info.get("RestartCount") or 0)
+                count = looping_restarts(docker_http.get(f"/containers/{container.id}/json"))
+                if count:
+                    out[profile] = count
     return out
 
 

@@ -7,7 +7,9 @@ and the engine only executes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from orchestrator.core.observed import LiveContainer
 from orchestrator.core.spec import ContainerSpec
@@ -55,8 +57,8 @@ def plan_up(
     aside: dict[str, list[LiveContainer]] | None = None,
     restarts: dict[str, int] | None = None,
 ) -> list[Action]:
-    """`restarts`: restart counts of containers that are not healthy (a crash loop is
-    `running` for a few seconds between two of its restarts)."""
+    """`restarts`: restart counts of containers that look crash-looping (see
+    `looping_restarts`; a loop is `running` for a few seconds between two restarts)."""
     aside, restarts = aside or {}, restarts or {}
     return [
         _converge(spec, live.get(spec.profile), aside.get(spec.profile, []), restarts)
@@ -90,6 +92,39 @@ def _converge(
         )
     reason = f"up to date but {current.state}{note}"
     return Action(Kind.START, spec.profile, reason, spec, current, cleanup)
+
+
+def looping_restarts(inspect: dict[str, Any]) -> int:
+    """The restart count of a container (its `docker inspect`) that looks crash-looping,
+    else 0.
+
+    Docker restarts a crashed gateway by itself, and its health reads `starting` again
+    until the first probe of the new run, while the probe log keeps the runs before.
+    A run that was healthy when it crashed was one crash, recovering now: restarting
+    it would only cost another start. The runs of a loop never get healthy (a refused
+    config exits within a second) or end unhealthy.
+    """
+    count = int(inspect.get("RestartCount") or 0)
+    state = inspect.get("State") or {}
+    health = state.get("Health") or {}
+    running = state.get("Status") == "running"
+    if running and health.get("Status") == "healthy":
+        return 0
+    recovering = running and health.get("Status") == "starting"
+    if recovering and _healthy_before(health.get("Log") or [], state.get("StartedAt") or ""):
+        return 0
+    return count
+
+
+def _healthy_before(log: list[dict[str, Any]], started: str) -> bool:
+    """Did the last health probe before `started` (this run's start) pass?"""
+    try:
+        start = datetime.fromisoformat(started)  # RFC 3339 with ns: read to the µs
+        probes = sorted((datetime.fromisoformat(e["Start"]), e.get("ExitCode")) for e in log)
+    except (KeyError, TypeError, ValueError):
+        return False
+    before = [code for at, code in probes if at < start]
+    return bool(before) and before[-1] == 0
 
 
 def plan_down(

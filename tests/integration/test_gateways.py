@@ -127,7 +127,7 @@ def test_second_up_keeps_the_same_container_ids(pair, engine):
     assert {n: pair.container(engine, n).id for n in ("main", "rescue")} == before
 
 
-def test_killed_gateway_process_comes_back_by_itself(pair, engine):
+def test_killed_gateway_process_comes_back_by_itself_and_up_leaves_it_alone(pair, engine):
     container = pair.container(engine, "main")
     restarts = container.attrs["RestartCount"]
     port = ports_of(pair)["main"]
@@ -136,6 +136,9 @@ def test_killed_gateway_process_comes_back_by_itself(pair, engine):
     wait_for(lambda: http_get(port, "/readyz")[0] == 200, 120, "the gateway to come back")
     container.reload()
     assert container.attrs["RestartCount"] == restarts + 1
+    # Its health may read `starting` for 5 s more: one crash, recovered, not a loop.
+    plan = pair.json("up", "--dry-run")["data"]["plan"]
+    assert {a["profile"]: a["action"] for a in plan} == {"main": "noop", "rescue": "noop"}
 
 
 def test_changing_one_profile_recreates_only_it(pair, engine):

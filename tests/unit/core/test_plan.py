@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import Listener, LiveContainer, Snapshot, live_problems
-from orchestrator.core.plan import Kind, plan_down, plan_up
+from orchestrator.core.plan import Kind, looping_restarts, plan_down, plan_up
 from orchestrator.core.spec import LABEL_HASH, ContainerSpec, render
 from orchestrator.docker.snapshot import _decode_ip
 
@@ -107,6 +107,44 @@ def test_a_crash_looping_gateway_is_planned_for_a_restart_not_a_noop(tmp_path: P
     looping = live(main, state="restarting")
     (action,) = plan_up([main], {"main": looping})
     assert action.kind == Kind.RESTART and "crash-looping" in action.reason
+
+
+def inspected(status: str, health: str, restarts: int, probes: list[tuple[str, int]]) -> dict:
+    """A `docker inspect` as the engine gives it (this run started at 15:27:46.425011049):
+    the probe log keeps the runs before this one."""
+    log = [{"Start": f"2026-12-01T{at}Z", "ExitCode": code} for at, code in probes]
+    return {
+        "RestartCount": restarts,
+        "State": {
+            "Status": status,
+            "StartedAt": "2026-12-01T15:27:46.425011049Z",
+            "Health": {"Status": health, "Log": log},
+        },
+    }
+
+
+def test_a_gateway_restarted_after_one_crash_while_healthy_is_not_a_crash_loop() -> None:
+    """Its health reads `starting` again until the new run's first probe (up to 5 s
+    after it answers /readyz): `orch up` must not restart it a second time."""
+    probes = [("15:27:32.736555257", 1), ("15:27:37.8637", 1), ("15:27:42.996174365", 0)]
+    assert looping_restarts(inspected("running", "starting", 1, probes)) == 0
+
+
+def test_runs_that_never_got_healthy_or_ended_unhealthy_are_a_crash_loop() -> None:
+    never = [("15:27:32.7365", 1), ("15:27:40.1", 1)]  # exits before it gets healthy
+    assert looping_restarts(inspected("running", "starting", 2, never)) == 2
+    assert looping_restarts(inspected("running", "starting", 1, [])) == 1
+    ended_unhealthy = [("15:27:30", 0), ("15:27:35", 1), ("15:27:40.5", 1)]
+    assert looping_restarts(inspected("running", "starting", 3, ended_unhealthy)) == 3
+    assert looping_restarts(inspected("running", "unhealthy", 3, [("15:27:30", 0)])) == 3
+    assert looping_restarts(inspected("restarting", "starting", 4, [("15:27:30", 0)])) == 4
+
+
+def test_a_healthy_or_never_restarted_container_is_not_a_crash_loop() -> None:
+    assert looping_restarts(inspected("running", "healthy", 5, [])) == 0
+    assert looping_restarts(inspected("running", "starting", 0, [])) == 0
+    probes_of_this_run = [("15:27:50", 0)]  # passed after this run's start: only this run's
+    assert looping_restarts(inspected("running", "starting", 1, probes_of_this_run)) == 1
 
 
 def test_own_set_aside_containers_never_count_as_holding_the_profiles_ports(
