@@ -34,21 +34,32 @@ def engine_start(as_json: JsonOpt = False) -> None:
 def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even what is current.")] = False,
     browser: Annotated[
-        bool, typer.Option(help="Also build the browser variant (VERSION-browser, Chromium).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--browser/--no-browser",
+            help="Also build the browser variant (VERSION-browser, Chromium). Default: when"
+            " a profile of the fleet has browser: true, or the variant is already here.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the gateway image (and the offline base when needed); skip what is current.
+    """Build the images the fleet needs (and the offline base when needed); skip what
+    is current.
 
     Example: orch images build --browser
     """
 
     def work():
-        from orchestrator.host.images import build_browser_image, build_images
+        from orchestrator.host.images import (
+            build_browser_image,
+            build_images,
+            wants_browser_build,
+        )
 
         _engine_ready(as_json)
         say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
-        build = build_browser_image if browser else build_images
+        with_browser = wants_browser_build(_home()) if browser is None else browser
+        build = build_browser_image if with_browser else build_images
         results = build(force=force, progress=say)
         rows = [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in results]
 
@@ -69,10 +80,10 @@ def images_ls(as_json: JsonOpt = False) -> None:
     """
 
     def work():
-        from orchestrator.host.images import image_status
+        from orchestrator.host.images import fleet_wants_browser, image_status
 
         _engine_ready(as_json, auto_start=False)
-        rows = image_status()
+        rows = image_status(browser=fleet_wants_browser(_home()))
 
         def show() -> None:
             for r in rows:

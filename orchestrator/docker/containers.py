@@ -85,7 +85,7 @@ def require_images(
             missing.append(image)
     if missing:
         if any(m.endswith("-browser") for m in missing):
-            hint = "build it with `orch images build --browser` (profiles with browser: true)"
+            hint = "build it with `orch images build` (profiles with browser: true need it)"
         raise ImageError(f"image {', '.join(missing)} is not on {where}", hint=hint)
 
 

@@ -23,7 +23,7 @@ def diagnose(home: Path) -> dict[str, Any]:
     engine = _engine()
     checks.append(engine)
     if engine["ok"]:
-        checks.extend(_images())
+        checks.extend(_images(home))
         checks.append(_disk("engine disk", Path(engine.get("root", "/var/lib/docker"))))
     checks.append(_disk("orch home disk", home if home.exists() else home.parent))
     checks.append(_fleet(home))
@@ -57,11 +57,11 @@ def _engine() -> dict[str, Any]:
     return item
 
 
-def _images() -> list[dict[str, Any]]:
-    from orchestrator.host.images import image_status
+def _images(home: Path) -> list[dict[str, Any]]:
+    from orchestrator.host.images import fleet_wants_browser, image_status
 
     out = []
-    for image in image_status():
+    for image in image_status(browser=fleet_wants_browser(home)):
         ok = bool(image.get("present")) and image.get("current", True)
         detail = "present" if image.get("present") else "missing"
         if image.get("present") and not image.get("current", True):

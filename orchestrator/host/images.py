@@ -393,13 +393,34 @@ def _status_row(tag: str, role: str, info: dict | None, current: bool | None) ->
     }
 
 
-def image_status(version: str = OPENCLAW_VERSION) -> list[dict]:
+def fleet_wants_browser(home: Path) -> bool:
+    """A profile of the fleet in `home` runs the browser variant of orch's gateway
+    image. No fleet file, or one that does not load, wants nothing: the images never
+    depend on it (`orch check` reports the file)."""
+    from orchestrator.core.versions import BROWSER_IMAGE
+    from orchestrator.fleet.store import load_fleet
+
+    try:
+        fleet = load_fleet(home)
+    except OrchError:
+        return False
+    return any(p.effective_image == BROWSER_IMAGE for p in fleet.profiles.values())
+
+
+def wants_browser_build(home: Path, version: str = OPENCLAW_VERSION) -> bool:
+    """What `orch images build` does about the browser variant when not told: build it
+    for a fleet that needs it, and keep it current once it is here."""
+    return fleet_wants_browser(home) or inspect_image(browser_tag(version)) is not None
+
+
+def image_status(version: str = OPENCLAW_VERSION, browser: bool = False) -> list[dict]:
     """For `doctor`: the images orch needs, present or not, size, current or stale.
 
     Always the gateway row. A base row only when it matters: while the gateway is
     missing or stale, the base the builder would use (upstream slim if present, else
     the offline one, present or not); once the gateway is current, a base is listed
-    only if present (informative, never a problem). So every row with
+    only if present (informative, never a problem). The browser variant's row when
+    `browser` (the fleet needs it) or when it is here. So every row with
     `present and current` false is something `orch images build` will fix.
     `current` is None for an absent image; the upstream base, when present, is current.
     """
@@ -407,6 +428,11 @@ def image_status(version: str = OPENCLAW_VERSION) -> list[dict]:
     gw = inspect_image(tag)
     gw_current = gw is not None and _labels(gw).get(HASH_LABEL) == gateway_context_hash(version)
     rows = [_status_row(tag, "gateway", gw, None if gw is None else gw_current)]
+    variant = inspect_image(browser_tag(version))
+    if browser or variant is not None:
+        fresh = _labels(variant).get(HASH_LABEL) == browser_context_hash(version)
+        current = None if variant is None else fresh
+        rows.append(_status_row(browser_tag(version), "browser", variant, current))
     upstream = inspect_image(UPSTREAM_BASE)
     if upstream is not None:
         rows.append(_status_row(UPSTREAM_BASE, "base", upstream, True))

@@ -58,6 +58,16 @@ def test_browser_profiles_run_the_browser_image_hardened(browsers, engine):
         assert attrs["Config"]["User"] == _profile(browsers, name)["user"]
 
 
+def test_images_build_and_ls_cover_the_variant_a_browser_fleet_needs(browsers, browser_image):
+    built = {r["tag"]: r["action"] for r in browsers.json("images", "build")["data"]["images"]}
+    assert built[browser_image] == "current"  # built by the fixture: not rebuilt
+    rows = {r["tag"]: r for r in browsers.json("images", "ls")["data"]["images"]}
+    assert rows[browser_image]["role"] == "browser"
+    assert rows[browser_image]["present"] is True and rows[browser_image]["current"] is True
+    plain = browsers.json("images", "build", "--no-browser")["data"]["images"]
+    assert browser_image not in {r["tag"] for r in plain}
+
+
 def test_browser_status_reports_a_running_headless_browser(browsers):
     out = browsers.run("exec", "web1", "--", "openclaw", "browser", "status", timeout=300).stdout
     assert "running: true" in out and "headless: true" in out
