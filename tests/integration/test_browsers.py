@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support import free_base, http_get, new_home, remove_fleet, wait_for
@@ -27,8 +28,13 @@ def browsers(tmp_path_factory, engine, browser_image):
     # A cold gateway needs 20-30 s alone; on a loaded 2-core CI box two took >120 s.
     result = fleet.json("up", "--timeout", "420", timeout=600)
     assert result["ok"], result
-    for name in ("web1", "web2"):
-        fleet.run("exec", name, "--", "openclaw", "browser", "start", timeout=300)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # both Chromiums start at once
+        starts = [
+            pool.submit(fleet.run, "exec", name, "--", "openclaw", "browser", "start", timeout=300)
+            for name in ("web1", "web2")
+        ]
+        for start in starts:
+            start.result()
     yield fleet
     fleet.run("down", ok=False, timeout=300)
     remove_fleet(engine, fleet)
