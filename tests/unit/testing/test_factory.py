@@ -590,3 +590,22 @@ def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
     assert main.port == 19012
     config = json.loads((home / "profiles" / "main" / "config" / "openclaw.json").read_text())
     assert config["gateway"]["port"] == 19012
+
+
+def test_up_port_auto_moves_a_profile_past_the_ephemeral_range(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port there that an outgoing connection left in TIME-WAIT cannot be published."""
+    from orchestrator.backends import local
+    from orchestrator.backends.local import move_taken_ports
+    from orchestrator.core.observed import Listener, Snapshot
+    from orchestrator.fleet.provision import SetupRequest, setup
+
+    proc = Path(os.environ["ORCH_HOST_PROC"]) / "sys" / "net" / "ipv4"
+    proc.mkdir(parents=True)
+    (proc / "ip_local_port_range").write_text("18800\t60999\n")
+    setup(home, SetupRequest(name="main", port=18789))
+    snap = Snapshot(listeners=[Listener("127.0.0.1", 18789, 1)])
+    monkeypatch.setattr(local, "take_snapshot", lambda project, home, **_: snap)
+    (move,) = move_taken_ports(home, None, dry_run=True)
+    assert move.new_port == 61000
