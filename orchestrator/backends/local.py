@@ -51,7 +51,7 @@ from orchestrator.docker.containers import (
     tcp_answers,
     wait_ready,
 )
-from orchestrator.docker.snapshot import ephemeral_range, exit_events, take_snapshot
+from orchestrator.docker.snapshot import exit_events, take_snapshot
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
@@ -112,20 +112,14 @@ def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list
 
 
 def _live_taken(snap: Snapshot, profile: Profile) -> list[Reservation]:
-    """Ports held on the host on addresses that meet the profile's, but by its own
-    container; and the kernel's ephemeral range."""
+    """Ports held on the host on addresses that meet the profile's, but by its own container."""
     own = snap.ours.get(profile.name)
     own_ports = {port for _, port, _ in own.ports} if own else set()
     held = [(lst.host_ip, lst.port) for lst in snap.listeners if lst.port not in own_ports]
     for name, container in [*((None, c) for c in snap.others), *snap.ours.items()]:
         if name != profile.name:
             held += [(ip, port) for ip, port, _ in container.ports]
-    taken = [Reservation(port, port, "the host", "in use", ip, True) for ip, port in held]
-    ephemeral = ephemeral_range()  # a base picked for the user stays out of it
-    if ephemeral:
-        ip, lo, hi = ephemeral
-        taken.append(Reservation(lo, hi, "the kernel", "ephemeral ports", ip, True))
-    return taken
+    return [Reservation(port, port, "the host", "in use", ip, True) for ip, port in held]
 
 
 def apply_up(

@@ -31,10 +31,8 @@ from orchestrator.core.spec import (
 )
 from orchestrator.docker import api as docker_http
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
-from orchestrator.fleet.registry import WILDCARD, Held
+from orchestrator.fleet.registry import HOST_PROC_ENV, Held
 from orchestrator.fleet.store import default_home
-
-HOST_PROC_ENV = "ORCH_HOST_PROC"
 
 
 def list_containers() -> list[LiveContainer]:
@@ -115,32 +113,13 @@ def host_listeners() -> list[Listener]:
     return out
 
 
-def ephemeral_range() -> Held | None:
-    """The kernel's range of source ports for outgoing connections (Linux: 32768-60999).
-
-    A port of it that a recent connection left in TIME-WAIT cannot be bound, so the
-    engine refuses to publish it; and every probe, test client or browser on the host
-    makes such connections. A base picked for the user (`--port auto`, the pytest
-    plugin) stays out of it; a base the user names is theirs."""
-    proc = os.environ.get(HOST_PROC_ENV, "/proc")
-    try:
-        lo, hi = (
-            int(x) for x in Path(f"{proc}/sys/net/ipv4/ip_local_port_range").read_text().split()
-        )
-    except (OSError, ValueError):
-        return None
-    return (WILDCARD, lo, hi) if 0 < lo <= hi else None
-
-
 def held_ports(skip: Callable[[LiveContainer], bool] = lambda _c: False) -> list[Held]:
-    """Port intervals a new base must avoid now: listening sockets, ports published
-    by containers (no socket when the engine runs without docker-proxy), the whole
+    """Port intervals held on the host now: listening sockets, ports published by
+    containers (no socket when the engine runs without docker-proxy), and the whole
     footprint of every running orch gateway (a leftover of a killed run, a fleet not
-    in the registry yet): its unpublished ports are still its own; and the kernel's
-    ephemeral range. Containers for which `skip` is true are left out (a profile's
-    own container)."""
+    in the registry yet): its unpublished ports are still its own. Containers for
+    which `skip` is true are left out (a profile's own container)."""
     held = [(lst.host_ip, lst.port, lst.port) for lst in host_listeners()]
-    held += [r for r in [ephemeral_range()] if r]
     with contextlib.suppress(EngineUnavailable):
         for raw in docker_http.containers():
             container = LiveContainer.from_api(raw)

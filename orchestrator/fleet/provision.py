@@ -189,9 +189,10 @@ def _host_taken(
 
 def _auto_port(fleet: Fleet, name: str, bind_ip: str, host: Iterable[Reservation] = ()) -> int:
     """The lowest base at or above the start (18789) whose whole footprint is free:
-    of the fleet, and of what `host` says the rest of the host holds."""
+    of the fleet, of what `host` says the rest of the host holds, and of the kernel's
+    ephemeral ports."""
     own = [r for r in fleet_reservations(fleet.without(name))]
-    taken = registry.taken_intervals([*own, *host], bind_ip)
+    taken = registry.taken_intervals([*own, *host], bind_ip) + registry.ephemeral_intervals()
     start = auto_port_start()
     base = nearest_free_base(taken, near=start, at_or_above=True)
     if base is None:

@@ -53,6 +53,7 @@ LABEL_RUN_OWNER = "orch.run-owner"
 LABEL_RUN_ID = "orch.run-id"
 DEV_PORT = 19001  # `openclaw --dev`
 WILDCARD = "0.0.0.0"
+HOST_PROC_ENV = "ORCH_HOST_PROC"  # another proc dir: the host's in a container, a test's
 Held = tuple[str, int, int]  # (host address, first port, last port)
 
 
@@ -203,6 +204,21 @@ def foreign_reservations(home: Path, root: Path | None = None) -> list[Reservati
     return fleet_reservations(home, root) + run_reservations(root, home)
 
 
+def ephemeral_intervals() -> list[tuple[int, int]]:
+    """The kernel's range of source ports for outgoing connections (Linux: 32768-60999),
+    which every base picked for the user (`--port auto`, the pytest plugin) avoids: a
+    port of it that a recent connection left in TIME-WAIT cannot be bound, so the
+    engine refuses to publish it, and every probe, test client or browser on the host
+    makes such connections. A base the user names is theirs."""
+    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    try:
+        text = Path(f"{proc}/sys/net/ipv4/ip_local_port_range").read_text()
+        lo, hi = (int(x) for x in text.split())
+    except (OSError, ValueError):
+        return []
+    return [(lo, hi)] if 0 < lo <= hi else []
+
+
 def native_reservations(skip: Iterable[Path] = ()) -> list[Reservation]:
     """Footprints of the invoking user's native OpenClaw profiles (`openclaw --profile`).
 
@@ -284,6 +300,7 @@ class PortRegistry:
             taken += taken_intervals(fleet_reservations(None, self.root), bind_ip)
             taken += taken_intervals(native_reservations(), bind_ip)
             taken += [(lo, hi) for ip, lo, hi in taken_now() if hosts_intersect(ip, bind_ip)]
+            taken += ephemeral_intervals()
             bases: list[int] = []
             for _ in range(count):
                 base = nearest_free_base(taken, near=start, at_or_above=True)

@@ -15,6 +15,7 @@ from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, live_problems, owned_by
 from orchestrator.core.spec import render
 from orchestrator.errors import CheckFailed
+from orchestrator.fleet.owner import Owner
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.registry import (
     PortRegistry,
@@ -131,14 +132,12 @@ def test_an_entry_whose_home_is_gone_is_stale_and_pruned(home: Path, other_home:
 
 
 def test_port_auto_avoids_footprints_of_running_test_runs(home: Path) -> None:
-    from orchestrator.fleet.owner import Owner
 
     PortRegistry().reserve(1, "127.0.0.1", labels_of(Owner.current()), 18789, list)
     assert setup(home, SetupRequest(name="main")).profile.port == 18900
 
 
 def test_test_runs_avoid_every_fleet_of_the_host(home: Path) -> None:
-    from orchestrator.fleet.owner import Owner
 
     setup(home, SetupRequest(name="main", port=20000))
     (base,) = PortRegistry().reserve(1, "127.0.0.1", labels_of(Owner.current()), 20000, list)
@@ -246,3 +245,51 @@ def test_a_network_made_before_networks_carried_their_home_is_the_default_fleets
     assert legacy_network_of(old, "orch", default_home=True) is True
     assert legacy_network_of(old, "orch", default_home=False) is False  # another home: never
     assert legacy_network_of({**old, "orch.home": "/srv/a"}, "orch", default_home=True) is False
+
+
+# --- the kernel's ephemeral ports -------------------------------------------------------
+
+
+def linux_ports(first: int, last: int) -> None:
+    """The kernel's ephemeral range as /proc/sys/net/ipv4/ip_local_port_range says it
+    (in the unit tests' own proc dir)."""
+    path = Path(os.environ["ORCH_HOST_PROC"]) / "sys" / "net" / "ipv4" / "ip_local_port_range"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{first}\t{last}\n")
+
+
+def test_the_ephemeral_range_is_read_from_the_hosts_proc() -> None:
+    from orchestrator.fleet.registry import ephemeral_intervals
+
+    assert ephemeral_intervals() == []  # not there: nothing to avoid
+    linux_ports(32768, 60999)
+    assert ephemeral_intervals() == [(32768, 60999)]
+
+
+def test_an_unreadable_ephemeral_range_is_ignored() -> None:
+    from orchestrator.fleet.registry import ephemeral_intervals
+
+    linux_ports(1, 0)
+    assert ephemeral_intervals() == []
+    Path(os.environ["ORCH_HOST_PROC"], "sys/net/ipv4/ip_local_port_range").write_text("x y\n")
+    assert ephemeral_intervals() == []
+
+
+def test_port_auto_skips_the_ephemeral_range(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port there that a recent connection left in TIME-WAIT cannot be published."""
+    from orchestrator.core.ports import footprint_bounds
+
+    linux_ports(32768, 60999)
+    monkeypatch.setenv("ORCH_PORT_START", "32700")
+    setup(home, SetupRequest(name="main", port="auto"))
+    lo, hi = footprint_bounds(load_fleet(home).profiles["main"].port)
+    assert lo == 61000 and hi < 65536
+
+
+def test_test_gateways_get_bases_below_the_ephemeral_range_then_above_it(tmp_path: Path) -> None:
+    from orchestrator.core.ports import footprint_bounds
+
+    linux_ports(20300, 60999)
+    bases = PortRegistry(tmp_path).reserve(3, "127.0.0.1", labels_of(Owner.current()), 20000, list)
+    assert [footprint_bounds(b)[1] < 20300 for b in bases] == [True, True, False]
+    assert bases[2] == 61000
