@@ -91,21 +91,17 @@ def cache_dir() -> Path:
 
 
 def _source(own: str, xdg: str) -> str:
-    """The variable a dir came from, for messages: orch's own, else the XDG one, else HOME."""
+    """The variable a dir came from, for messages: orch's own, else the XDG one (which
+    platformdirs, as the XDG spec says, ignores unless absolute), else HOME."""
     if os.environ.get(own):
         return own
-    return xdg if os.environ.get(xdg, "").strip() else "HOME"
+    return xdg if os.path.isabs(os.environ.get(xdg, "")) else "HOME"
 
 
 def checked_dir(path: Path, what: str, var: str | None, fix: str, writes: bool) -> Path:
     """`path` if it is, or can be made, a dir orch may use; else UsageError naming
     `what` it is, the variable `var` it came from (None: a built-in default) and `fix`."""
     where = f"{what} {path}" + (f" (from {var}={os.environ.get(var, '')})" if var else "")
-    if var and var.startswith("XDG_") and not Path(os.environ[var]).is_absolute():
-        raise UsageError(
-            f"{where}: {var} is not an absolute path (the XDG spec says to ignore it)",
-            hint=fix,
-        )
     try:
         real = path.resolve(strict=False)
     except (OSError, RuntimeError) as exc:

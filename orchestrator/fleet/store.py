@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +305,36 @@ def last_good_fleet(home: Path) -> Fleet | None:
         return None
 
 
-def locked(home: Path):
-    """Hold the fleet lock: concurrent setups and ups wait for each other."""
-    return exclusive(home / LOCK_FILE)
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Hold the fleet lock: concurrent setups and ups wait for each other.
+
+    The lock file needs its home; a home made here that holds nothing but the lock
+    when the command is done (a failed first setup, `up` in a fresh home) is removed
+    again, with the parents made for it: bad input leaves no trace.
+    """
+    made = _missing(home)
+    with exclusive(home / LOCK_FILE):
+        try:
+            yield
+        finally:
+            if made:
+                _unmake(home, made)
+
+
+def _missing(path: Path) -> list[Path]:
+    """`path` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path.parent != path:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _unmake(home: Path, made: list[Path]) -> None:
+    with contextlib.suppress(OSError):
+        if [p.name for p in home.iterdir()] != [LOCK_FILE]:
+            return
+        (home / LOCK_FILE).unlink()
+        for path in made:
+            path.rmdir()  # stops at the first that is not empty
