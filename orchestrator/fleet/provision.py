@@ -186,8 +186,16 @@ def _first_error(exc: ValueError) -> str:
 
 def auto_port_start() -> int:
     """Where `--port auto` starts looking: $ORCH_PORT_START, else OpenClaw's 18789."""
-    value = os.environ.get(PORT_START_ENV, "")
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_BASE else DEFAULT_BASE
+    value = os.environ.get(PORT_START_ENV, "").strip()
+    if not value:
+        return DEFAULT_BASE
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_BASE):
+        raise UsageError(
+            f"{PORT_START_ENV}={value[:40]!r} is not a port where --port auto may start",
+            hint=f"set it to a number from 1 to {MAX_BASE} (e.g. 20000), or unset it for"
+            f" {DEFAULT_BASE}",
+        )
+    return int(value)
 
 
 def _host_taken(

@@ -114,6 +114,15 @@ def test_xdg_runtime_dir_is_not_read_by_orch(host: Path) -> None:
     assert result.exit_code == 0
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "70000", "-5", "²"])
+def test_a_port_start_that_is_not_a_port_is_a_clear_error(host: Path, value: str) -> None:
+    before = tree(host)
+    result = invoke("setup", "web", "--port", "auto", env={"ORCH_PORT_START": value})
+    assert result.exit_code == 2
+    assert f"error: ORCH_PORT_START={value!r} is not a port" in result.stderr
+    assert tree(host) == before
+
+
 def test_a_failed_first_setup_leaves_no_home_behind(host: Path) -> None:
     fresh = host / "new" / "deeper" / "home"
     before = tree(host)
