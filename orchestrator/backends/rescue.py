@@ -174,7 +174,7 @@ def _validate_output(out: str, err: str) -> dict[str, Any]:
 def _usable_good(fleet: Fleet, home: Path, target: str, dirs: Any) -> GoodConfig | None:
     """The newest last good config that passes orch's checks for TARGET now (a last
     good from before a port move would not start either)."""
-    from orchestrator.host.gateway_schema import schema_for
+    from orchestrator.host.gateway_schema import GatewaySchema, schema_for
 
     profile = fleet.get(target)
     schema = schema_for(profile.image)
@@ -189,7 +189,7 @@ def _usable_good(fleet: Fleet, home: Path, target: str, dirs: Any) -> GoodConfig
         if not isinstance(data, dict):
             continue
         bad = managed_problems(target, str(good.path), good.text, data, managed_config(profile))
-        if schema is not None:
+        if isinstance(schema, GatewaySchema):
             bad += schema.problems(target, str(good.path), good.text, data)
         if not bad:
             return good

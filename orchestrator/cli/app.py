@@ -4,18 +4,57 @@ Core modules are imported inside each command, so `orch --version` and
 `orch --help` never pay for pydantic or the Docker SDK.
 """
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from orchestrator import __version__
 from orchestrator.cli.output import envelope, error_envelope, print_json
 from orchestrator.errors import CheckFailed, Interrupted, OrchError, Terminated, UsageError
 
+JSON_META = "orch.json"
+
+
+class _Group(TyperGroup):
+    """The root command group: a value refused while the options are parsed
+    (`--timeout inf`, `--tail x`) is answered with the JSON envelope when --json was
+    given, as every other error of a command is."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            failing = exc.ctx
+            if failing is None or not failing.meta.get(JSON_META):
+                raise
+            command = failing.command_path.partition(" ")[2] or failing.command_path
+            error = UsageError(_usage_message(exc), hint=f"see `{failing.command_path} --help`")
+            print_json(error_envelope(command, error))
+            raise typer.Exit(error.exit_code) from None
+
+
+def _usage_message(exc: typer.BadParameter) -> str:
+    if exc.param is None:
+        return exc.format_message()
+    names = "/".join(getattr(exc.param, "opts", None) or [exc.param.name or "?"])
+    return f"{names}: {exc.message}"
+
+
+def _json_first(ctx: typer.Context, _param: typer.CallbackParam, value: bool) -> bool:
+    """--json is read before every other option (eager), so an error in any of them
+    still knows that the answer must be JSON."""
+    if value:
+        ctx.meta[JSON_META] = True
+    return value
+
+
 app = typer.Typer(
+    cls=_Group,
     name="orch",
     help=(
         "Run several fully isolated OpenClaw gateways on one host, one container each.\n\n"
@@ -29,7 +68,12 @@ app = typer.Typer(
 )
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a versioned JSON envelope.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", is_eager=True, callback=_json_first, help="Print a versioned JSON envelope."
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -67,6 +111,10 @@ def _run(
         except (KeyboardInterrupt, Terminated) as exc:
             signum = Terminated.signum if isinstance(exc, Terminated) else 2
             raise Interrupted(f"orch {command} interrupted", signum=signum) from None
+        except OSError as exc:
+            if exc.filename is None and exc.errno not in _FILE_ERRNOS:
+                raise  # not about a file: a bug to see whole
+            raise _os_error(command, exc) from None
     except OrchError as exc:
         if as_json:
             print_json(error_envelope(command, exc))
@@ -85,10 +133,43 @@ def _run(
     return data
 
 
-def _home() -> Path:
-    from orchestrator.fleet.store import orch_home
+_FILE_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOENT,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+    }
+)
 
-    return orch_home()
+
+def _os_error(command: str, exc: OSError) -> OrchError:
+    """The last word on a file the OS refused (a dir made read-only or full since
+    the checks at the start): what, where, and no traceback. Bad input (exit 2)
+    when it is about a path the user gave or chose; every other error of orch is
+    raised as its own OrchError before it gets here."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return UsageError(
+        f"orch {command}: cannot use{where}: {exc.strerror or exc}",
+        hint="check that the dirs orch uses (ORCH_HOME, ORCH_REGISTRY_DIR, a profile's dirs)"
+        " are dirs you may write, on a disk with room",
+    )
+
+
+def _home(writes: bool = True) -> Path:
+    """orch's home, once it and the other dirs orch keeps things in are checked
+    (fleet.places): a bad ORCH_HOME, ORCH_REGISTRY_DIR or XDG_* is a clear error
+    before anything is read or made. `writes`: the command may write."""
+    from orchestrator.fleet.places import checked_places
+
+    return checked_places(writes)
 
 
 def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str | None:

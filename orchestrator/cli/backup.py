@@ -8,6 +8,7 @@ from typer.core import TyperGroup
 
 from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _home, _run, app
 from orchestrator.cli.lifecycle import Names, _progress
+from orchestrator.cli.options import Timeout, count, image_reference
 from orchestrator.errors import UsageError
 
 
@@ -31,8 +32,6 @@ backup_app = typer.Typer(
 )
 app.add_typer(backup_app, name="backup")
 
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for /readyz.")]
-
 
 def _human_bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
@@ -54,9 +53,12 @@ def backup_create(
         bool, typer.Option(help="Put the gateway token into the archive (it is 0600).")
     ] = False,
     keep: Annotated[
-        Optional[int], typer.Option(help="Keep only the newest N archives of each profile.")
+        Optional[int],
+        typer.Option(
+            parser=count(1, 100_000, 7), help="Keep only the newest N archives of each profile."
+        ),
     ] = None,
-    timeout: TimeoutOpt = 300.0,
+    timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """One archive per profile (config, state, workspace; the token only when asked),
@@ -150,7 +152,7 @@ def backup_ls(
         from orchestrator.fleet.backup import BACKUPS_DIR, list_archives
         from orchestrator.fleet.store import load_fleet
 
-        home = _home()
+        home = _home(writes=False)
         if output is not None:
             dirs = [output]
         else:
@@ -191,7 +193,7 @@ def restore(
     keep_old: Annotated[
         bool, typer.Option(help="Keep the replaced dirs (beside the profile's dirs).")
     ] = False,
-    timeout: TimeoutOpt = 300.0,
+    timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the archive, unpack it beside the profile's dirs, stop the gateway
@@ -235,11 +237,14 @@ def restore(
 @app.command()
 def upgrade(
     names: Names = None,
-    image: Annotated[Optional[str], typer.Option(help="An image on this engine.")] = None,
+    image: Annotated[
+        Optional[str],
+        typer.Option(parser=image_reference, metavar="REF", help="An image on this engine."),
+    ] = None,
     openclaw: Annotated[
         Optional[str], typer.Option(help="Build and use the image of this openclaw version.")
     ] = None,
-    timeout: TimeoutOpt = 300.0,
+    timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Move profiles to another image, one at a time (rescue profiles first, or the
@@ -295,7 +300,7 @@ def upgrade(
 def rollback(
     name: Annotated[str, typer.Argument(help="The profile to roll back.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
-    timeout: TimeoutOpt = 300.0,
+    timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Return a profile to the image it had before its last upgrade, with the state

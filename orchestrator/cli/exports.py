@@ -46,7 +46,7 @@ def export_compose(
     def work():
         from orchestrator.export.compose import export_compose as render_compose
 
-        return _exported(render_compose(_home(), names), output)
+        return _exported(render_compose(_home(writes=False), names), output)
 
     _run("export compose", as_json, work)
 
@@ -66,6 +66,6 @@ def export_stack(
     def work():
         from orchestrator.export.stack import export_stack as render_stack
 
-        return _exported(render_stack(_home(), names, all_addresses), output)
+        return _exported(render_stack(_home(writes=False), names, all_addresses), output)
 
     _run("export stack", as_json, work)

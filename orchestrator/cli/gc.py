@@ -5,14 +5,19 @@ from typing import Annotated, Optional
 import typer
 
 from orchestrator.cli.app import JsonOpt, _engine_ready, _run, app
+from orchestrator.cli.options import age
 
 
 @app.command("gc")
 def gc_cmd(
     run_id: Annotated[Optional[str], typer.Option(help="Only what this run created.")] = None,
     older_than: Annotated[
-        Optional[str],
-        typer.Option(help="Only what is older (90s, 30m, 2h, 1d); also runs of other hosts."),
+        Optional[float],
+        typer.Option(
+            parser=age,
+            metavar="AGE",
+            help="Only what is older (90s, 30m, 2h, 1d); also runs of other hosts.",
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would be removed.")] = False,
     as_json: JsonOpt = False,
@@ -26,11 +31,12 @@ def gc_cmd(
     """
 
     def work():
-        from orchestrator.testing.gc import collect_gc, parse_age
+        from orchestrator.fleet.places import checked_registry
+        from orchestrator.testing.gc import collect_gc
 
-        age = parse_age(older_than) if older_than is not None else None
+        checked_registry()
         _engine_ready(as_json, auto_start=False)
-        result = collect_gc(run_id=run_id, older_than=age, dry_run=dry_run)
+        result = collect_gc(run_id=run_id, older_than=older_than, dry_run=dry_run)
 
         def show() -> None:
             verb = "would remove" if dry_run else "removed"

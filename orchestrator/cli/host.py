@@ -83,7 +83,7 @@ def images_ls(as_json: JsonOpt = False) -> None:
         from orchestrator.host.images import fleet_wants_browser, image_status
 
         _engine_ready(as_json, auto_start=False)
-        rows = image_status(browser=fleet_wants_browser(_home()))
+        rows = image_status(browser=fleet_wants_browser(_home(writes=False)))
 
         def show() -> None:
             for r in rows:
@@ -104,7 +104,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     def work():
         from orchestrator.host.doctor import diagnose
 
-        report = diagnose(_home())
+        report = diagnose(_home(writes=False))
 
         def show() -> None:
             for item in report["checks"]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _home, _run, app
+from orchestrator.cli.options import Timeout, count
 from orchestrator.errors import UsageError
 
 
@@ -62,7 +63,7 @@ def _parse_engine(value: str, all_addresses: bool = False) -> str:
 def up(
     names: Names = None,
     dry_run: Annotated[bool, typer.Option(help="Only print the plan.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    timeout: Timeout = 120.0,
     keep_failed: Annotated[
         bool, typer.Option(help="Leave a gateway that never got ready, to debug it.")
     ] = False,
@@ -221,7 +222,7 @@ def status(
         _engine_ready(as_json, auto_start=False)
         if swarm:
             return _swarm_status(names)
-        home = _home()
+        home = _home(writes=False)
         found = fleet_status(home, names)
         holder["failing"] = [s.profile for s in found if s.should_run and not s.ready]
         rows = [s.to_json() for s in found]
@@ -275,7 +276,7 @@ def _swarm_status(names: list[str] | None):
     from orchestrator.backends.swarm import status as swarm_status
     from orchestrator.cli.views import show_swarm_status
 
-    rows = [s.to_json() for s in swarm_status(_home(), names)]
+    rows = [s.to_json() for s in swarm_status(_home(writes=False), names)]
     return {"engine": "swarm", "profiles": rows}, lambda: show_swarm_status(rows)
 
 
@@ -283,7 +284,9 @@ def _swarm_status(names: list[str] | None):
 def logs(
     name: Annotated[str, typer.Argument(help="Profile.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
-    tail: Annotated[int, typer.Option(help="Lines from the end.")] = 100,
+    tail: Annotated[
+        int, typer.Option(parser=count(0, 10_000_000, 100), help="Lines from the end.")
+    ] = 100,
 ) -> None:
     """Print a gateway's log.
 
@@ -294,7 +297,7 @@ def logs(
         from orchestrator.backends.local import find_container
         from orchestrator.docker.containers import stream_logs
 
-        _, container = find_container(_home(), name)
+        _, container = find_container(_home(writes=False), name)
         out = sys.stdout.buffer
         stream_logs(container, tail, follow, lambda b: (out.write(b), out.flush()))
         return None, lambda: None
@@ -308,7 +311,7 @@ def logs(
 @app.command()
 def restart(
     name: Annotated[str, typer.Argument(help="Profile.")],
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    timeout: Timeout = 120.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Restart a gateway gracefully and wait until it is ready again.
@@ -342,7 +345,7 @@ def exec_cmd(
         from orchestrator.backends.local import find_container
         from orchestrator.docker.containers import exec_in
 
-        _, container = find_container(_home(), name)
+        _, container = find_container(_home(writes=False), name)
         out = sys.stdout.buffer
         holder["code"] = exec_in(container, command, lambda b: (out.write(b), out.flush()))
         return None, lambda: None

@@ -16,6 +16,7 @@ from orchestrator.cli.app import (
     _run,
     app,
 )
+from orchestrator.cli.options import image_reference
 from orchestrator.cli.output import print_json
 from orchestrator.errors import UsageError
 
@@ -28,7 +29,10 @@ def setup(
         typer.Option(help="Base port N, or auto (lowest free footprint at or above 18789)."),
     ] = None,
     bind_ip: Annotated[Optional[str], typer.Option(help="Host address to publish on.")] = None,
-    image: Annotated[Optional[str], typer.Option(help="Gateway image.")] = None,
+    image: Annotated[
+        Optional[str],
+        typer.Option(parser=image_reference, metavar="REF", help="Gateway image."),
+    ] = None,
     config_dir: Annotated[Optional[Path], typer.Option(help="Adopt this config dir.")] = None,
     state_dir: Annotated[Optional[Path], typer.Option(help="Adopt this state dir.")] = None,
     workspace_dir: Annotated[Optional[Path], typer.Option(help="Adopt this workspace.")] = None,
@@ -79,9 +83,9 @@ def setup(
             browser=browser,
         )
         home = _home()
-        from orchestrator.docker.snapshot import held_except
+        from orchestrator.docker.snapshot import foreign_projects, held_except
 
-        result = do_setup(home, request, force=force, live=held_except)
+        result = do_setup(home, request, force, live=held_except, projects=foreign_projects)
         data = {
             "action": result.action,
             "changes": result.changes,
@@ -166,7 +170,7 @@ def list_profiles(as_json: JsonOpt = False) -> None:
         from orchestrator.cli.views import profile_data, show_profiles
         from orchestrator.fleet.store import load_fleet
 
-        home = _home()
+        home = _home(writes=False)
         fleet = load_fleet(home)
         rows = [profile_data(p, home) for p in fleet.select(None)]
         data = {"home": str(home), "project": fleet.project, "profiles": rows}
@@ -189,7 +193,7 @@ def ports(
         from orchestrator.cli.views import ports_data, show_ports
         from orchestrator.fleet.store import load_fleet
 
-        fleet = load_fleet(_home())
+        fleet = load_fleet(_home(writes=False))
         rows = [ports_data(p) for p in fleet.select([name] if name else None)]
         return {"profiles": rows}, lambda: show_ports(rows)
 
@@ -209,23 +213,29 @@ def check(as_json: JsonOpt = False) -> None:
         from orchestrator.fleet.registry import foreign_reservations
         from orchestrator.fleet.store import load_fleet
 
-        home = _home()
+        home = _home(writes=False)
         fleet = load_fleet(home)
         problems = check_fleet(fleet, home, foreign_reservations(home))
         problems += file_problems(fleet, home)
         from orchestrator.docker.daemon import engine_answers
-        from orchestrator.fleet.config_check import config_problems
+        from orchestrator.fleet.config_check import config_report
+        from orchestrator.host.gateway_schema import NO_ENGINE, schema_for, without_engine
 
         engine = engine_answers(timeout=0.5)
-        schema_of = None
-        if engine:
-            from orchestrator.host.gateway_schema import schema_for as schema_of
-        problems += config_problems(fleet, home, schema_of)
+        report = config_report(fleet, home, schema_for if engine else without_engine)
+        problems += report.problems
+        unchecked = report.unchecked
         if engine:
             from orchestrator.backends.orphans import orphan_problems
 
             problems += orphan_problems(home, fleet)
-        return check_data(fleet, problems), lambda: show_problems(problems, len(fleet.profiles))
+        elif fleet.profiles:
+            from orchestrator.core.check import Unchecked
+
+            what = "containers of this fleet that no profile names (orphans)"
+            unchecked.append(Unchecked(what, "no Docker engine answers", NO_ENGINE.hint))
+        data = check_data(fleet, problems, unchecked)
+        return data, lambda: show_problems(problems, len(fleet.profiles), unchecked)
 
     _run("check", as_json, work, ok=lambda data: data["ok"])
 
@@ -247,7 +257,7 @@ def render(
 
         if fmt not in ("yaml", "json"):
             raise UsageError(f"--format: '{fmt}' is not yaml or json")
-        home = _home()
+        home = _home(writes=False)
         fleet = load_fleet(home)
         spec = render_spec(fleet.get(name), fleet, home).model_dump(mode="json")
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.app import JsonOpt, _engine_ready, _home, _run, app
+from orchestrator.cli.options import Timeout
 
 
 @app.command()
@@ -25,7 +26,7 @@ def rescue(
     restart: Annotated[
         bool, typer.Option("--restart", help="Restart TARGET now and wait until it is ready.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 120.0,
+    timeout: Timeout = 120.0,
     as_json: JsonOpt = False,
 ) -> None:
     """The rescue bot's runbook: TARGET's state and last error, the gateway's own

@@ -6,10 +6,11 @@ human rendering. rich is imported only when a table is really printed, to keep
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem, reservations
+from orchestrator.core.check import Problem, Unchecked, reservations
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import ROLE_HELP, Role, footprint_bounds, format_range
@@ -54,11 +55,15 @@ def ports_data(profile: Profile) -> dict[str, Any]:
     }
 
 
-def check_data(fleet: Fleet, problems: list[Problem]) -> dict[str, Any]:
+def check_data(
+    fleet: Fleet, problems: list[Problem], unchecked: Sequence[Unchecked] = ()
+) -> dict[str, Any]:
+    """`ok`: no problem in what was checked; `unchecked`: what could not be, and why."""
     return {
         "profiles": len(fleet.profiles),
         "ok": not problems,
         "problems": [p.to_json() for p in problems],
+        "unchecked": [u.to_json() for u in unchecked],
     }
 
 
@@ -124,16 +129,27 @@ def show_ports(rows: list[dict[str, Any]]) -> None:
     _print(table)
 
 
-def show_problems(problems: list[Problem], profiles: int) -> None:
-    if not problems:
-        print(f"ok: no problems in {profiles} profile{'s' if profiles != 1 else ''}")
-        return
+def show_problems(
+    problems: list[Problem], profiles: int, unchecked: Sequence[Unchecked] = ()
+) -> None:
     out = sys.stdout
-    out.write(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:\n")
+    if not problems:
+        but = f"; {_count(len(unchecked), 'item')} not checked" if unchecked else ""
+        out.write(f"ok: no problems in {_count(profiles, 'profile')}{but}\n")
+    else:
+        out.write(f"{_count(len(problems), 'problem')}:\n")
     for problem in problems:
         out.write(f"  - {problem.message}\n")
         if problem.hint:
             out.write(f"    fix: {problem.hint}\n")
+    if unchecked:
+        out.write("not checked:\n")
+    for item in unchecked:
+        out.write(f"  - {item.what}: {item.why}\n    to check it: {item.hint}\n")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def show_error(message: str, hint: str, problems: list[Problem] | None = None) -> None:

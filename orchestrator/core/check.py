@@ -61,6 +61,25 @@ class Problem:
         return data
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """Something `orch check` could not check, why, and how to make it checkable: a
+    clean check says only what it checked."""
+
+    what: str  # "main openclaw.json against the gateway's schema"
+    why: str  # "no Docker engine answers"
+    hint: str
+    owners: tuple[str, ...] = ()
+    file: str | None = None
+
+    @property
+    def message(self) -> str:
+        return f"{self.what}: not checked, {self.why}"
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "owners": list(self.owners), "message": self.message}
+
+
 def reservations(profile: Profile) -> list[Reservation]:
     return footprint(
         profile.name,

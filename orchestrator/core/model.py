@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from orchestrator.core.ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
+from orchestrator.core.reference import validate_image
 from orchestrator.core.versions import BROWSER_IMAGE, GATEWAY_IMAGE
 
 FLEET_VERSION = 1
@@ -141,6 +142,19 @@ class Dirs(BaseModel):
     state: Path | None = None
     workspace: Path | None = None
 
+    @field_validator("config", "state", "workspace", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        """A path the OS can take: an empty one would be the working dir of whoever
+        runs orch, and a NUL byte ends a path for the kernel."""
+        if isinstance(value, str | Path):
+            text = str(value) if isinstance(value, Path) else value
+            if not text.strip():
+                raise ValueError("a dir cannot be empty: leave the key out for the default")
+            if "\0" in text:
+                raise ValueError("a dir cannot contain a NUL byte")
+        return value
+
 
 def _name_from_key(schema: dict[str, Any]) -> None:
     """In the fleet file a profile's name is its key: the schema must not require it,
@@ -182,6 +196,11 @@ class Profile(BaseModel):
     @classmethod
     def _ip(cls, value: str) -> str:
         return validate_ip(value)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return validate_image(value)
 
     @field_validator("publish")
     @classmethod

@@ -27,6 +27,7 @@ from orchestrator.core.ports import footprint_bounds
 from orchestrator.core.spec import (
     LABEL_HOME,
     LABEL_MANAGED,
+    LABEL_PROJECT,
     container_name,
 )
 from orchestrator.docker import api as docker_http
@@ -138,6 +139,23 @@ def held_except(home: Path, profile: str) -> list[Held]:
         return container.labels.get(LABEL_HOME) == str(home) and container.profile == profile
 
     return held_ports(skip=own)
+
+
+def foreign_projects(home: Path) -> set[str]:
+    """The projects of orch's containers and networks on this engine that are not
+    `home`'s (another fleet's, or a network orch made before it labelled homes): the
+    names a new fleet must not take (provision.ProjectsView); none when no engine answers."""
+    label = {"label": [f"{LABEL_MANAGED}=true"]}
+    try:
+        found = docker_http.containers(label)
+        found += docker_http.get("/networks", {"filters": json.dumps(label)}) or []
+    except (EngineUnavailable, EngineRefused):
+        return set()
+    return {
+        labels[LABEL_PROJECT]
+        for labels in ((item.get("Labels") or {}) for item in found)
+        if labels.get(LABEL_PROJECT) and labels.get(LABEL_HOME) != str(home)
+    }
 
 
 def _footprint_of(container: LiveContainer) -> list[Held]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestrator.core.check import Problem
+from orchestrator.core.check import Problem, Unchecked
 from orchestrator.core.gateway_config import (
     credentials,
     managed_problems,
@@ -22,25 +23,50 @@ from orchestrator.core.paths import profile_dirs
 from orchestrator.core.spec import render
 from orchestrator.fleet.openclaw_config import managed_config
 
-# image ref -> an object with .problems(owner, file, text, data), or None (not known)
+
+@dataclass(frozen=True)
+class SchemaGap:
+    """Why an image's gateway schema cannot be had now (no engine, no such image),
+    and what makes it available: the config is then reported as not checked."""
+
+    why: str
+    hint: str
+
+
+# image ref -> an object with .problems(owner, file, text, data), or a SchemaGap
 SchemaOf = Callable[[str], Any]
+
+
+@dataclass
+class ConfigReport:
+    problems: list[Problem] = field(default_factory=list)
+    unchecked: list[Unchecked] = field(default_factory=list)
 
 
 def parse(text: str) -> Any:
     """JSON5 as the gateway reads it (plain JSON first: it is what orch writes, fast)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        import json5
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            import json5
 
-        return json5.loads(text)
+            return json5.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 def config_problems(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None) -> list[Problem]:
-    """Per profile: its config parses, matches the gateway's schema (when `schema_of`
-    knows the image), agrees with the keys orch manages; then across profiles: no
+    return config_report(fleet, home, schema_of).problems
+
+
+def config_report(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None) -> ConfigReport:
+    """Per profile: its config parses, matches the gateway's schema (`schema_of`; a
+    SchemaGap it returns makes the config `unchecked` against it; None: no schema
+    asked for), agrees with the keys orch manages; then across profiles: no
     credential held by two. A missing file is file_problems' to report."""
     problems: list[Problem] = []
+    unchecked: list[Unchecked] = []
     found = []
     files: dict[str, str] = {}
     for profile in fleet.select(None):
@@ -59,13 +85,27 @@ def config_problems(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None)
             problems.append(_unparsable(profile.name, path, ValueError("not a JSON object")))
             continue
         schema = schema_of(profile.image) if schema_of else None
+        if isinstance(schema, SchemaGap):
+            unchecked.append(_not_against_schema(profile.name, path, schema))
+            schema = None
         invalid = schema.problems(profile.name, str(path), text, data) if schema else []
         managed = managed_problems(profile.name, str(path), text, data, managed_config(profile))
         said = {p.key for p in invalid}  # one problem per key: the schema's says it first
         problems += invalid + [p for p in managed if p.key not in said]
         found += credentials(profile.name, text, data, _host_path(profile, fleet, home))
     rescues = {p.name: p.rescues for p in fleet.profiles.values()}
-    return problems + shared_credential_problems(found, files, rescues)
+    problems += shared_credential_problems(found, files, rescues)
+    return ConfigReport(problems, unchecked)
+
+
+def _not_against_schema(owner: str, path: Path, gap: SchemaGap) -> Unchecked:
+    return Unchecked(
+        what=f"{owner} {path} against the gateway's schema",
+        why=gap.why,
+        hint=gap.hint,
+        owners=(owner,),
+        file=str(path),
+    )
 
 
 def _unparsable(owner: str, path: Path, exc: Exception) -> Problem:

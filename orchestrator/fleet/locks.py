@@ -36,10 +36,8 @@ def exclusive(path: Path, mode: int = 0o600) -> Iterator[None]:
             with _guard:
                 _held[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    fd = _locked_fd(path, mode)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         with _guard:
             _held[key] = 1
         try:
@@ -49,4 +47,24 @@ def exclusive(path: Path, mode: int = 0o600) -> Iterator[None]:
                 del _held[key]
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
+        os.close(fd)
+
+
+def _locked_fd(path: Path, mode: int) -> int:
+    """A descriptor of `path` holding its flock. The holder before us may have removed
+    the file (store.locked removes a home it made for nothing): a lock on that
+    unlinked file excludes no one, so take the file that is there now."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held, there = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)

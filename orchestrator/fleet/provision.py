@@ -23,7 +23,14 @@ from orchestrator.core.ports import DEFAULT_BASE, MAX_BASE, Reservation, nearest
 from orchestrator.errors import CheckFailed, OrchError, UsageError
 from orchestrator.fleet import registry
 from orchestrator.fleet.openclaw_config import ensure_token, planned_config, write_config
-from orchestrator.fleet.store import atomic_write, load_fleet, locked, save_fleet
+from orchestrator.fleet.store import (
+    atomic_write,
+    fleet_path,
+    free_project,
+    load_fleet,
+    locked,
+    save_fleet,
+)
 
 if TYPE_CHECKING:
     pass
@@ -71,15 +78,25 @@ def default_user() -> str:
 # containers but the named profile's own. Given by the caller (the Docker layer knows
 # how to look); without it, auto picks around the host registry and native profiles.
 LiveView = Callable[[Path, str], list[tuple[str, int, int]]]
+# The projects of other fleets' containers and networks on the engine (the Docker
+# layer knows how to look); without it, only the host registry's records count.
+ProjectsView = Callable[[Path], Iterable[str]]
 
 
 def setup(
-    home: Path, request: SetupRequest, force: bool = False, live: LiveView | None = None
+    home: Path,
+    request: SetupRequest,
+    force: bool = False,
+    live: LiveView | None = None,
+    projects: ProjectsView | None = None,
 ) -> SetupResult:
-    # The registry lock too: a base picked here must be recorded before another
-    # fleet of the host picks its own (orchestrator.registry).
+    # The registry lock too: a base (or a project) picked here must be recorded
+    # before another fleet of the host picks its own (orchestrator.registry).
     with locked(home), registry.locked():
         fleet = load_fleet(home)
+        if not fleet_path(home).exists():  # the first setup in this home
+            taken = registry.other_projects(home) | set(projects(home) if projects else ())
+            fleet = fleet.model_copy(update={"project": free_project(home, taken)})
         existing = fleet.profiles.get(request.name)
         foreign = registry.foreign_reservations(home)
         profile = _build_profile(fleet, existing, request, home, foreign, live)
@@ -162,14 +179,23 @@ def _first_error(exc: ValueError) -> str:
     if callable(errors):
         first = errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+        message = first["msg"].removeprefix("Value error, ")
+        return f"{where}: {message}" if where else message
     return str(exc)
 
 
 def auto_port_start() -> int:
     """Where `--port auto` starts looking: $ORCH_PORT_START, else OpenClaw's 18789."""
-    value = os.environ.get(PORT_START_ENV, "")
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_BASE else DEFAULT_BASE
+    value = os.environ.get(PORT_START_ENV, "").strip()
+    if not value:
+        return DEFAULT_BASE
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_BASE):
+        raise UsageError(
+            f"{PORT_START_ENV}={value[:40]!r} is not a port where --port auto may start",
+            hint=f"set it to a number from 1 to {MAX_BASE} (e.g. 20000), or unset it for"
+            f" {DEFAULT_BASE}",
+        )
+    return int(value)
 
 
 def _host_taken(

@@ -161,6 +161,11 @@ def other_fleets(home: Path | None, root: Path | None = None) -> list[dict[str, 
     return out
 
 
+def other_projects(home: Path, root: Path | None = None) -> set[str]:
+    """The projects of every other live fleet the registry knows (running or not)."""
+    return {str(r["project"]) for r in other_fleets(home, root) if r.get("project")}
+
+
 def fleet_holder(record: dict[str, Any]) -> str:
     return f"the fleet in {record['home']} (project {record.get('project', '?')})"
 

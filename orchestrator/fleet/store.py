@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,29 @@ def default_project(home: Path) -> str:
     one host never share container names by default ("ci-home-3f9a2c")."""
     if home == default_home():
         return DEFAULT_PROJECT
+    return _derived_project(home)
+
+
+def _derived_project(home: Path) -> str:
     slug = re.sub(r"[^a-z0-9_-]+", "-", home.name.lower()).strip("-_")[:20].strip("-_")
     digest = hashlib.sha256(str(home).encode()).hexdigest()[:6]
     return f"{slug or 'fleet'}-{digest}"
+
+
+def free_project(home: Path, in_use: Collection[str]) -> str:
+    """The project the first fleet file of `home` gets: its default when no other
+    fleet of the host uses it, else the one derived from the home ("orch-3f9a2c" for
+    a second user's default home), else that with a number. Two default homes (two
+    users, two HOMEs) would otherwise both name their containers orch-NAME, and the
+    second `orch up` would be refused."""
+    derived = _derived_project(home)
+    for candidate in dict.fromkeys([default_project(home), derived]):
+        if candidate not in in_use:
+            return candidate
+    number = 2
+    while f"{derived}-{number}" in in_use:
+        number += 1
+    return f"{derived}-{number}"
 
 
 def fleet_path(home: Path) -> Path:
@@ -138,7 +158,7 @@ def _cached_document(home: Path, raw: bytes) -> Any:
     """
     try:
         cache = json.loads((home / CACHE_FILE).read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if isinstance(cache, dict) and cache.get("sha256") == hashlib.sha256(raw).hexdigest():
         return cache.get("document")
@@ -154,6 +174,11 @@ def parse_fleet(text: str, where: str, project: str = DEFAULT_PROJECT) -> Fleet:
         raise FleetFileError(
             f"{where}: {_yaml_position(exc)}not valid YAML: {_yaml_reason(exc)}",
             hint="fix the line above, or restore the file from version control",
+        ) from None
+    except RecursionError:
+        raise FleetFileError(
+            f"{where}: not a fleet file: its YAML is nested too deeply to read",
+            hint="restore the file from version control or a backup",
         ) from None
     return _validate(doc, text, where, project)
 
@@ -280,6 +305,36 @@ def last_good_fleet(home: Path) -> Fleet | None:
         return None
 
 
-def locked(home: Path):
-    """Hold the fleet lock: concurrent setups and ups wait for each other."""
-    return exclusive(home / LOCK_FILE)
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Hold the fleet lock: concurrent setups and ups wait for each other.
+
+    The lock file needs its home; a home made here that holds nothing but the lock
+    when the command is done (a failed first setup, `up` in a fresh home) is removed
+    again, with the parents made for it: bad input leaves no trace.
+    """
+    made = _missing(home)
+    with exclusive(home / LOCK_FILE):
+        try:
+            yield
+        finally:
+            if made:
+                _unmake(home, made)
+
+
+def _missing(path: Path) -> list[Path]:
+    """`path` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path.parent != path:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _unmake(home: Path, made: list[Path]) -> None:
+    with contextlib.suppress(OSError):
+        if [p.name for p in home.iterdir()] != [LOCK_FILE]:
+            return
+        (home / LOCK_FILE).unlink()
+        for path in made:
+            path.rmdir()  # stops at the first that is not empty

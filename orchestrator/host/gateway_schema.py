@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import tarfile
 import threading
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import EngineUnavailable, NotFound
+from orchestrator.fleet.config_check import SchemaGap
+from orchestrator.fleet.places import cache_dir
 
 SCHEMA_PATH = "/usr/local/share/orch/openclaw-config.schema.json"
 
@@ -91,45 +92,52 @@ def _store_passed(path: Path, digests: list[str]) -> None:
         atomic_write(path, "\n".join(digests) + "\n", mode=0o644)
 
 
-def cache_dir() -> Path:
-    """`$ORCH_CACHE_DIR`, else the user's cache dir (`~/.cache/orch` on Linux)."""
-    env = os.environ.get("ORCH_CACHE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("orch"))
-
-
 def cache_file(image_id: str) -> Path:
     return cache_dir() / "gateway-schemas" / f"{image_id.split(':')[-1]}.v{CACHE_VERSION}.json"
 
 
-_memo: dict[str, GatewaySchema | None] = {}
+_memo: dict[str, GatewaySchema | SchemaGap] = {}
 
 
 _memo_lock = threading.Lock()
 
 
-def schema_for(image: str) -> GatewaySchema | None:
-    """The schema of `image`'s gateway; None when the engine or the image is not
-    there (then `orch up` refuses the missing image anyway, and `orch check` says
-    the config was not checked against a schema)."""
+NO_ENGINE = SchemaGap(
+    "no Docker engine answers (the schema is read from the gateway's image)",
+    hint="start one (`orch engine start`), then run `orch check` again",
+)
+
+
+def without_engine(_image: str) -> SchemaGap:
+    """What `orch check` uses when no engine answers: every config is unchecked."""
+    return NO_ENGINE
+
+
+def schema_for(image: str) -> GatewaySchema | SchemaGap:
+    """The schema of `image`'s gateway; a SchemaGap when the engine or the image is
+    not there (then `orch up` refuses the missing image anyway, and `orch check`
+    reports the config as not checked against a schema)."""
     with _memo_lock:
         if image not in _memo:
             _memo[image] = _load(image)
         return _memo[image]
 
 
-def _load(image: str) -> GatewaySchema | None:
+def _load(image: str) -> GatewaySchema | SchemaGap:
     """The image's schema, read (or fetched and cached) only when a config must be
     validated; here only the image id is asked for."""
     from orchestrator.docker import api as docker_http
 
     try:
         info = docker_http.get(f"/images/{image}/json", timeout=5.0)
-    except (NotFound, EngineUnavailable):
-        return None
+    except EngineUnavailable:
+        return NO_ENGINE
+    except NotFound:
+        return SchemaGap(
+            f"image {image} is not on this engine (the schema is read from it)",
+            hint="build it (`orch images build` for orch's own images) or pull it,"
+            " then run `orch check` again",
+        )
     image_id = info["Id"]
     labels = (info.get("Config") or {}).get("Labels") or {}
     version = labels.get("org.opencontainers.image.version", "")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.ports import footprint_bounds, format_range
-from orchestrator.errors import UsageError
 from orchestrator.testing.factory import LABEL_RUN_ID, LABEL_RUN_OWNER, Owner, PortRegistry
 from orchestrator.testing.runs import LABEL_RUN_CREATED, RUNS_DIR, read_run_marker, runs_root
 
 STOP_TIMEOUT_S = 30
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -52,16 +49,6 @@ class GcResult:
             "removed": [asdict(x) for x in self.removed],
             "kept": [asdict(x) for x in self.kept],
         }
-
-
-def parse_age(text: str) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not match:
-        raise UsageError(
-            f"--older-than: '{text}' is not a duration", hint="use e.g. 90s, 30m, 2h or 1d"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def verdict(record: dict[str, str], now: float, older_than: float | None) -> tuple[bool, str]:

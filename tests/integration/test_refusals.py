@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -67,14 +68,39 @@ def test_missing_image_is_refused_with_the_build_command(orch, engine):
 
 
 @pytest.mark.gateway
-def test_gateway_with_broken_config_is_refused_before_start_and_leaves_nothing(
+def test_a_config_only_the_gateways_own_schema_refuses_is_refused_before_start(
     orch, engine, gateway_image
 ):
+    """A wrong type deep in a section orch does not manage: orch's own checks of the
+    keys it manages find nothing, so only the gateway's schema, read from the image,
+    can refuse it. If the schema were not applied, check would say ok and up would
+    start the gateway."""
     orch.run("setup", "main", "--port", str(free_base()))
     config = orch.home / "profiles" / "main" / "config" / "openclaw.json"
-    config.write_text('{"gateway": {"mode": "local", "port": "not a port", "bind": "lan"}}\n')
+    doc = json.loads(config.read_text())
+    doc.setdefault("agents", {}).setdefault("defaults", {})["maxConcurrent"] = "lots"
+    config.write_text(json.dumps(doc, indent=2) + "\n")
+    written = config.read_text()
+    line = next(n for n, text in enumerate(written.splitlines(), 1) if '"maxConcurrent"' in text)
+    check = orch.json("check", ok=False)
+    assert check["data"]["unchecked"] == [], "the engine answers and has the image"
+    (problem,) = check["data"]["problems"]
+    assert problem["code"] == "config-invalid", problem  # the schema's, not orch's own
+    assert (problem["key"], problem["line"]) == ("agents.defaults.maxConcurrent", line)
     proc = orch.run("up", "--timeout", "90", ok=False)
-    assert proc.returncode == 1  # the gateway's own checks, before anything starts
-    assert "openclaw.json:1" in proc.stderr and "gateway.port" in proc.stderr
+    assert proc.returncode == 1  # refused before anything starts
+    assert f"openclaw.json:{line}" in proc.stderr and "agents.defaults.maxConcurrent" in proc.stderr
     assert leftovers(engine, orch.project) == ([], [])
-    assert config.read_text().startswith('{"gateway"'), "the user's file is kept as it was"
+    assert config.read_text() == written, "the user's file is kept as it was"
+
+
+def test_check_names_a_config_it_could_not_check_against_a_missing_images_schema(orch, engine):
+    orch.run("setup", "main", "--port", str(free_base()), "--image", "orch/absent:0")
+    check = orch.json("check")  # exit 0: nothing it checked is wrong...
+    assert check["data"]["problems"] == []
+    (unchecked,) = check["data"]["unchecked"]  # ...and it says what it did not check
+    assert unchecked["owners"] == ["main"]
+    assert unchecked["why"].startswith("image orch/absent:0 is not on this engine")
+    assert "orch images build" in unchecked["hint"]
+    text = orch.run("check").stdout
+    assert text.startswith("ok: no problems in 1 profile; 1 item not checked\nnot checked:\n")

@@ -139,11 +139,16 @@ def test_ports_json_lists_every_role_of_the_named_profile(two_profiles: Path) ->
     assert roles["cdp"] == (18911, 19010, False)
 
 
-def test_check_json_is_the_envelope_with_no_problems(two_profiles: Path) -> None:
+def test_check_json_is_the_envelope_with_no_problems_and_what_it_did_not_check(
+    two_profiles: Path,
+) -> None:
     proc = orch(two_profiles, "check", "--json")
     assert proc.returncode == 0
     data = envelope(proc, "check", True)["data"]
+    unchecked = data.pop("unchecked")
     assert data == {"profiles": 2, "ok": True, "problems": []}
+    # No engine answers in unit tests: neither config met the gateway's schema.
+    assert [u["owners"] for u in unchecked] == [["main"], ["rescue"], []]
 
 
 def test_render_json_is_the_envelope_with_the_spec(two_profiles: Path) -> None:
@@ -215,7 +220,12 @@ def test_a_collision_in_json_mode_lists_the_problems_and_exits_1(two_profiles: P
 def test_check_exits_0_on_a_clean_fleet(two_profiles: Path) -> None:
     proc = orch(two_profiles, "check")
     assert proc.returncode == 0
-    assert proc.stdout.strip() == "ok: no problems in 2 profiles"
+    first, *rest = proc.stdout.splitlines()
+    assert first == "ok: no problems in 2 profiles; 3 items not checked"
+    assert rest[0] == "not checked:"
+    assert "main " in rest[1] and "gateway's schema: no Docker engine answers" in rest[1]
+    hint = "to check it: start one (`orch engine start`), then run `orch check` again"
+    assert rest[-1].strip() == hint
 
 
 def test_check_exits_1_and_prints_every_problem(home: Path) -> None:

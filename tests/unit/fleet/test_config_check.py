@@ -86,6 +86,43 @@ def test_a_rescue_copying_mains_telegram_bot_is_refused(home: Path, fleet) -> No
     assert "rescue rescues main" in problem.hint
 
 
+def test_a_config_whose_schema_cannot_be_had_is_reported_unchecked_not_clean(
+    home: Path, fleet
+) -> None:
+    """`orch check` with no engine, or a profile whose image is not here, did not apply
+    the gateway's schema: it says so per profile (what, why, how to make it checkable)."""
+    from orchestrator.core.model import Profile
+    from orchestrator.fleet.config_check import SchemaGap, config_report
+
+    fleet = save_with_files(
+        home, fleet.with_profile(Profile(name="other", port=19100, image="orch/absent:1"))
+    )
+    gap = SchemaGap("image orch/absent:1 is not on this engine", "build or pull it")
+    edit(home, fleet, "other", lambda d: d.update(channels={"telegram": {"dmPolicy": 5}}))
+    report = config_report(
+        fleet, home, lambda image: gap if "absent" in image else schema_of(image)
+    )
+    assert report.problems == []  # nothing it checked is wrong...
+    (unchecked,) = report.unchecked  # ...and the one config it could not check is named
+    path = profile_dirs(fleet.profiles["other"], home).config_file
+    assert unchecked.owners == ("other",) and unchecked.file == str(path)
+    assert unchecked.message == (
+        f"other {path} against the gateway's schema: not checked, image orch/absent:1 is not"
+        " on this engine"
+    )
+    assert unchecked.hint == "build or pull it"
+    # The same config against a schema that is there: the schema's problem is found.
+    (problem,) = config_report(fleet, home, schema_of).problems
+    assert problem.key == "channels.telegram.dmPolicy"
+
+
+def test_a_config_nested_too_deeply_is_unparsable_not_a_crash(home: Path, fleet) -> None:
+    path = profile_dirs(fleet.profiles["main"], home).config_file
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    (problem,) = config_problems(fleet, home, schema_of)
+    assert problem.code == "config-unparsable" and "nested too deeply" in problem.message
+
+
 def test_history_is_bounded_and_newest_first(home: Path, fleet) -> None:
     dirs = profile_dirs(fleet.profiles["main"], home)
     for port in range(HISTORY_KEEP + 2):

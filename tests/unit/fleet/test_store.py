@@ -9,12 +9,14 @@ import pytest
 
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.errors import FleetFileError
+from orchestrator.fleet.locks import exclusive
 from orchestrator.fleet.store import (
     atomic_write,
     default_project,
     dump_fleet,
     fleet_path,
     load_fleet,
+    locked,
     orch_home,
     parse_fleet,
     save_fleet,
@@ -186,6 +188,39 @@ def test_a_fleet_path_that_is_a_directory_is_a_clear_error(home: Path) -> None:
         load_fleet(home)
 
 
+@pytest.mark.parametrize("libyaml", [True, False])
+def test_yaml_nested_too_deeply_to_read_is_a_clear_error(
+    home: Path, libyaml: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libyaml stops at a depth of its own; PyYAML's pure parser hits Python's
+    recursion limit, which must not end in a traceback either."""
+    import yaml
+
+    from orchestrator.fleet import store
+
+    if not libyaml:
+        monkeypatch.setattr(store, "_yaml_loader", lambda: yaml.SafeLoader)
+    message = load_error(home, "version: 1\nprofiles: " + "[" * 5000 + "]" * 5000 + "\n")
+    expected = "maximum nesting depth" if libyaml else "nested too deeply to read"
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("dirs", "expected"),
+    [
+        ('{state: "a\\0b"}', "profiles.main.dirs.state: a dir cannot contain a NUL byte"),
+        ("{config: ''}", "profiles.main.dirs.config: a dir cannot be empty"),
+    ],
+)
+def test_a_dir_the_os_cannot_take_is_refused_with_its_line(
+    home: Path, dirs: str, expected: str
+) -> None:
+    message = load_error(
+        home, f"version: 1\nprofiles:\n  main:\n    port: 20000\n    dirs: {dirs}\n"
+    )
+    assert f"line 5: {expected}" in message
+
+
 def test_parse_errors_name_the_given_source() -> None:
     with pytest.raises(FleetFileError, match=r"^fleet\.yaml: invalid fleet file:\n  line 1:"):
         parse_fleet("version: 2\n", "fleet.yaml")
@@ -293,3 +328,54 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     save_fleet(tmp_path, Fleet(profiles={"main": Profile(name="main", port=18789)}))
     (tmp_path / CACHE_FILE).write_text("{not json")
     assert load_fleet(tmp_path).profiles["main"].port == 18789
+
+
+# --- the lock ---------------------------------------------------------------------------
+
+
+def test_a_lock_file_its_holder_removed_is_not_what_the_next_holder_holds(tmp_path: Path) -> None:
+    """store.locked removes a home it made for nothing, lock file included: a process
+    that waited on that file must take the one at the path, or two would hold "it"."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "home" / ".fleet.lock"
+    waiting, held = threading.Event(), threading.Event()
+    inodes: list[int] = []
+
+    def next_holder() -> None:
+        waiting.set()
+        with exclusive(path):
+            inodes.append(path.stat().st_ino)
+            held.set()
+            release.wait(10)
+
+    release = threading.Event()
+    with exclusive(path):
+        first = path.stat().st_ino
+        thread = threading.Thread(target=next_holder)
+        thread.start()
+        waiting.wait(10)
+        path.unlink()
+        path.parent.rmdir()
+    assert held.wait(10)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # the file there now is really held
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+        release.set()
+        thread.join(10)
+    assert len(inodes) == 1 and first  # held after its wait, on the file at the path
+
+
+def test_a_command_that_fails_in_a_fresh_home_leaves_no_home(tmp_path: Path) -> None:
+    home = tmp_path / "a" / "b" / "home"
+    with pytest.raises(RuntimeError), locked(home):
+        assert (home / ".fleet.lock").exists()
+        raise RuntimeError("bad input")
+    assert not (tmp_path / "a").exists()
+    with locked(home):
+        atomic_write(home / "fleet.yaml", "version: 1\n")
+    assert (home / "fleet.yaml").exists()  # a home with something in it stays

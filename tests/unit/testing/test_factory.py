@@ -29,7 +29,7 @@ from orchestrator.testing.factory import (
     PortRegistry,
     check_request,
 )
-from orchestrator.testing.gc import parse_age, verdict
+from orchestrator.testing.gc import verdict
 from orchestrator.testing.runs import LABEL_RUN_CREATED, current_run_id, run_labels
 
 REPO = Path(__file__).resolve().parents[3]
@@ -493,19 +493,6 @@ def test_gc_removes_the_dirs_and_reservations_of_dead_runs_and_keeps_live_ones(
     assert [(x.kind, x.run_id) for x in result.kept] == [("dir", "live")]
     assert not dead_dir.exists() and live_dir.exists()
     assert [e[LABEL_RUN_ID] for e in registry.entries()] == ["live"]
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("1d", 86400)]
-)
-def test_ages_read_as_seconds(text: str, seconds: float) -> None:
-    assert parse_age(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "3x", "-1h", "1h30m"])
-def test_a_bad_age_is_a_usage_error(text: str) -> None:
-    with pytest.raises(UsageError, match="not a duration"):
-        parse_age(text)
 
 
 def test_gc_with_a_bad_age_exits_2_before_touching_the_engine(home: Path) -> None:
