@@ -36,6 +36,15 @@ def save_with_files(home: Path, fleet: Fleet) -> Fleet:
     return fleet
 
 
+def gateway_dir(path: Path) -> Path:
+    """A user's existing dir that the gateway's user can write, as `orch setup` wants
+    an adopted dir: made here and, as root, owned by uid 1000 (the container user)."""
+    path.mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(path, 1000, 1000)
+    return path
+
+
 def snapshot(root: Path) -> dict[str, tuple[bytes | None, int, int]]:
     """Every path under `root` but the lock file: content and mtime of files, mode of all.
 
