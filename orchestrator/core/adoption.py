@@ -10,13 +10,14 @@ the host or hands its secrets to a container.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # Trees of the operating system: refused themselves and everything below them.
-# Top-level dirs named lib* (/lib, /lib32, /lib64, /libx32) count as well.
+# The top-level library dirs (/lib, /lib32, /lib64, /libx32) count as well.
 SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/run")
-LIB_PREFIX = "lib"
+LIB_DIR = re.compile(r"/lib(32|64|x32)?")
 
 # Dirs refused themselves: what is below them may well be a user's or a service's
 # own dir (/srv/openclaw, /var/lib/openclaw), these never are.
@@ -76,14 +77,15 @@ def forbidden_reason(path: str, roots: HostRoots) -> str | None:
     if path == "/":
         return "the root of the filesystem"
     top = "/" + path.split("/")[1]
-    for tree in SYSTEM_TREES:
+    trees = [*SYSTEM_TREES, top] if LIB_DIR.fullmatch(top) else SYSTEM_TREES
+    for tree in trees:
         if _inside(path, tree):
             return f"the system tree {tree}" if path == tree else f"inside the system tree {tree}"
-    if top.startswith("/" + LIB_PREFIX):
-        return f"the system tree {top}" if path == top else f"inside the system tree {top}"
     home = roots.orch_home
     if path == home:
         return "orch's own home"
+    if path in roots.homes:
+        return f"the home dir of {roots.homes[path]}"
     if _contains(path, home):
         return f"a dir that contains orch's home {home}"
     if _contains(home, path):
@@ -93,14 +95,10 @@ def forbidden_reason(path: str, roots: HostRoots) -> str | None:
                 f"inside orch's home {home} but not in {PROFILES_DIR}/NAME/"
                 " (orch's own files: the fleet file, tokens, backups)"
             )
-    if path in roots.homes:
-        return f"the home dir of {roots.homes[path]}"
     for user_home, who in roots.homes.items():
         if _contains(path, user_home):
             return f"a dir that contains the home dir of {who} ({user_home})"
-    if path in SYSTEM_DIRS:
-        return "a system dir"
-    return None
+    return "a system dir" if path in SYSTEM_DIRS else None
 
 
 # --- who may write a dir ------------------------------------------------------------------

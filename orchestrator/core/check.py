@@ -331,25 +331,31 @@ def forbidden_dir_problems(fleet: Fleet, home: Path, roots: HostRoots) -> list[P
     for profile in fleet.profiles.values():
         for kind, real in resolved_dirs(profile, str(home), cache):
             given = getattr(profile.dirs, kind)
-            reason = forbidden_reason(real, roots) if given is not None else None
-            if not reason:
-                continue
-            name = profile.name
-            where = str(given) if str(given) == real else f"{given} (resolves to {real})"
-            problems.append(
-                Problem(
-                    code="dir-forbidden",
-                    message=f"{name} {kind} dir {where} is {reason}: never a profile dir",
-                    owners=(name,),
-                    hint=(
-                        f"give {name} a dir of its own (orch setup {name} --{kind}-dir DIR"
-                        f" --force), or drop dirs.{kind} from the fleet file for the default"
-                        " under orch's home"
-                    ),
-                    paths=(str(given), real),
-                )
-            )
+            problem = given and forbidden_dir_problem(profile.name, kind, str(given), real, roots)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def forbidden_dir_problem(
+    name: str, kind: str, given: str, real: str, roots: HostRoots
+) -> Problem | None:
+    """The problem of profile `name` using `given` (resolving to `real`) as its
+    `kind` dir, if that is a dir orch never uses."""
+    reason = forbidden_reason(real, roots)
+    if not reason:
+        return None
+    where = given if given == real else f"{given} (resolves to {real})"
+    return Problem(
+        code="dir-forbidden",
+        message=f"{name} {kind} dir {where} is {reason}: never a profile dir",
+        owners=(name,),
+        hint=(
+            f"give {name} a dir of its own (orch setup {name} --{kind}-dir DIR --force),"
+            f" or drop dirs.{kind} from the fleet file for the default under orch's home"
+        ),
+        paths=(given, real),
+    )
 
 
 def rescue_problems(fleet: Fleet) -> list[Problem]:

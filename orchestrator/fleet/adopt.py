@@ -257,14 +257,16 @@ class HostChange:
 
 def hand_over(path: Path, uid: int, gid: int, journal: Journal) -> HostChange | None:
     """lchown every entry of the tree at `path` that uid:gid does not own yet, without
-    following a symlink or entering another filesystem (a mount inside is left alone)."""
+    following a symlink or entering another filesystem (a mount inside is left alone).
+    orch's own marker keeps its owner: the gateway has no business changing it."""
     top = os.lstat(path)
     if stat.S_ISLNK(top.st_mode):
         raise OrchError(f"{path} is a symlink: orch changes no owner through one")
+    marker = os.path.join(path, MARKER_FILE)
     before: set[str] = set()
     entries = 0
     for entry, st in _walk(str(path), top.st_dev):
-        if (st.st_uid, st.st_gid) != (uid, gid):
+        if entry != marker and (st.st_uid, st.st_gid) != (uid, gid):
             os.lchown(entry, uid, gid)
             journal.owners.append((entry, st.st_uid, st.st_gid))
             before.add(f"{st.st_uid}:{st.st_gid}")

@@ -16,16 +16,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem, check_fleet, fleet_reservations, problems_for
+from orchestrator.core.check import (
+    Problem,
+    check_fleet,
+    fleet_reservations,
+    forbidden_dir_problem,
+    problems_for,
+)
 from orchestrator.core.model import Dirs, Fleet, Profile, validate_ip
 from orchestrator.core.paths import (
     ADOPTED,
     CREATED,
+    DIR_KINDS,
     MARKER_FILE,
     ProfileDirs,
     marker_text,
     profile_dirs,
     profile_root,
+    resolve,
 )
 from orchestrator.core.ports import DEFAULT_BASE, MAX_BASE, Reservation, nearest_free_base
 from orchestrator.errors import CheckFailed, OrchError, UnsafeDir, UsageError
@@ -102,6 +110,7 @@ def setup(
     """Add or change a profile. `chown`: hand each adopted dir (and all in it) to the
     gateway's user and set its mode to 0700; without it an adopted dir's owner and
     mode are never changed, and one the gateway cannot use is refused."""
+    _refuse_dirs(_forbidden_requested(request, home))
     # The registry lock too: a base picked here must be recorded before another
     # fleet of the host picks its own (orchestrator.registry).
     with locked(home), registry.locked():
@@ -148,6 +157,24 @@ def setup(
         return SetupResult(profile, dirs, action, changes, backup, adopted, host_changes)
 
 
+def _forbidden_requested(request: SetupRequest, home: Path) -> list[Problem]:
+    """The dirs of the command line that orch never uses, found before anything (the
+    home and its lock included) is made; those of the fleet file are `check`'s."""
+    roots = host_roots(home)
+    found = []
+    for kind, value in _requested_dirs(request):
+        problem = forbidden_dir_problem(request.name, kind, str(value), str(resolve(value)), roots)
+        if problem:
+            found.append(problem)
+    return found
+
+
+def _requested_dirs(request: SetupRequest) -> list[tuple[str, Path]]:
+    """(kind, absolute path as given) of the dirs named on the command line."""
+    asked = [(kind, getattr(request, f"{kind}_dir")) for kind in DIR_KINDS]
+    return [(kind, Path(v).expanduser().absolute()) for kind, v in asked if v is not None]
+
+
 def _refuse_dirs(problems: list[Problem]) -> None:
     """Bad input, exit 2: dirs orch must not use, or not without --chown."""
     if problems:
@@ -185,14 +212,7 @@ def _build_profile(
             base["bind_ip"] = validate_ip(req.bind_ip)
         except ValueError as exc:
             raise UsageError(f"bind_ip: {exc}", hint="see `orch setup --help`") from None
-    dirs = dict(base.get("dirs") or {})
-    for kind, value in (
-        ("config", req.config_dir),
-        ("state", req.state_dir),
-        ("workspace", req.workspace_dir),
-    ):
-        if value is not None:
-            dirs[kind] = Path(value).expanduser().absolute()
+    dirs = {**(base.get("dirs") or {}), **dict(_requested_dirs(req))}
     base["dirs"] = Dirs(**dirs)
     if isinstance(req.port, int):
         base["port"] = req.port
@@ -304,11 +324,7 @@ def _materialise(
     original: bytes | None = None
     try:
         for plan in plans:
-            host_changes += _prepare_dir(plan, profile, created, journal)
-            marker = plan.path / MARKER_FILE
-            if not marker.exists():
-                marker.write_text(marker_text(profile.name, plan.origin), encoding="utf-8")
-                created.append(marker)
+            host_changes += _prepare_dir(plan, profile, created, journal, marked=True)
         _prepare_dir(DirPlan("secrets", dirs.secrets, CREATED), profile, created, journal)
         if ensure_token(profile, dirs):
             created.append(dirs.token_file)
@@ -337,24 +353,30 @@ def _materialise(
 
 
 def _prepare_dir(
-    plan: DirPlan, profile: Profile, created: list[Path], journal: Journal
+    plan: DirPlan, profile: Profile, created: list[Path], journal: Journal, marked: bool = False
 ) -> list[HostChange]:
     """A dir orch creates (mkdir -p, each new level recorded) or already created is
     its own: mode 0700, owned by the container user, as a whole, so the non-root
-    gateway never hits EACCES. An adopted dir is left as it is, unless --chown
-    hands it over; that is the only change reported, the rest is orch's own."""
+    gateway never hits EACCES. An adopted dir is left as it is but for the marker,
+    unless --chown hands it over; that is the only change reported, the rest is
+    orch's own. `marked`: write the profile's marker (name and origin) if missing."""
     path = plan.path
-    if plan.origin == ADOPTED and not plan.take_over:
-        return []
     missing = [p for p in [path, *path.parents] if not p.exists()]
     for level in reversed(missing):
         level.mkdir(mode=0o700)
         created.append(level)
-    mode = set_dir_mode(path, journal)
-    owner = None
-    if os.geteuid() == 0 and (plan.take_over or os.stat(path).st_uid != profile.uid):
-        owner = hand_over(path, profile.uid, profile.gid, journal)
-    return [c for c in (owner, mode) if c] if plan.take_over else []
+    changes: list[HostChange] = []
+    if plan.origin == CREATED or plan.take_over:
+        mode = set_dir_mode(path, journal)
+        owner = None
+        if os.geteuid() == 0 and (plan.take_over or os.stat(path).st_uid != profile.uid):
+            owner = hand_over(path, profile.uid, profile.gid, journal)
+        changes = [c for c in (owner, mode) if c] if plan.take_over else []
+    marker = path / MARKER_FILE
+    if marked and not marker.exists():
+        marker.write_text(marker_text(profile.name, plan.origin), encoding="utf-8")
+        created.append(marker)
+    return changes
 
 
 def _undo(created: list[Path], journal: Journal, config_file: Path, original: bytes | None) -> None:
