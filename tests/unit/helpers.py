@@ -38,10 +38,13 @@ def save_with_files(home: Path, fleet: Fleet) -> Fleet:
     return fleet
 
 
-def gateway_dir(path: Path) -> Path:
+def gateway_dir(path: Path, files: dict[str, str] | None = None) -> Path:
     """A user's existing dir that the gateway's user can write, as `orch setup` wants
-    an adopted dir: made here and, as root, owned by uid 1000 (the container user)."""
+    an adopted dir: made here with `files` (name -> text) in it and, as root, owned
+    by uid 1000 (the container user)."""
     path.mkdir(parents=True)
+    for name, text in (files or {}).items():
+        (path / name).write_text(text)
     if os.geteuid() == 0:
         os.chown(path, 1000, 1000)
     return path

@@ -190,8 +190,7 @@ def test_a_forbidden_dir_already_in_the_fleet_file_is_refused_at_setup(home: Pat
 def test_an_adopted_dir_keeps_its_owner_and_mode_and_is_marked_adopted(
     home: Path, tmp_path: Path
 ) -> None:
-    mine = gateway_dir(tmp_path / "mine")
-    (mine / "notes").write_text("keep")
+    mine = gateway_dir(tmp_path / "mine", {"notes": "keep"})
     before = tree_state(mine)
     result = setup(home, SetupRequest(name="main", state_dir=mine))
     assert result.adopted == {"state": mine} and result.host_changes == []
@@ -283,12 +282,11 @@ def test_a_failure_after_chown_puts_owners_and_mode_back(
 def test_rm_purge_keeps_an_adopted_dir_and_takes_only_the_marker_out(
     home: Path, tmp_path: Path
 ) -> None:
-    mine = gateway_dir(tmp_path / ".openclaw-rescue")
-    (mine / "sessions.json").write_text("{}")
+    mine = gateway_dir(tmp_path / ".openclaw-rescue", {"sessions.json": "{}"})
     before = tree_state(mine)
     dirs = setup(home, SetupRequest(name="rescue", state_dir=mine)).dirs
     result = remove(home, "rescue", purge=True)
-    assert tree_state(mine) == before
+    assert tree_state(mine) == before  # the marker is out again
     assert result.adopted == [mine] and mine in result.kept
     assert sorted(result.purged) == sorted([dirs.config, dirs.workspace, dirs.secrets])
     assert not dirs.config.exists() and not dirs.workspace.exists()
