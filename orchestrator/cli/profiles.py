@@ -110,6 +110,8 @@ def setup(
         }
 
         def show() -> None:
+            from orchestrator.cli.views import ADOPTED_NOTE
+
             p = data["profile"]
             print(
                 f"{result.action}: {p['name']} on {p['bind_ip']}, base port {p['port']}"
@@ -118,10 +120,7 @@ def setup(
             for change in result.changes:
                 print(f"  changed {change}")
             for kind, path in p["dirs"].items():
-                note = (
-                    " (adopted: never chowned or purged by orch)" if kind in data["adopted"] else ""
-                )
-                print(f"  {kind:<10} {path}{note}")
+                print(f"  {kind:<10} {path}{ADOPTED_NOTE if kind in data['adopted'] else ''}")
             print(f"  {'token':<10} {p['token_file']} (0600, never printed)")
             if data["config_backup"]:
                 print(f"  previous openclaw.json kept as {data['config_backup']}")

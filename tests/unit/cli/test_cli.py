@@ -412,7 +412,7 @@ def test_setup_chown_says_what_it_changed(home: Path, tmp_path: Path) -> None:
         f"  --chown: owner of 2 entries in {theirs}: 4242:4242 -> 1000:1000 (symlinks not followed)"
     ) in proc.stdout
     assert f"  --chown: mode of {theirs}: 0755 -> 0700" in proc.stdout
-    assert f"  state      {theirs} (adopted: never chowned or purged by orch)" in proc.stdout
+    assert f"  state      {theirs} (adopted: orch did not create it)" in proc.stdout
 
 
 def test_rm_purge_names_the_adopted_dirs_it_keeps(home: Path, tmp_path: Path) -> None:
