@@ -430,3 +430,25 @@ def test_rm_purge_names_the_adopted_dirs_it_keeps(home: Path, tmp_path: Path) ->
     assert orch(home, "setup", "main", "--workspace-dir", str(mine)).returncode == 0
     text = orch(home, "rm", "main", "--purge", "--yes").stdout
     assert f"  kept    {mine} (adopted: orch did not create it)" in text
+
+
+def test_a_fleet_file_dir_in_a_users_home_is_refused_by_check_and_exports(
+    home: Path, tmp_path: Path
+) -> None:
+    users_home = os.environ["HOME"]  # a temp dir here: the real homes are never pointed at
+    save_with_files(home, fleet_of(Profile(name="main", port=18789)))
+    text = fleet_path(home).read_text()
+    fleet_path(home).write_text(
+        text.replace("port: 18789", f"port: 18789\n    dirs: {{workspace: {users_home}}}")
+    )
+    check = orch(home, "check", "--json")
+    assert check.returncode == 1
+    (problem,) = json.loads(check.stdout)["data"]["problems"]
+    assert problem["code"] == "dir-forbidden" and problem["paths"] == [users_home, users_home]
+    out = tmp_path / "compose.yaml"
+    for kind in ("compose", "stack"):
+        proc = orch(home, "export", kind, "-o", str(out), "--json")
+        assert proc.returncode == 1, proc.stderr
+        problems = envelope(proc, f"export {kind}", False)["error"]["problems"]
+        assert [p["code"] for p in problems] == ["dir-forbidden"]
+    assert not out.exists()
