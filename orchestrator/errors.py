@@ -40,6 +40,16 @@ class UnknownProfileError(UsageError):
     """A profile name that is not in the fleet."""
 
 
+class UnsafeDir(UsageError):
+    """A dir orch will not use as asked: a system tree, a home, orch's own home, another
+    user's dir, or one the gateway's user cannot write (without --chown). `problems`
+    names each dir, what it resolves to and how to fix it."""
+
+    def __init__(self, message: str, problems: list, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.problems = problems
+
+
 class CheckFailed(OrchError):
     """The fleet (or the live host) has problems; nothing was changed."""
 

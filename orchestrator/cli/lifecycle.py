@@ -141,7 +141,9 @@ def up(
 @app.command()
 def down(
     names: Names = None,
-    purge: Annotated[bool, typer.Option(help="Also delete the profiles' dirs.")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="Also delete the dirs orch created for them (not adopted ones).")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
     engine: EngineOpt = "docker",
     remove_orphans: RemoveOrphansOpt = False,
@@ -169,16 +171,19 @@ def down(
             who = ", ".join(names) if names else "every profile"
             _confirm(
                 f"--purge would delete the dirs and token of {who}",
-                f"Delete the config, state and workspace dirs and the token of {who}?",
+                f"Delete the config, state and workspace dirs and the token of {who}?"
+                " (dirs orch adopted are kept)",
                 as_json,
             )
         _engine_ready(as_json, auto_start=False)
         options = {} if swarm else {"remove_orphans": remove_orphans}
         outcomes = backend.down(home, names, progress=_progress(as_json), **options)
         purged: list[str] = []
+        adopted: list[str] = []
         if purge:
-            purged = purge_profiles(home, [o.profile for o in outcomes if o.action != "kept"])
-        data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged}
+            done = purge_profiles(home, [o.profile for o in outcomes if o.action != "kept"])
+            purged, adopted = [str(p) for p in done.deleted], [str(p) for p in done.adopted]
+        data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged, "kept": adopted}
 
         def show() -> None:
             for o in outcomes:
@@ -191,6 +196,10 @@ def down(
                 print(f"{o.profile}: {what}")
             for path in purged:
                 print(f"  deleted {path}")
+            from orchestrator.cli.views import ADOPTED_NOTE
+
+            for path in adopted:
+                print(f"  kept    {path}{ADOPTED_NOTE}")
 
         return data, show
 

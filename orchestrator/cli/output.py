@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from orchestrator.errors import CheckFailed, OrchError
+from orchestrator.errors import CheckFailed, OrchError, UnsafeDir
 
 SCHEMA = "orch/v1"
 
@@ -28,7 +28,7 @@ def error_envelope(command: str, exc: OrchError) -> dict[str, Any]:
         "hint": exc.hint,
         "exit_code": exc.exit_code,
     }
-    if isinstance(exc, CheckFailed):
+    if isinstance(exc, (CheckFailed, UnsafeDir)):
         error["problems"] = [p.to_json() for p in exc.problems]
     return {"schema": SCHEMA, "command": command, "ok": False, "error": error}
 

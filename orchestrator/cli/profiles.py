@@ -54,11 +54,29 @@ def setup(
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
+    chown: Annotated[
+        bool,
+        typer.Option(
+            "--chown",
+            help=(
+                "Hand each adopted dir to the gateway's user: chown -R UID:GID of every"
+                " entry in it not owned by that user yet (symlinks not followed, other"
+                " filesystems not entered), and chmod 0700 on the dir itself. Without it"
+                " an adopted dir's owner and mode are never changed."
+            ),
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a profile and prepare its dirs, token and openclaw.json.
 
     Running the same setup twice changes nothing; a different one needs --force.
+
+    A dir given with --config-dir, --state-dir or --workspace-dir that exists is
+    adopted: never chowned, chmod'ed or deleted (`rm --purge` keeps it) unless
+    --chown. Refused: system trees, any user's home itself, orch's home; an
+    adopted dir of another user or that the gateway's user cannot write (the
+    error names the command that fixes it), unless --chown.
 
     Example: orch setup rescue --port auto --rescues main
     Example: orch setup web --port auto --browser --publish gateway,browser,cdp
@@ -85,15 +103,21 @@ def setup(
         home = _home()
         from orchestrator.docker.snapshot import foreign_projects, held_except
 
-        result = do_setup(home, request, force, live=held_except, projects=foreign_projects)
+        result = do_setup(
+            home, request, force=force, live=held_except, projects=foreign_projects, chown=chown
+        )
         data = {
             "action": result.action,
             "changes": result.changes,
             "config_backup": str(result.config_backup) if result.config_backup else None,
             "profile": profile_data(result.profile, home),
+            "adopted": {kind: str(path) for kind, path in result.adopted.items()},
+            "host_changes": [c.to_json() for c in result.host_changes],
         }
 
         def show() -> None:
+            from orchestrator.cli.views import ADOPTED_NOTE
+
             p = data["profile"]
             print(
                 f"{result.action}: {p['name']} on {p['bind_ip']}, base port {p['port']}"
@@ -102,10 +126,12 @@ def setup(
             for change in result.changes:
                 print(f"  changed {change}")
             for kind, path in p["dirs"].items():
-                print(f"  {kind:<10} {path}")
+                print(f"  {kind:<10} {path}{ADOPTED_NOTE if kind in data['adopted'] else ''}")
             print(f"  {'token':<10} {p['token_file']} (0600, never printed)")
             if data["config_backup"]:
                 print(f"  previous openclaw.json kept as {data['config_backup']}")
+            for change in result.host_changes:
+                print(f"  --chown: {change.describe()}")
 
         return data, show
 
@@ -115,11 +141,17 @@ def setup(
 @app.command("rm")
 def remove(
     name: Annotated[str, typer.Argument(help="Profile to remove.")],
-    purge: Annotated[bool, typer.Option(help="Also delete its dirs and token.")] = False,
+    purge: Annotated[
+        bool,
+        typer.Option(help="Also delete the dirs orch created for it and its token."),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a profile from the fleet; its dirs are kept unless --purge.
+
+    --purge deletes only what orch created: dirs it adopted (given with
+    --config-dir etc. and there before) are kept and named in the output.
 
     Example: orch rm rescue --purge --yes
     """
@@ -133,11 +165,12 @@ def remove(
 
         refuse_if_container(home, _check_name(name))
         if purge and not yes:
-            targets = purge_targets(home, name)
-            listing = "\n".join(f"  {t}" for t in targets)
+            targets, adopted = purge_targets(home, name)
+            listing = "".join(f"  {t}\n" for t in targets)
+            listing += "".join(f"  (kept, not created by orch: {a})\n" for a in adopted)
             _confirm(
                 f"--purge would delete {len(targets)} paths of '{name}'",
-                f"Delete these paths of '{name}'?\n{listing}\n",
+                f"Delete these paths of '{name}'?\n{listing}",
                 as_json,
             )
         result = do_remove(home, name, purge=purge)
@@ -145,14 +178,18 @@ def remove(
             "removed": name,
             "purged": [str(p) for p in result.purged],
             "kept": [str(p) for p in result.kept],
+            "adopted": [str(p) for p in result.adopted],
         }
 
         def show() -> None:
+            from orchestrator.cli.views import ADOPTED_NOTE
+
             print(f"removed {name} from the fleet")
             for path in data["purged"]:
                 print(f"  deleted {path}")
             for path in data["kept"]:
-                print(f"  kept    {path}")
+                note = ADOPTED_NOTE if path in data["adopted"] else ""
+                print(f"  kept    {path}{note}")
 
         return data, show
 
@@ -210,12 +247,13 @@ def check(as_json: JsonOpt = False) -> None:
     def work():
         from orchestrator.cli.views import check_data, show_problems
         from orchestrator.core.check import check_fleet, file_problems
+        from orchestrator.fleet.adopt import host_roots
         from orchestrator.fleet.registry import foreign_reservations
         from orchestrator.fleet.store import load_fleet
 
         home = _home(writes=False)
         fleet = load_fleet(home)
-        problems = check_fleet(fleet, home, foreign_reservations(home))
+        problems = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
         problems += file_problems(fleet, home)
         from orchestrator.docker.daemon import engine_answers
         from orchestrator.fleet.config_check import config_report

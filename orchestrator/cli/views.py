@@ -15,6 +15,9 @@ from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import ROLE_HELP, Role, footprint_bounds, format_range
 
+# Why `--purge` kept a dir: orch adopted it (it was there before), so it is not orch's.
+ADOPTED_NOTE = " (adopted: orch did not create it)"
+
 
 def profile_data(profile: Profile, home: Path) -> dict[str, Any]:
     dirs = profile_dirs(profile, home)

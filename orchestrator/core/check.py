@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator.core.adoption import HostRoots, forbidden_reason
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import resolved_dirs
 from orchestrator.core.ports import (
@@ -94,15 +95,23 @@ def fleet_reservations(fleet: Fleet) -> list[Reservation]:
     return [r for p in fleet.profiles.values() for r in reservations(p)]
 
 
-def check_fleet(fleet: Fleet, home: Path, foreign: Sequence[Reservation] = ()) -> list[Problem]:
+def check_fleet(
+    fleet: Fleet,
+    home: Path,
+    foreign: Sequence[Reservation] = (),
+    roots: HostRoots | None = None,
+) -> list[Problem]:
     """All problems of the fleet: ports, cdpPorts, CDP URLs, dirs, rescue links, and
     footprints that overlap what `foreign` says other fleets and test runs of the
-    host own (orchestrator.registry)."""
+    host own (orchestrator.registry); with `roots` (what of the host no profile dir
+    may be), the dirs written in the fleet file that point at one of them."""
     all_res = fleet_reservations(fleet)
     problems = port_problems(sweep(all_res), all_res, fleet)
     problems += foreign_problems(fleet, all_res, foreign)
     problems += cdp_port_problems(fleet)
     problems += cdp_url_problems(fleet)
+    if roots is not None:
+        problems += forbidden_dir_problems(fleet, home, roots)
     problems += dir_problems(fleet, home)
     problems += rescue_problems(fleet)
     return problems
@@ -329,6 +338,42 @@ def _dir_problem(a_owner: str, a_kind: str, a_path: str, owner: str, kind: str, 
         owners=(owner, a_owner),
         hint=f"give {owner} its own dir: orch setup {owner} --{kind}-dir NEW_DIR --force",
         paths=(path, a_path),
+    )
+
+
+def forbidden_dir_problems(fleet: Fleet, home: Path, roots: HostRoots) -> list[Problem]:
+    """Dirs written in the fleet file that resolve (symlinks, `..`) to a system tree,
+    a home, orch's home or a dir above it (orchestrator.core.adoption). The default
+    dirs under orch's home are orch's own and not looked at here."""
+    problems = []
+    cache: dict[str, str] = {}
+    for profile in fleet.profiles.values():
+        for kind, real in resolved_dirs(profile, str(home), cache):
+            given = getattr(profile.dirs, kind)
+            problem = given and forbidden_dir_problem(profile.name, kind, str(given), real, roots)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def forbidden_dir_problem(
+    name: str, kind: str, given: str, real: str, roots: HostRoots
+) -> Problem | None:
+    """The problem of profile `name` using `given` (resolving to `real`) as its
+    `kind` dir, if that is a dir orch never uses."""
+    reason = forbidden_reason(real, roots)
+    if not reason:
+        return None
+    where = given if given == real else f"{given} (resolves to {real})"
+    return Problem(
+        code="dir-forbidden",
+        message=f"{name} {kind} dir {where} is {reason}: never a profile dir",
+        owners=(name,),
+        hint=(
+            f"give {name} a dir of its own (orch setup {name} --{kind}-dir DIR --force),"
+            f" or drop dirs.{kind} from the fleet file for the default under orch's home"
+        ),
+        paths=(given, real),
     )
 
 

@@ -44,6 +44,38 @@ def profile_root(home: Path, name: str) -> Path:
     return home / PROFILES_DIR / name
 
 
+def default_dir(home: Path, name: str, kind: str) -> Path:
+    """Where a profile's dir of this kind lives when the fleet file names none."""
+    return resolve(profile_root(home, name) / kind)
+
+
+# The marker orch writes into each profile dir: the profile's name on the first
+# line, then whether orch created the dir or adopted one that was there. Only a
+# dir orch created is ever chowned as a whole or deleted by `--purge`.
+CREATED = "created"
+ADOPTED = "adopted"
+
+
+def marker_text(name: str, origin: str) -> str:
+    return f"{name}\n{origin}\n"
+
+
+def parse_marker(text: str) -> tuple[str | None, str | None]:
+    """(profile name, origin) of a marker; origin None for a marker written by an
+    orch older than this rule (the name alone) or one that names no known origin."""
+    lines = [line.strip() for line in text.splitlines()]
+    name = lines[0] if lines and lines[0] else None
+    origin = lines[1] if len(lines) > 1 and lines[1] in (CREATED, ADOPTED) else None
+    return name, origin
+
+
+def created_by_orch(origin: str | None, path: Path, default: Path) -> bool:
+    """Whether orch created this profile dir. A marker that does not say (written by
+    an older orch, which adopted dirs silently) counts as created only for the
+    default dir under orch's home: any other dir may have been the user's."""
+    return origin == CREATED if origin else path == default
+
+
 def resolve(path: Path) -> Path:
     """Absolute, with `~`, symlinks and `..` resolved (also for paths not there yet)."""
     return Path(path).expanduser().resolve(strict=False)

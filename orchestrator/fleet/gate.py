@@ -10,6 +10,7 @@ from orchestrator.core.check import check_fleet, file_problems, problems_for
 from orchestrator.core.model import Fleet
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.errors import CheckFailed, UsageError
+from orchestrator.fleet.adopt import host_roots
 from orchestrator.fleet.config_check import SchemaOf, config_problems
 from orchestrator.fleet.registry import foreign_reservations
 
@@ -22,7 +23,8 @@ def checked_specs(
     schema_of: SchemaOf | None = None,
 ) -> list[ContainerSpec]:
     """The specs of `names` (all when None), refused when `orch check` finds a problem
-    involving any of them: the one gate of every backend (engine, compose, swarm).
+    involving any of them (a dir in a system tree or a home included): the one gate
+    of every backend (engine, compose, swarm).
     `files`: also each profile's dirs and token on this host (what runs here needs;
     an export may run where they are made), and each profile's openclaw.json: the
     gateway's schema (`schema_of`: image -> its schema), orch's keys, no credential
@@ -31,7 +33,7 @@ def checked_specs(
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)
-    found = check_fleet(fleet, home, foreign_reservations(home))
+    found = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
     if files:
         found += file_problems(fleet, home)
         found += config_problems(fleet, home, schema_of)

@@ -14,14 +14,41 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orchestrator.core.check import check_fleet, fleet_reservations, problems_for
+from orchestrator.core.check import (
+    Problem,
+    check_fleet,
+    fleet_reservations,
+    forbidden_dir_problem,
+    problems_for,
+)
 from orchestrator.core.model import Dirs, Fleet, Profile, validate_ip
-from orchestrator.core.paths import MARKER_FILE, ProfileDirs, profile_dirs, profile_root
+from orchestrator.core.paths import (
+    ADOPTED,
+    CREATED,
+    DIR_KINDS,
+    MARKER_FILE,
+    ProfileDirs,
+    marker_text,
+    profile_dirs,
+    profile_root,
+    resolve,
+)
 from orchestrator.core.ports import DEFAULT_BASE, MAX_BASE, Reservation, nearest_free_base
-from orchestrator.errors import CheckFailed, OrchError, UsageError
+from orchestrator.errors import CheckFailed, OrchError, UnsafeDir, UsageError
 from orchestrator.fleet import registry
+from orchestrator.fleet.adopt import (
+    DirPlan,
+    HostChange,
+    Journal,
+    hand_over,
+    host_roots,
+    orch_created,
+    plan_dirs,
+    read_marker,
+    set_dir_mode,
+)
 from orchestrator.fleet.openclaw_config import ensure_token, planned_config, write_config
 from orchestrator.fleet.store import (
     atomic_write,
@@ -31,10 +58,6 @@ from orchestrator.fleet.store import (
     locked,
     save_fleet,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 CONTAINER_UID = 1000
 PORT_START_ENV = "ORCH_PORT_START"
@@ -64,6 +87,10 @@ class SetupResult:
     action: str  # created | updated | unchanged
     changes: list[str] = field(default_factory=list)
     config_backup: Path | None = None
+    # The dirs that were there before orch (kind -> path): never chowned, chmod'ed
+    # or purged, unless --chown; and what --chown changed in them.
+    adopted: dict[str, Path] = field(default_factory=dict)
+    host_changes: list[HostChange] = field(default_factory=list)
 
 
 def default_user() -> str:
@@ -89,7 +116,12 @@ def setup(
     force: bool = False,
     live: LiveView | None = None,
     projects: ProjectsView | None = None,
+    chown: bool = False,
 ) -> SetupResult:
+    """Add or change a profile. `chown`: hand each adopted dir (and all in it) to the
+    gateway's user and set its mode to 0700; without it an adopted dir's owner and
+    mode are never changed, and one the gateway cannot use is refused."""
+    _refuse_dirs(_forbidden_requested(request, home))
     # The registry lock too: a base (or a project) picked here must be recorded
     # before another fleet of the host picks its own (orchestrator.registry).
     with locked(home), registry.locked():
@@ -108,7 +140,9 @@ def setup(
                 hint="repeat with --force to change it, or pick another name",
             )
         candidate = fleet.with_profile(profile)
-        problems = problems_for(check_fleet(candidate, home, foreign), [profile.name])
+        found = check_fleet(candidate, home, foreign, host_roots(home))
+        problems = problems_for(found, [profile.name])
+        _refuse_dirs([p for p in problems if p.code == "dir-forbidden"])
         if problems:
             raise CheckFailed(
                 f"profile '{profile.name}' would collide with the fleet; nothing was changed",
@@ -117,12 +151,53 @@ def setup(
             )
         dirs = profile_dirs(profile, home)
         _check_ownership(dirs, profile.name, candidate, force)
+        plans, refused = plan_dirs(profile, dirs.items(), home, chown)
+        _refuse_dirs(refused)
         wanted, config_changed = planned_config(profile, dirs)
-        if existing == profile and not config_changed and _dirs_ready(dirs, profile):
-            return SetupResult(profile, dirs, "unchanged")
-        backup = _materialise(home, candidate, profile, dirs, wanted, config_changed)
-        action = "updated" if existing else "created"
-        return SetupResult(profile, dirs, action, changes, backup)
+        adopted = {p.kind: p.path for p in plans if p.origin == ADOPTED}
+        same = existing == profile and not config_changed and _dirs_ready(dirs, profile)
+        if same and not (chown and adopted):
+            return SetupResult(profile, dirs, "unchanged", adopted=adopted)
+        backup, host_changes = _materialise(
+            home,
+            candidate if existing != profile else None,
+            profile,
+            dirs,
+            plans,
+            wanted,
+            config_changed,
+        )
+        action = "unchanged" if same and not host_changes else "updated" if existing else "created"
+        return SetupResult(profile, dirs, action, changes, backup, adopted, host_changes)
+
+
+def _forbidden_requested(request: SetupRequest, home: Path) -> list[Problem]:
+    """The dirs of the command line that orch never uses, found before anything (the
+    home and its lock included) is made; those of the fleet file are `check`'s."""
+    roots = host_roots(home)
+    found = []
+    for kind, value in _requested_dirs(request):
+        problem = forbidden_dir_problem(request.name, kind, str(value), str(resolve(value)), roots)
+        if problem:
+            found.append(problem)
+    return found
+
+
+def _requested_dirs(request: SetupRequest) -> list[tuple[str, Path]]:
+    """(kind, absolute path as given) of the dirs named on the command line."""
+    asked = [(kind, getattr(request, f"{kind}_dir")) for kind in DIR_KINDS]
+    return [(kind, Path(v).expanduser().absolute()) for kind, v in asked if v is not None]
+
+
+def _refuse_dirs(problems: list[Problem]) -> None:
+    """Bad input, exit 2: dirs orch must not use, or not without --chown."""
+    if problems:
+        which = "this dir" if len(problems) == 1 else f"these {len(problems)} dirs"
+        raise UnsafeDir(
+            f"profile '{problems[0].owners[0]}' cannot use {which} as given; nothing was changed",
+            problems,
+            hint=problems[0].hint,
+        )
 
 
 def _build_profile(
@@ -151,14 +226,7 @@ def _build_profile(
             base["bind_ip"] = validate_ip(req.bind_ip)
         except ValueError as exc:
             raise UsageError(f"bind_ip: {exc}", hint="see `orch setup --help`") from None
-    dirs = dict(base.get("dirs") or {})
-    for kind, value in (
-        ("config", req.config_dir),
-        ("state", req.state_dir),
-        ("workspace", req.workspace_dir),
-    ):
-        if value is not None:
-            dirs[kind] = Path(value).expanduser().absolute()
+    dirs = {**(base.get("dirs") or {}), **dict(_requested_dirs(req))}
     base["dirs"] = Dirs(**dirs)
     if isinstance(req.port, int):
         base["port"] = req.port
@@ -239,7 +307,7 @@ def _differences(old: Profile | None, new: Profile) -> list[str]:
 def _check_ownership(dirs: ProfileDirs, name: str, fleet: Fleet, force: bool) -> None:
     """Refuse a dir that another profile marked as its own, unless forced."""
     for kind, path in dirs.items():
-        owner = _marker(path)
+        owner, _ = read_marker(path)
         if owner and owner != name and not force:
             state = "in the fleet" if owner in fleet.profiles else "removed from the fleet"
             raise UsageError(
@@ -248,16 +316,9 @@ def _check_ownership(dirs: ProfileDirs, name: str, fleet: Fleet, force: bool) ->
             )
 
 
-def _marker(path: Path) -> str | None:
-    try:
-        return (path / MARKER_FILE).read_text(encoding="utf-8").strip() or None
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 def _dirs_ready(dirs: ProfileDirs, profile: Profile) -> bool:
     """Everything `orch check` asks of a profile's files is there (else setup repairs it)."""
-    if not all(_marker(p) == profile.name for _, p in dirs.items()):
+    if not all(read_marker(p)[0] == profile.name for _, p in dirs.items()):
         return False
     try:
         st = dirs.token_file.stat()
@@ -269,24 +330,25 @@ def _dirs_ready(dirs: ProfileDirs, profile: Profile) -> bool:
 
 def _materialise(
     home: Path,
-    fleet: Fleet,
+    fleet: Fleet | None,
     profile: Profile,
     dirs: ProfileDirs,
+    plans: list[DirPlan],
     wanted: dict[str, Any],
     config_changed: bool,
-) -> Path | None:
-    """Create dirs, token, config and fleet entry; undo what was created on failure."""
+) -> tuple[Path | None, list[HostChange]]:
+    """Create dirs, token, config and fleet entry (`fleet`, None when the profile in
+    the file is already as wanted); undo what was created or changed on failure.
+    Returns the config backup and what --chown changed in adopted dirs."""
     created: list[Path] = []
+    journal = Journal()
+    host_changes: list[HostChange] = []
     # An adopted openclaw.json that orch rewrites: its bytes, put back on failure.
     original: bytes | None = None
     try:
-        for _, path in dirs.items():
-            _make_dir(path, profile, created)
-            marker = path / MARKER_FILE
-            if not marker.exists():
-                marker.write_text(profile.name + "\n", encoding="utf-8")
-                created.append(marker)
-        _make_dir(dirs.secrets, profile, created)
+        for plan in plans:
+            host_changes += _prepare_dir(plan, profile, created, journal, marked=True)
+        _prepare_dir(DirPlan("secrets", dirs.secrets, CREATED), profile, created, journal)
         if ensure_token(profile, dirs):
             created.append(dirs.token_file)
         backup = None
@@ -298,44 +360,52 @@ def _materialise(
             backup = write_config(profile, dirs, wanted)
             if backup:
                 created.append(backup)
-        save_fleet(home, fleet)
-        return backup
+        if fleet is not None:
+            save_fleet(home, fleet)
+        return backup, host_changes
     except OSError as exc:
-        _undo(created, dirs.config_file, original)
+        _undo(created, journal, dirs.config_file, original)
         detail = f"{exc.strerror}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
         raise OrchError(
             f"cannot prepare profile '{profile.name}': {detail}",
             hint="check the permissions of that path; nothing was changed",
         ) from None
     except BaseException:
-        _undo(created, dirs.config_file, original)
+        _undo(created, journal, dirs.config_file, original)
         raise
 
 
-def _make_dir(path: Path, profile: Profile, created: list[Path]) -> None:
-    """mkdir -p, recording each new level; the dir itself 0700, owned by the container user.
-
-    An adopted dir whose owner is not the container user is handed over whole
-    (as root), or the non-root gateway would hit EACCES on its first write.
-    """
+def _prepare_dir(
+    plan: DirPlan, profile: Profile, created: list[Path], journal: Journal, marked: bool = False
+) -> list[HostChange]:
+    """A dir orch creates (mkdir -p, each new level recorded) or already created is
+    its own: mode 0700, owned by the container user, as a whole, so the non-root
+    gateway never hits EACCES. An adopted dir is left as it is but for the marker,
+    unless --chown hands it over; that is the only change reported, the rest is
+    orch's own. `marked`: write the profile's marker (name and origin) if missing."""
+    path = plan.path
     missing = [p for p in [path, *path.parents] if not p.exists()]
     for level in reversed(missing):
         level.mkdir(mode=0o700)
         created.append(level)
-    os.chmod(path, 0o700)
-    if os.geteuid() == 0 and os.stat(path).st_uid != profile.uid:
-        _chown_tree(path, profile.uid, profile.gid)
+    changes: list[HostChange] = []
+    if plan.origin == CREATED or plan.take_over:
+        mode = set_dir_mode(path, journal)
+        owner = None
+        if os.geteuid() == 0 and (plan.take_over or os.stat(path).st_uid != profile.uid):
+            owner = hand_over(path, profile.uid, profile.gid, journal)
+        changes = [c for c in (owner, mode) if c] if plan.take_over else []
+    marker = path / MARKER_FILE
+    if marked and not marker.exists():
+        marker.write_text(marker_text(profile.name, plan.origin), encoding="utf-8")
+        created.append(marker)
+    return changes
 
 
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid)
-    for root, dirnames, filenames in os.walk(path):
-        for entry in dirnames + filenames:
-            os.chown(os.path.join(root, entry), uid, gid, follow_symlinks=False)
-
-
-def _undo(created: list[Path], config_file: Path, original: bytes | None) -> None:
-    """Remove what was created, newest first, and put back a rewritten openclaw.json."""
+def _undo(created: list[Path], journal: Journal, config_file: Path, original: bytes | None) -> None:
+    """Put back owners and modes changed, a rewritten openclaw.json, and remove what
+    was created, newest first."""
+    journal.undo()
     if original is not None:
         with contextlib.suppress(OSError):
             atomic_write(config_file, original, mode=0o600)
@@ -354,6 +424,8 @@ class RemoveResult:
     profile: Profile
     purged: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    # With --purge: the kept dirs that orch adopted rather than created.
+    adopted: list[Path] = field(default_factory=list)
 
 
 def remove(home: Path, name: str, purge: bool = False) -> RemoveResult:
@@ -369,50 +441,68 @@ def remove(home: Path, name: str, purge: bool = False) -> RemoveResult:
         save_fleet(home, fleet.without(name))
         result = RemoveResult(profile)
         if purge:
-            result.purged, result.kept = purge_dirs(profile, home)
+            done = purge_dirs(profile, home)
+            result.purged, result.kept, result.adopted = done.deleted, done.kept, done.adopted
         else:
             result.kept = [p for _, p in profile_dirs(profile, home).items() if p.exists()]
         return result
 
 
-def purge_dirs(profile: Profile, home: Path) -> tuple[list[Path], list[Path]]:
-    """Delete the profile's dirs that orch marked as its own, and its token.
+@dataclass
+class Purge:
+    """What `--purge` did to one profile's dirs."""
 
-    A dir without this profile's marker (adopted and since re-marked, or never
-    ours) is kept and reported: purging must never delete someone else's files.
+    deleted: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # every dir still there
+    adopted: list[Path] = field(default_factory=list)  # of those, the ones orch adopted
+
+
+def purge_dirs(profile: Profile, home: Path) -> Purge:
+    """Delete the profile's dirs that orch created for it, and its token.
+
+    A dir orch adopted (it was there before orch) is kept, only orch's marker is
+    taken out of it; a dir marked by another profile is kept as it is. Purging
+    never deletes files orch did not create.
     """
     dirs = profile_dirs(profile, home)
-    purged, kept = [], []
-    for _, path in dirs.items():
-        if _marker(path) == profile.name:
+    result = Purge()
+    for kind, path in dirs.items():
+        if orch_created(path, profile.name, kind, home):
             shutil.rmtree(path)
-            purged.append(path)
+            result.deleted.append(path)
         elif path.exists():
-            kept.append(path)
+            if read_marker(path)[0] == profile.name:
+                (path / MARKER_FILE).unlink()
+                result.adopted.append(path)
+            result.kept.append(path)
     if dirs.secrets.exists():
         shutil.rmtree(dirs.secrets)
-        purged.append(dirs.secrets)
+        result.deleted.append(dirs.secrets)
     root = profile_root(home, profile.name)
     if root.is_dir() and not any(root.iterdir()):
         root.rmdir()
-    return purged, kept
+    return result
 
 
-def purge_profiles(home: Path, names: list[str]) -> list[str]:
+def purge_profiles(home: Path, names: list[str]) -> Purge:
     """`down --purge`: the dirs and tokens of these profiles, once their containers are gone."""
     with locked(home):
         fleet = load_fleet(home)
-        deleted: list[str] = []
+        total = Purge()
         for name in names:
             if name in fleet.profiles:
-                purged, _ = purge_dirs(fleet.profiles[name], home)
-                deleted += [str(p) for p in purged]
-        return deleted
+                one = purge_dirs(fleet.profiles[name], home)
+                total.deleted += one.deleted
+                total.kept += one.kept
+                total.adopted += one.adopted
+        return total
 
 
-def purge_targets(home: Path, name: str) -> list[Path]:
-    """What `remove(purge=True)` would delete, for the CLI's confirmation."""
+def purge_targets(home: Path, name: str) -> tuple[list[Path], list[Path]]:
+    """What `remove(purge=True)` would delete, and the adopted dirs it would keep,
+    for the CLI's confirmation."""
     profile = load_fleet(home).get(name)
     dirs = profile_dirs(profile, home)
-    paths = [p for _, p in dirs.items() if _marker(p) == name]
-    return paths + ([dirs.secrets] if dirs.secrets.exists() else [])
+    doomed = [p for kind, p in dirs.items() if orch_created(p, name, kind, home)]
+    kept = [p for _, p in dirs.items() if p.exists() and p not in doomed]
+    return doomed + ([dirs.secrets] if dirs.secrets.exists() else []), kept

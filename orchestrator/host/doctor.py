@@ -82,12 +82,13 @@ def _disk(name: str, path: Path) -> dict[str, Any]:
 
 def _fleet(home: Path) -> dict[str, Any]:
     from orchestrator.core.check import check_fleet
+    from orchestrator.fleet.adopt import host_roots
     from orchestrator.fleet.store import load_fleet
 
     try:
         fleet = load_fleet(home)
     except OrchError as exc:
         return _item("fleet file", False, exc.message, exc.hint)
-    problems = check_fleet(fleet, home)
+    problems = check_fleet(fleet, home, roots=host_roots(home))
     detail = f"{len(fleet.profiles)} profiles, {len(problems)} problems"
     return _item("fleet file", not problems, detail, "orch check")

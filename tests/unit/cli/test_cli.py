@@ -378,3 +378,87 @@ def test_rm_keeps_the_dirs_and_says_so(home: Path) -> None:
 def test_render_refuses_an_unknown_format(two_profiles: Path) -> None:
     proc = orch(two_profiles, "render", "main", "--format", "toml")
     assert proc.returncode == 2 and "--format: 'toml' is not yaml or json" in proc.stderr
+
+
+# --- adopted dirs -----------------------------------------------------------------------
+
+
+def test_setup_help_says_exactly_what_chown_changes(home: Path) -> None:
+    text = " ".join(orch(home, "setup", "--help").stdout.split())
+    assert "--chown" in text
+    assert "chown -R UID:GID of every entry in it not owned by that user yet" in text
+    assert "(symlinks not followed" in text and "chmod 0700 on the dir itself" in text
+    assert "Without it an adopted dir's owner and mode are never changed" in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a dir to uid 4242 needs root")
+def test_setup_of_another_users_dir_exits_2_and_names_the_fix(home: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    proc = orch(home, "setup", "main", "--state-dir", str(theirs), "--json")
+    assert proc.returncode == 2, proc.stderr
+    error = envelope(proc, "setup", False)["error"]
+    assert error["type"] == "UnsafeDir" and error["exit_code"] == 2
+    (problem,) = error["problems"]
+    assert problem["code"] == "dir-other-user" and problem["paths"] == [str(theirs)]
+    assert f"chown -R 1000:1000 {theirs}" in error["hint"]
+    text = orch(home, "setup", "main", "--state-dir", str(theirs))
+    assert text.returncode == 2 and "Traceback" not in text.stderr
+    assert f"main state dir {theirs} belongs to uid 4242" in text.stderr
+    assert not fleet_path(home).exists() and sorted(os.listdir(theirs)) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a dir to uid 4242 needs root")
+def test_setup_chown_says_what_it_changed(home: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    (theirs / "file").write_text("x")
+    for path in (theirs, theirs / "file"):
+        os.chown(path, 4242, 4242)
+    proc = orch(home, "setup", "main", "--state-dir", str(theirs), "--chown")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"  --chown: owner of 2 entries in {theirs}: 4242:4242 -> 1000:1000 (symlinks not followed)"
+    ) in proc.stdout
+    assert f"  --chown: mode of {theirs}: 0755 -> 0700" in proc.stdout
+    assert f"  state      {theirs} (adopted: orch did not create it)" in proc.stdout
+
+
+def test_rm_purge_names_the_adopted_dirs_it_keeps(home: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    if os.geteuid() == 0:
+        os.chown(mine, 1000, 1000)
+    assert orch(home, "setup", "main", "--workspace-dir", str(mine)).returncode == 0
+    asked = orch(home, "rm", "main", "--purge")
+    assert "--purge would delete 3 paths of 'main'" in asked.stderr
+    proc = orch(home, "rm", "main", "--purge", "--yes", "--json")
+    data = envelope(proc, "rm", True)["data"]
+    assert data["adopted"] == [str(mine)] and data["kept"] == [str(mine)]
+    assert str(mine) not in data["purged"] and mine.is_dir()
+    assert orch(home, "setup", "main", "--workspace-dir", str(mine)).returncode == 0
+    text = orch(home, "rm", "main", "--purge", "--yes").stdout
+    assert f"  kept    {mine} (adopted: orch did not create it)" in text
+
+
+def test_a_fleet_file_dir_in_a_users_home_is_refused_by_check_and_exports(
+    home: Path, tmp_path: Path
+) -> None:
+    users_home = os.environ["HOME"]  # a temp dir here: the real homes are never pointed at
+    save_with_files(home, fleet_of(Profile(name="main", port=18789)))
+    text = fleet_path(home).read_text()
+    fleet_path(home).write_text(
+        text.replace("port: 18789", f"port: 18789\n    dirs: {{workspace: {users_home}}}")
+    )
+    check = orch(home, "check", "--json")
+    assert check.returncode == 1
+    (problem,) = json.loads(check.stdout)["data"]["problems"]
+    assert problem["code"] == "dir-forbidden" and problem["paths"] == [users_home, users_home]
+    out = tmp_path / "compose.yaml"
+    for kind in ("compose", "stack"):
+        proc = orch(home, "export", kind, "-o", str(out), "--json")
+        assert proc.returncode == 1, proc.stderr
+        problems = envelope(proc, f"export {kind}", False)["error"]["problems"]
+        assert [p["code"] for p in problems] == ["dir-forbidden"]
+    assert not out.exists()

@@ -20,7 +20,7 @@ from orchestrator.fleet import provision
 from orchestrator.fleet.provision import SetupRequest, remove, setup
 from orchestrator.fleet.store import fleet_path, load_fleet, save_fleet
 
-from ..helpers import fleet_of, snapshot
+from ..helpers import fleet_of, gateway_dir, snapshot
 
 JSON5_CONFIG = """// my own gateway config, written by hand
 {
@@ -47,7 +47,7 @@ def test_setup_creates_config_state_and_workspace_dirs_with_mode_0700(home: Path
         assert path.is_dir(), kind
         assert mode(path) == 0o700, kind
         assert path.stat().st_uid == result.profile.uid, kind  # the container's user
-        assert (path / MARKER_FILE).read_text().strip() == "main"
+        assert (path / MARKER_FILE).read_text() == "main\ncreated\n"
 
 
 def test_setup_writes_a_0600_token_that_appears_nowhere_else(home: Path) -> None:
@@ -236,8 +236,7 @@ def test_a_dir_shared_with_another_profile_is_refused_and_nothing_is_created(
 def test_adopting_a_dir_keeps_the_users_json5_config_and_backs_it_up(
     home: Path, tmp_path: Path
 ) -> None:
-    mine = tmp_path / "my-openclaw"
-    mine.mkdir()
+    mine = gateway_dir(tmp_path / "my-openclaw")
     (mine / "openclaw.json").write_text(JSON5_CONFIG)
     (mine / "notes.txt").write_text("keep me")
     result = setup(home, SetupRequest(name="main", config_dir=mine))
@@ -249,12 +248,12 @@ def test_adopting_a_dir_keeps_the_users_json5_config_and_backs_it_up(
     assert result.config_backup.parent == mine
     assert result.config_backup.read_text() == JSON5_CONFIG
     assert (mine / "notes.txt").read_text() == "keep me"
-    assert mode(mine) == 0o700
+    assert mode(mine) == 0o755  # an adopted dir keeps its mode (no --chown)
+    assert result.adopted == {"config": mine}
 
 
 def test_adopting_a_dir_twice_is_unchanged(home: Path, tmp_path: Path) -> None:
-    mine = tmp_path / "my-openclaw"
-    mine.mkdir()
+    mine = gateway_dir(tmp_path / "my-openclaw")
     (mine / "openclaw.json").write_text(JSON5_CONFIG)
     setup(home, SetupRequest(name="main", config_dir=mine))
     before = snapshot(tmp_path)
@@ -265,8 +264,7 @@ def test_adopting_a_dir_twice_is_unchanged(home: Path, tmp_path: Path) -> None:
 def test_a_broken_openclaw_json_is_refused_before_anything_is_written(
     home: Path, tmp_path: Path
 ) -> None:
-    mine = tmp_path / "mine"
-    mine.mkdir()
+    mine = gateway_dir(tmp_path / "mine")
     (mine / "openclaw.json").write_text("{ gateway: ")
     before = snapshot(mine)
     with pytest.raises(UsageError, match="is not valid JSON5"):
@@ -386,8 +384,7 @@ def test_a_failure_in_a_fresh_home_leaves_it_empty(
 def test_a_failure_midway_puts_an_adopted_config_back(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mine = tmp_path / "mine"
-    mine.mkdir()
+    mine = gateway_dir(tmp_path / "mine")
     (mine / "openclaw.json").write_text(JSON5_CONFIG)
     fail_save(monkeypatch)
     with pytest.raises(OrchError):

@@ -25,7 +25,7 @@ from orchestrator.fleet.registry import (
 )
 from orchestrator.fleet.store import default_home, default_project, load_fleet, save_fleet
 
-from ..helpers import fleet_of
+from ..helpers import fleet_of, gateway_dir
 from ..testing.test_factory import labels_of  # noqa: F401  (a run's labels, as the plugin makes them)
 
 
@@ -155,8 +155,7 @@ def test_port_start_env_moves_where_auto_starts(
 
 
 def native(name: str, config: dict | None) -> Path:
-    path = Path(os.environ["HOME"]) / name
-    path.mkdir()
+    path = gateway_dir(Path(os.environ["HOME"]) / name)
     if config is not None:
         (path / "openclaw.json").write_text(json.dumps(config))
     return path
