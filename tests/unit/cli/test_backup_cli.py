@@ -8,6 +8,7 @@ from pathlib import Path
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.fleet import backup as bk
+from orchestrator.fleet.archive_keys import signing_key
 
 from ..helpers import fleet_of, save_with_files, snapshot
 from .test_cli import envelope, orch
@@ -18,7 +19,8 @@ def _archive(home: Path) -> Path:
     save_with_files(home, fleet_of(profile, Profile(name="rescue", port=18900)))
     meta = {"image": "img", "openclaw_version": "2026.9.6"}
     dirs = profile_dirs(profile, home)
-    return bk.create_backup(profile, dirs, bk.default_dir(home, "main"), meta)[0]
+    key = signing_key(home)
+    return bk.create_backup(profile, dirs, bk.default_dir(home, "main"), meta, key)[0]
 
 
 def test_verify_and_ls(home: Path) -> None:
