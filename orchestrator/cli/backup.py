@@ -441,8 +441,10 @@ def upgrade(
     as_json: JsonOpt = False,
 ) -> None:
     """Move profiles to another image, one at a time (rescue profiles first, or the
-    order given): online backup, recreate, wait ready. On failure the old container
+    order given): online backup, recreate, wait ready. On any failure the old container
     and the state of that backup come back, and the new image's log tail is shown.
+    Journaled ($ORCH_HOME/journal/NAME.json): an upgrade a kill interrupted is finished
+    (its new container was ready) or undone by the next up, upgrade or rollback.
 
     Example: orch upgrade --openclaw 2026.10.1
     """
@@ -456,8 +458,8 @@ def upgrade(
                 hint="orch upgrade --image orch/openclaw-gateway:2026.9.6",
             )
         home = _home()
-        _engine_ready(as_json)
         resumed = resume(home, names, timeout, as_json)
+        _engine_ready(as_json)
         target = image
         if openclaw is not None:
             import sys

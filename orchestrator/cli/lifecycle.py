@@ -79,6 +79,7 @@ def up(
 
     Nothing is created while any check (fleet or live host) fails. Running it
     twice changes nothing; a changed profile is recreated, the others are kept.
+    An upgrade or rollback a kill interrupted is finished or undone first.
     With --engine swarm the fleet is deployed as a stack on the swarm.
 
     Example: orch up rescue
@@ -102,9 +103,9 @@ def up(
         if dry_run:
             resumed = [{**r.to_json(), "message": r.describe()} for r in interrupted(home, names)]
         else:
+            resumed = resume(home, names, timeout, as_json)
             _engine_ready(as_json)
             require_host_view_of(home, names)
-            resumed = resume(home, names, timeout, as_json)
         moved = move_taken_ports(home, names, dry_run) if port else []
         result = do_up(
             home,

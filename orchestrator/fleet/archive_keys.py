@@ -190,11 +190,11 @@ def import_key(home: Path, text: str, where: str) -> tuple[BackupKey, str]:
 def export_key(home: Path, dest: Path, force: bool = False) -> BackupKey:
     """Write this home's key (created on first use) to `dest`, mode 0600; an existing
     file is replaced only with `force`."""
-    key = signing_key(home)
     if os.path.lexists(dest) and not force:
         raise UsageError(
             f"{dest} exists; nothing was written", hint="choose a new file, or add --force"
         )
+    key = signing_key(home)
     try:
         atomic_write(dest, key.text(), mode=0o600)
     except OSError as exc:

@@ -178,15 +178,18 @@ class Manifest:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _clip(repr(value))
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:
     out = []
     for err in exc.errors()[:limit]:
         loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "(top level)"
-        out.append(f"{_short(loc)}: {err['msg'].removeprefix('Value error, ')}")
+        out.append(f"{_clip(loc)}: {_clip(err['msg'].removeprefix('Value error, '), 200)}")
     more = exc.error_count() - limit
     return "; ".join(out) + (f" (and {more} more)" if more > 0 else "")
 

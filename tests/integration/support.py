@@ -23,8 +23,14 @@ class Orch:
         self.home = home
         self.project = project
 
-    def run(self, *args: str, ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "ORCH_HOME": str(self.home)}
+    def run(
+        self,
+        *args: str,
+        ok: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
+        env = {**os.environ, **(env or {}), "ORCH_HOME": str(self.home)}
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator", *args],
             env=env,
