@@ -336,7 +336,10 @@ def key_import(
 
 @key_app.command("ls")
 def key_ls(as_json: JsonOpt = False) -> None:
-    """This home's key id and the ids of the keys it trusts (never the keys)."""
+    """This home's key id and the ids of the keys it trusts (never the keys).
+
+    Example: orch backup key ls
+    """
 
     def work():
         from orchestrator.fleet.archive_keys import key_path, own_key, trusted_keys

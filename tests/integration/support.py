@@ -61,6 +61,19 @@ class Orch:
         return engine.containers.get(f"{self.project}-{name}")
 
 
+def derived_image(ctx: Path, base: str, tag: str, *lines: str) -> str:
+    """Build `tag`: `base` plus Dockerfile `lines` (a label, an entrypoint), in `ctx`.
+    The classic builder: it needs no network and no BuildKit."""
+    (ctx / "Dockerfile").write_text("\n".join([f"FROM {base}", *lines]) + "\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(ctx)],
+        check=True,
+        capture_output=True,
+        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    return tag
+
+
 def new_home(base: Path, project: str | None = None) -> Orch:
     project = project or f"it{uuid.uuid4().hex[:8]}"
     base.mkdir(parents=True, exist_ok=True)

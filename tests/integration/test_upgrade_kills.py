@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 import yaml
-from support import free_base, http_get, new_home, remove_fleet
+from support import derived_image, free_base, http_get, new_home, remove_fleet
 
 from orchestrator.fleet.journal import KILL_ENV, READY, STEPS
 
@@ -44,15 +44,7 @@ def gateway(tmp_path_factory, engine, gateway_image):
     fleet = new_home(tmp_path_factory.mktemp("kills") / "home")
     second = f"orch/it-second:{uuid.uuid4().hex[:8]}"
     ctx = tmp_path_factory.mktemp("second")
-    (ctx / "Dockerfile").write_text(
-        f"FROM {gateway_image}\nLABEL orch.it.variant={second.split(':')[1]}\n"
-    )
-    subprocess.run(
-        ["docker", "build", "-q", "-t", second, str(ctx)],
-        check=True,
-        capture_output=True,
-        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
-    )
+    derived_image(ctx, gateway_image, second, f"LABEL orch.it.variant={second.split(':')[1]}")
     try:
         fleet.run("setup", NAME, "--port", str(free_base()))
         fleet.run("up", "--timeout", "300", timeout=400)
