@@ -490,8 +490,6 @@ def _switch(
             j.reached(home, "ready")
             result.note = f"{op} recorded; no gateway runs: `orch up {name}` starts it"
         _complete(home, j)
-        if staged is not None and old is not None:
-            _restart_rescuers(home, fleet, name, timeout, say)
     except BaseException as exc:
         error = _after_failure(home, j, exc, timeout, say)
         if staged is not None:  # the state is the archive's now: what it set aside goes
@@ -503,6 +501,8 @@ def _switch(
             staged.cleanup()
     if staged is not None:
         staged.discard_old()
+        if old is not None:  # a rescue profile mounts the config dir that was swapped
+            _restart_rescuers(home, new_fleet, name, timeout, say)
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
@@ -592,7 +592,10 @@ def _undo(home: Path, j: Journal, timeout: float, say) -> None:
     # A container under the profile's name that is not the old one: the new one (also
     # when the kill came between its creation and the journal's "new-created").
     stray = current if j.running and current is not None and current.id != j.old_id else None
-    touched = bool(stray or j.new_id) or (j.op == "rollback" and j.at_least("old-set-aside"))
+    # A rollback swaps the dirs right after the old container is set aside (or, when
+    # no gateway ran, right after the backup).
+    swapped_from = "old-set-aside" if j.running else "backed-up"
+    touched = bool(stray or j.new_id) or (j.op == "rollback" and j.at_least(swapped_from))
     if touched and not j.restore_state:
         j.restore_state = True  # an undo killed from here on still puts the state back
         j.save(home)
@@ -705,6 +708,21 @@ def _reason(j: Journal) -> str:
     return "its new container was never seen ready: the old one and its state come back"
 
 
+def _pending(home: Path, names: list[str] | None) -> list[Journal]:
+    """The journals of `names`; one whose profile left the fleet file is an error."""
+    found = journal.pending(home, names)
+    profiles = load_fleet(home).profiles if found else {}
+    for j in found:
+        if j.profile not in profiles:
+            raise journal.JournalError(
+                f"an interrupted {j.op} of '{j.profile}' is journaled, but the fleet file"
+                " has no such profile any more",
+                hint="put the profile back to let orch finish or undo it, or check"
+                f" `orch status` and remove {journal.journal_path(home, j.profile)}",
+            )
+    return found
+
+
 def interrupted(home: Path, names: list[str] | None = None) -> list[Resumed]:
     """What `resume_interrupted` would do (for a dry run)."""
     return [
@@ -717,7 +735,7 @@ def interrupted(home: Path, names: list[str] | None = None) -> list[Resumed]:
             "would finish" if j.past_ready else "would undo",
             _reason(j),
         )
-        for j in journal.pending(home, names)
+        for j in _pending(home, names)
     ]
 
 
@@ -731,7 +749,7 @@ def resume_interrupted(
     that a kill left: `orch up`, `orch upgrade` and `orch rollback` call this first."""
     done = []
     with locked(home):
-        for j in journal.pending(home, names):
+        for j in _pending(home, names):
             say = _say(progress, j.profile)
             row = Resumed(j.profile, j.op, j.step, j.from_image, j.to_image, "", _reason(j))
             if say:

@@ -43,6 +43,7 @@ def test_begin_writes_the_journal_first_0600_and_refuses_a_second(home: Path) ->
 
 
 def test_what_the_next_command_would_do_follows_the_step(home: Path) -> None:
+    save_with_files(home, fleet_of(Profile(name="main", port=18789)))
     for step, action in [
         ("begun", "would undo"),
         ("new-created", "would undo"),
@@ -104,3 +105,12 @@ def test_up_upgrade_and_rollback_refuse_a_damaged_journal_or_history(home: Path)
     proc = orch(home, "rollback", "main", "--yes", "--json")
     assert proc.returncode == 2
     assert "damaged upgrade history" in envelope(proc, "rollback", False)["error"]["message"]
+
+
+def test_a_journal_of_a_profile_no_longer_in_the_fleet_is_a_clear_error(home: Path) -> None:
+    save_with_files(home, fleet_of(Profile(name="main", port=18789)))
+    _journal(profile="ghost").save(home)
+    proc = orch(home, "up", "ghost", "--json")
+    error = envelope(proc, "up", False)["error"]
+    assert proc.returncode == 2 and "no such profile any more" in error["message"]
+    assert str(jr.journal_path(home, "ghost")) in error["hint"]
