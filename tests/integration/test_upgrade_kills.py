@@ -154,6 +154,41 @@ def test_a_kill_at_each_step_is_finished_or_undone_by_the_next_command(
     assert _markers(fleet) == (expected_marker, expected_marker)
 
 
+def test_a_sigterm_while_the_new_gateway_starts_undoes_the_upgrade(gateway, engine) -> None:
+    """Not only a gateway that never gets ready: any error or interruption rolls back."""
+    import os
+    import signal
+    import sys
+
+    fleet, images = gateway["fleet"], gateway["images"]
+    before = _fleet_image(fleet)
+    history = _history(fleet)
+    target = images[1] if before == images[0] else images[0]
+    _write_markers(fleet, "sigterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "upgrade", NAME, "--image", target],
+        env={**os.environ, "ORCH_HOME": str(fleet.home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "waiting for /readyz" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=600)
+    said = "".join(lines) + err
+    assert proc.returncode == 143, out + said
+    assert "upgrade interrupted; undone" in said
+    assert not (fleet.home / "journal" / f"{NAME}.json").exists()
+    assert http_get(_port(fleet), "/readyz")[0] == 200
+    assert [c.attrs["Config"]["Image"] for c in _containers(engine, fleet)] == [before]
+    assert _fleet_image(fleet) == before and _history(fleet) == history
+    assert _markers(fleet) == ("sigterm", "sigterm") and _leftovers(fleet) == []
+
+
 def test_rollback_works_after_the_kills(gateway, engine) -> None:
     fleet, images = gateway["fleet"], gateway["images"]
     history = _history(fleet)

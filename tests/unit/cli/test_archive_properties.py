@@ -32,7 +32,7 @@ from orchestrator.fleet.archive_keys import signing_key
 from ..helpers import fleet_of, save_with_files, snapshot
 
 SETTINGS = settings(
-    max_examples=80,
+    max_examples=50,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
