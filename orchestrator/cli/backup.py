@@ -219,7 +219,7 @@ def backup_ls(
                     f"  {r['archive']}{flag}"
                 )
             for u in unreadable:
-                print(f"unreadable  {u['archive']}: {u['error']}")
+                print(f"unreadable  {u['error']}")  # the message starts with the path
 
         return {"archives": rows, "unreadable": unreadable}, show
 
