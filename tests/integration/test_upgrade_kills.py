@@ -51,8 +51,10 @@ def gateway(tmp_path_factory, engine, gateway_image):
         # What state each pre-upgrade snapshot holds: the marker written before it.
         yield {"fleet": fleet, "images": (gateway_image, second), "snapshots": {}}
     finally:
-        remove_fleet(engine, fleet)
-        subprocess.run(["docker", "rmi", "-f", second], capture_output=True)
+        try:
+            remove_fleet(engine, fleet)
+        finally:
+            subprocess.run(["docker", "rmi", "-f", second], capture_output=True)
 
 
 def _fleet_image(fleet) -> str:
