@@ -82,6 +82,15 @@ class NotReady(OrchError):
     exit_code = 5
 
 
+class RolledBack(OrchError):
+    """An upgrade or rollback that failed and was undone: the old container and its
+    state are back. Exits with the code of what made it fail."""
+
+    def __init__(self, message: str, hint: str = "", exit_code: int = 5) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
 class ImageError(OrchError):
     """An image is missing or cannot be built."""
 

@@ -1,5 +1,6 @@
 """cli.backup: backup (create, verify, ls), restore, upgrade, rollback."""
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -102,31 +103,51 @@ def backup_create(
     _run("backup create", as_json, work)
 
 
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Accept an archive that no key of this home authenticates (another host's, an"
+        " older orch's): its checksums are still checked, who made it is not.",
+    ),
+]
+TRUST_SKIPS = (
+    "--trust: who made this archive was not checked; its checksums only show that it is"
+    " whole, not that it is yours"
+)
+
+
 @backup_app.command("verify")
 def backup_verify(
     archive: Annotated[Path, typer.Argument(help="An archive written by `orch backup`.")],
     profile: Annotated[
         Optional[str], typer.Option(help="Also check that it is this profile's.")
     ] = None,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check an archive without restoring it: manifest, every file's size and sha256,
-    nothing missing or extra, no path outside the profile's dirs.
+    """Check an archive without restoring it: that this home (or a key it imported)
+    made it and nothing changed since (an HMAC of the manifest), then every file's size
+    and sha256, nothing missing or extra, no path outside the profile's dirs.
 
     Example: orch backup verify ~/.local/share/orch/backups/main/main-20261201T101500.000000Z.tar.gz
     """
 
     def work():
+        from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import verify
 
-        manifest = verify(archive, profile)
-        data = {"archive": str(archive), "ok": True, **manifest.summary()}
+        manifest, vouched = verify(archive, keyring(_home(), trust), profile)
+        data = {"archive": str(archive), "ok": True, "authenticated": vouched}
+        data.update(manifest.summary())
 
         def show() -> None:
+            if trust:
+                print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
             print(
-                f"{archive}: ok, profile {manifest.profile}, {len(manifest.files)} files"
-                f" ({_human_bytes(manifest.size)}), openclaw {manifest.openclaw_version},"
-                f" {manifest.mode}, taken {manifest.created}"
+                f"{archive}: ok, authenticated: {vouched}, profile {manifest.profile},"
+                f" {len(manifest.files)} files ({_human_bytes(manifest.size)}), openclaw"
+                f" {manifest.openclaw_version}, {manifest.mode}, taken {manifest.created}"
             )
 
         return data, show
@@ -143,46 +164,204 @@ def backup_ls(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The archives of each profile, newest first.
+    """The archives of each profile, newest first; then those that cannot be read,
+    each with the reason (exit 1 when there is one: the others are still listed).
 
     Example: orch backup ls main
     """
 
     def work():
-        from orchestrator.fleet.backup import BACKUPS_DIR, list_archives
+        from orchestrator.fleet.archive_keys import keyring
+        from orchestrator.fleet.backup import (
+            BACKUPS_DIR,
+            ArchiveInvalid,
+            authenticate,
+            list_archives,
+        )
         from orchestrator.fleet.store import load_fleet
 
         home = _home(writes=False)
         if output is not None:
+            if output.exists() and not output.is_dir():
+                raise UsageError(f"-o: {output} is not a dir", hint="pass the dir of the archives")
             dirs = [output]
         else:
             profiles = [name] if name else sorted(load_fleet(home).profiles)
             root = home / BACKUPS_DIR
             known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
             dirs = [root / n for n in dict.fromkeys([*profiles, *known]) if not name or n == name]
-        rows = []
+        keys = keyring(home)
+        rows, unreadable = [], []
         for d in dirs:
-            for path, manifest in list_archives(d, name):
+            for item in list_archives(d, name):
+                if item.head is None:
+                    unreadable.append({"archive": str(item.path), "error": item.error})
+                    continue
+                try:
+                    vouched = authenticate(item.path, item.head, keys)
+                except ArchiveInvalid:
+                    vouched = None
                 rows.append(
                     {
-                        "archive": str(path),
-                        "archive_bytes": path.stat().st_size,
-                        **manifest.summary(),
+                        "archive": str(item.path),
+                        "archive_bytes": _size(item.path),
+                        "authenticated": vouched,
+                        **item.head.manifest.summary(),
                     }
                 )
 
         def show() -> None:
-            if not rows:
+            if not rows and not unreadable:
                 print("no archives")
             for r in rows:
+                flag = "" if r["authenticated"] else "  (not authenticated here)"
                 print(
                     f"{r['profile']}  {r['created']}  {r['mode']:<7}  openclaw"
-                    f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}  {r['archive']}"
+                    f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}"
+                    f"  {r['archive']}{flag}"
                 )
+            for u in unreadable:
+                print(f"unreadable  {u['error']}")  # the message starts with the path
 
-        return {"archives": rows}, show
+        return {"archives": rows, "unreadable": unreadable}, show
 
-    _run("backup ls", as_json, work)
+    _run("backup ls", as_json, work, ok=lambda d: not d["unreadable"], failed_exit=1)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+key_app = typer.Typer(
+    help=(
+        "The key that authenticates this home's archives ($ORCH_HOME/keys/backup.key,"
+        " mode 0600) and the keys of other homes it trusts."
+        "\n\nTo restore here an archive made on host A: on A `orch backup key export"
+        " a.key`, copy a.key here safely, then `orch backup key import a.key`."
+    ),
+    no_args_is_help=True,
+)
+backup_app.add_typer(key_app, name="key")
+
+
+@key_app.command("export")
+def key_export(
+    dest: Annotated[Path, typer.Argument(help="The file to write (0600), or - for stdout.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    show_key: Annotated[
+        bool, typer.Option("--show", help="Allow printing the key on a terminal (with -).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write this home's backup key (created on first use) so that another home can
+    import it and accept this home's archives. Whoever holds it can make archives
+    that this home accepts: copy it only over a channel you trust.
+
+    Example: orch backup key export - | ssh other-host orch backup key import -
+    """
+
+    def work():
+        from orchestrator.fleet.archive_keys import export_key, key_path, signing_key
+
+        home = _home()
+        if str(dest) == "-":
+            if as_json:
+                raise UsageError("--json and - both use stdout", hint="write to a FILE instead")
+            if sys.stdout.isatty() and not show_key:
+                raise UsageError(
+                    "refusing to print the backup key on a terminal",
+                    hint="write it to a file, pipe it into `orch backup key import -`"
+                    " elsewhere, or add --show",
+                )
+            key = signing_key(home)
+            sys.stdout.write(key.text())
+            sys.stdout.flush()
+            where = "stdout"
+        else:
+            key = export_key(home, dest.absolute(), force)
+            where = str(dest.absolute())
+        data = {"key_id": key.key_id, "key_file": str(key_path(home)), "written_to": where}
+
+        def show() -> None:
+            print(
+                f"wrote the backup key {key.key_id} of {home} to {where}"
+                f"{' (mode 0600)' if where != 'stdout' else ''}: whoever holds it can make"
+                " archives this home accepts",
+                file=sys.stderr,
+            )
+
+        return data, show
+
+    _run("backup key export", as_json, work)
+
+
+@key_app.command("import")
+def key_import(
+    src: Annotated[Path, typer.Argument(help="A file from `key export`, or - for stdin.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Trust the archives of another orch home: its key goes to
+    $ORCH_HOME/keys/trusted/ID.key (0600). Remove that file to stop trusting it.
+
+    Example: orch backup key import a.key
+    """
+
+    def work():
+        from orchestrator.fleet.archive_keys import MAX_KEY_FILE, import_key
+
+        home = _home()
+        if str(src) == "-":
+            text, where = sys.stdin.read(MAX_KEY_FILE), "stdin"
+        else:
+            try:
+                with open(src, encoding="ascii", errors="replace") as fh:
+                    text, where = fh.read(MAX_KEY_FILE), str(src)
+            except OSError as exc:
+                raise UsageError(f"cannot read {src}: {exc.strerror}") from None
+        key, status = import_key(home, text, where)
+        said = {
+            "added": "trusted from now on: archives made by the home that exported it verify here",
+            "known": "trusted already; nothing changed",
+            "own": "this home's own key; nothing changed",
+        }[status]
+
+        def show() -> None:
+            print(f"backup key {key.key_id}: {said}")
+
+        return {"key_id": key.key_id, "status": status}, show
+
+    _run("backup key import", as_json, work)
+
+
+@key_app.command("ls")
+def key_ls(as_json: JsonOpt = False) -> None:
+    """This home's key id and the ids of the keys it trusts (never the keys).
+
+    Example: orch backup key ls
+    """
+
+    def work():
+        from orchestrator.fleet.archive_keys import key_path, own_key, trusted_keys
+
+        home = _home()
+        own = own_key(home)
+        data = {
+            "own": own.key_id if own else None,
+            "own_file": str(key_path(home)),
+            "trusted": [k.key_id for k in trusted_keys(home)],
+        }
+
+        def show() -> None:
+            print(f"own      {data['own'] or '(none yet: the first backup creates it)'}")
+            for key_id in data["trusted"]:
+                print(f"trusted  {key_id}")
+
+        return data, show
+
+    _run("backup key ls", as_json, work)
 
 
 @app.command()
@@ -193,10 +372,12 @@ def restore(
     keep_old: Annotated[
         bool, typer.Option(help="Keep the replaced dirs (beside the profile's dirs).")
     ] = False,
+    trust: TrustOpt = False,
     timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify the archive, unpack it beside the profile's dirs, stop the gateway
+    """Verify the archive (made by this home, or a home whose key it imported, and
+    unchanged since; see --trust), unpack it beside the profile's dirs, stop the gateway
     gracefully, swap the dirs, start it and wait until ready. The token is kept
     (the archive's when it has one). If the restored gateway does not get ready,
     its previous state is put back.
@@ -206,10 +387,13 @@ def restore(
 
     def work():
         from orchestrator.backends.upgrade import restore as do_restore
-        from orchestrator.fleet.backup import read_manifest
+        from orchestrator.fleet.archive_keys import keyring
+        from orchestrator.fleet.backup import check_authentic
 
         home = _home()
-        manifest = read_manifest(archive)
+        manifest, _ = check_authentic(archive, keyring(home, trust))
+        if trust and not as_json:
+            print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
         if not yes:
             _confirm(
                 f"restoring '{name}' stops its gateway and replaces its state with the one"
@@ -218,7 +402,7 @@ def restore(
                 as_json,
             )
         _engine_ready(as_json)
-        result = do_restore(home, name, archive, keep_old, timeout, _progress(as_json))
+        result = do_restore(home, name, archive, keep_old, timeout, _progress(as_json), trust)
         data = result.to_json()
 
         def show() -> None:
@@ -232,6 +416,23 @@ def restore(
         return data, show
 
     _run("restore", as_json, work)
+
+
+def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:
+    """Finish or undo the upgrades and rollbacks a kill interrupted (their journals):
+    `up`, `upgrade` and `rollback` do this before anything else."""
+    from orchestrator.backends.upgrade import interrupted, resume_interrupted
+
+    if not interrupted(home, names):
+        return []
+    _engine_ready(as_json)
+    done = resume_interrupted(home, names, timeout, _progress(as_json))
+    return [{**r.to_json(), "message": r.describe()} for r in done]
+
+
+def show_resumed(resumed: list[dict]) -> None:
+    for r in resumed:
+        print(r["message"])
 
 
 @app.command()
@@ -248,8 +449,10 @@ def upgrade(
     as_json: JsonOpt = False,
 ) -> None:
     """Move profiles to another image, one at a time (rescue profiles first, or the
-    order given): online backup, recreate, wait ready. On failure the old container
+    order given): online backup, recreate, wait ready. On any failure the old container
     and the state of that backup come back, and the new image's log tail is shown.
+    Journaled ($ORCH_HOME/journal/NAME.json): an upgrade a kill interrupted is finished
+    (its new container was ready) or undone by the next up, upgrade or rollback.
 
     Example: orch upgrade --openclaw 2026.10.1
     """
@@ -263,6 +466,7 @@ def upgrade(
                 hint="orch upgrade --image orch/openclaw-gateway:2026.9.6",
             )
         home = _home()
+        resumed = resume(home, names, timeout, as_json)
         _engine_ready(as_json)
         target = image
         if openclaw is not None:
@@ -277,6 +481,7 @@ def upgrade(
         rows = [r.to_json() for r in results]
 
         def show() -> None:
+            show_resumed(resumed)
             for r in rows:
                 if r["ok"]:
                     down = f", down {r['downtime_s']:.1f} s" if r["downtime_s"] else ""
@@ -290,7 +495,7 @@ def upgrade(
             for r in failed:
                 print(f"{r['profile']}: {r['error']}")
 
-        data = {"image": target, "results": rows}
+        data = {"image": target, "resumed": resumed, "results": rows}
         return data, show
 
     _run("upgrade", as_json, work, ok=lambda d: all(r["ok"] for r in d["results"]), failed_exit=5)
@@ -314,6 +519,7 @@ def rollback(
         from orchestrator.backends.upgrade import rollback_plan
 
         home = _home()
+        resumed = resume(home, [name], timeout, as_json)
         plan = rollback_plan(home, name)
         lost = plan["lost"]
         what = (
@@ -326,9 +532,10 @@ def rollback(
             _confirm(what, f"{what}. Roll back?", as_json)
         _engine_ready(as_json)
         result = do_rollback(home, name, timeout, _progress(as_json))
-        data = {**result.to_json(), "lost": lost}
+        data = {**result.to_json(), "lost": lost, "resumed": resumed}
 
         def show() -> None:
+            show_resumed(resumed)
             print(f"{name}: rolled back to {result.image} ({result.seconds:.1f} s)")
             if result.note:
                 print(f"{name}: {result.note}")

@@ -80,6 +80,7 @@ def up(
 
     Nothing is created while any check (fleet or live host) fails. Running it
     twice changes nothing; a changed profile is recreated, the others are kept.
+    An upgrade or rollback a kill interrupted is finished or undone first.
     With --engine swarm the fleet is deployed as a stack on the swarm.
 
     Example: orch up rescue
@@ -88,6 +89,8 @@ def up(
     def work():
         from orchestrator.backends.local import move_taken_ports
         from orchestrator.backends.local import up as do_up
+        from orchestrator.backends.upgrade import interrupted
+        from orchestrator.cli.backup import resume, show_resumed
         from orchestrator.cli.views import show_plan, show_status
         from orchestrator.docker.incontainer import require_host_view_of
 
@@ -98,7 +101,10 @@ def up(
                 raise UsageError("--port auto only applies to --engine docker")
             return _swarm_up(names, dry_run, timeout, keep_failed, all_addresses, as_json)
         home = _home()
-        if not dry_run:
+        if dry_run:
+            resumed = [{**r.to_json(), "message": r.describe()} for r in interrupted(home, names)]
+        else:
+            resumed = resume(home, names, timeout, as_json)
             _engine_ready(as_json)
             require_host_view_of(home, names)
         moved = move_taken_ports(home, names, dry_run) if port else []
@@ -113,6 +119,7 @@ def up(
         )
         data: dict[str, Any] = {
             "dry_run": dry_run,
+            "resumed": resumed,
             "moved": [m.__dict__ for m in moved],
             "plan": [a.to_json() for a in result.actions],
             "outcomes": [o.to_json() for o in result.outcomes],
@@ -122,6 +129,7 @@ def up(
         data["status"] = rows
 
         def show() -> None:
+            show_resumed(resumed)
             for m in moved:
                 print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
             # A real run narrated every change as it went ("creating", "ready in");

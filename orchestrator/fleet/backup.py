@@ -29,16 +29,22 @@ import stat
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.dataclasses import dataclass as checked_dataclass
+from typing_extensions import TypedDict
 
 from orchestrator import __version__
-from orchestrator.core.model import Profile
+from orchestrator.core.model import NAME_RE, Profile
 from orchestrator.core.paths import DIR_KINDS, TOKEN_FILE, ProfileDirs
 from orchestrator.errors import OrchError
+from orchestrator.fleet.archive_keys import ALGORITHM, BackupKey, Keyring
 from orchestrator.fleet.owner import pid_alive
 
 FORMAT = "orch-backup/1"
@@ -54,6 +60,10 @@ COPY_ATTEMPTS = 3
 CHUNK = 1 << 20
 GZIP_LEVEL = 6  # what `tar czf` (gzip -6) uses
 TEMP_PREFIX = ".orch-backup-"
+SIGNATURE = "manifest.hmac"
+MAX_MANIFEST = 64 << 20  # bytes: about 400,000 files
+MAX_SIGNATURE = 4096
+MAX_FILE_SIZE = 1 << 50  # no real file is larger; a manifest that says so is malformed
 
 Say = Callable[[str], None]
 
@@ -70,21 +80,61 @@ class BackupFailed(OrchError):
     exit_code = 1
 
 
-@dataclass
+class UnpackFailed(OrchError):
+    """A good archive that could not be unpacked here (the disk is full, a permission)."""
+
+    exit_code = 1
+
+
+def _safe_name(name: str) -> str:
+    """A member name inside one of the profile's dirs: relative, no `..`, `.` or `//`."""
+    parts = name.split("/")
+    if (
+        name.startswith("/")
+        or parts[0] not in (*DIR_KINDS, "token")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\x00" in name
+    ):
+        raise ValueError(f"{name!r} points outside the profile's dirs")
+    return name
+
+
+def _safe_link(target: str) -> str:
+    if target.startswith("/") or ".." in target.split("/") or "\x00" in target or not target:
+        raise ValueError(f"link target {target!r} points outside the profile's dirs")
+    return target
+
+
+MemberName = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_safe_name)]
+LinkTarget = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_safe_link)]
+Text = Annotated[str, StringConstraints(max_length=512)]
+
+
+class FileEntry(TypedDict):
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid")  # type: ignore[misc]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0, le=MAX_FILE_SIZE)]
+    mode: Annotated[int, Field(ge=0, le=0o7777)]
+
+
+# Strict and closed: a manifest that is not exactly what `orch backup` writes (wrong
+# types, unknown keys, paths out of the dirs, numbers past any real file) is refused
+# with the field that is wrong, before anything trusts a value in it.
+@checked_dataclass(config=ConfigDict(strict=True, extra="forbid"))
 class Manifest:
-    profile: str
-    created: str
-    mode: str
-    openclaw_version: str | None
-    image: str
-    image_id: str | None
-    spec_hash: str | None
-    orch_version: str = __version__
+    profile: Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
+    created: Text
+    mode: Literal["online", "offline"]
+    openclaw_version: Text | None
+    image: Text
+    image_id: Text | None
+    spec_hash: Text | None
+    orch_version: Text = __version__
     include_token: bool = False
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dirs: list[str] = field(default_factory=list)
-    links: dict[str, str] = field(default_factory=dict)
-    format: str = FORMAT
+    files: dict[MemberName, FileEntry] = field(default_factory=dict)
+    dirs: list[MemberName] = field(default_factory=list)
+    links: dict[MemberName, LinkTarget] = field(default_factory=dict)
+    format: Literal["orch-backup/1"] = FORMAT
 
     @property
     def size(self) -> int:
@@ -102,13 +152,46 @@ class Manifest:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise ArchiveInvalid(
-                f"{where}: not an orch backup (manifest format {found!r}, expected {FORMAT!r})",
+                f"{where}: not an orch backup (manifest format {_short(found)},"
+                f" expected {FORMAT!r})",
                 hint="pass an archive written by `orch backup`",
             )
         try:
-            return cls(**{k: doc[k] for k in doc})
-        except TypeError as exc:
-            raise ArchiveInvalid(f"{where}: its manifest is malformed ({exc})") from None
+            manifest = cls(**{str(k): v for k, v in doc.items()})
+        except ValidationError as exc:
+            raise ArchiveInvalid(
+                f"{where}: its manifest is malformed: {_first_errors(exc)}",
+                hint="the archive is damaged or was not written by `orch backup`",
+            ) from None
+        manifest._check_layout(where)
+        return manifest
+
+    def _check_layout(self, where: str) -> None:
+        """Each path once, and the three dirs there as dirs."""
+        names = [*self.files, *self.dirs, *self.links]
+        if len(set(names)) != len(names):
+            twice = sorted(n for n in set(names) if names.count(n) > 1)[0]
+            raise ArchiveInvalid(f"{where}: its manifest lists {twice!r} twice (malformed)")
+        missing = [k for k in DIR_KINDS if k not in self.dirs]
+        if missing:
+            raise ArchiveInvalid(f"{where}: its manifest has no {missing[0]}/ dir (malformed)")
+
+
+def _short(value: Any) -> str:
+    return _clip(repr(value))
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    out = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "(top level)"
+        out.append(f"{_clip(loc)}: {_clip(err['msg'].removeprefix('Value error, '), 200)}")
+    more = exc.error_count() - limit
+    return "; ".join(out) + (f" (and {more} more)" if more > 0 else "")
 
 
 def utc_stamp(now: float | None = None) -> str:
@@ -294,8 +377,11 @@ def archive_name(profile: str, stamp: str, tag: str = "") -> str:
     return f"{profile}-{stamp}{'-' + tag if tag else ''}{SUFFIX}"
 
 
-def write_archive(staging: Path, manifest: Manifest, out_dir: Path, name: str) -> Path:
-    """tar.gz `staging` with the manifest first, into a 0600 temp file, fsync, rename."""
+def write_archive(
+    staging: Path, manifest: Manifest, out_dir: Path, name: str, key: BackupKey
+) -> Path:
+    """tar.gz `staging` with the manifest first and its MAC second, into a 0600 temp
+    file, fsync, rename."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = out_dir / name
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=_temp_name(out_dir, "archive"), suffix=".tmp")
@@ -303,7 +389,7 @@ def write_archive(staging: Path, manifest: Manifest, out_dir: Path, name: str) -
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as raw:
             with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
-                _write_tar(gz, staging, manifest)
+                _write_tar(gz, staging, manifest, key)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)
@@ -314,9 +400,12 @@ def write_archive(staging: Path, manifest: Manifest, out_dir: Path, name: str) -
     return final
 
 
-def _write_tar(fileobj: Any, staging: Path, manifest: Manifest) -> None:
+def _write_tar(fileobj: Any, staging: Path, manifest: Manifest, key: BackupKey) -> None:
+    raw = json.dumps(manifest.to_json(), indent=1).encode()
+    signature = {"alg": ALGORITHM, "key_id": key.key_id, "mac": key.mac(raw)}
     with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, MANIFEST, json.dumps(manifest.to_json(), indent=1).encode())
+        _add_bytes(tar, MANIFEST, raw)
+        _add_bytes(tar, SIGNATURE, json.dumps(signature, indent=1).encode())
         for rel in manifest.dirs:
             info = tarfile.TarInfo(rel)
             info.type, info.mode = tarfile.DIRTYPE, 0o700
@@ -343,13 +432,15 @@ def create_backup(
     dirs: ProfileDirs,
     out_dir: Path,
     meta: dict[str, Any],
+    key: BackupKey,
     include_token: bool = False,
     tag: str = "",
     say: Say | None = None,
 ) -> tuple[Path, Manifest]:
-    """Copy the profile's dirs (online-consistent), then write the archive atomically.
-    `meta` holds what the engine knows (image, image_id, openclaw_version, spec_hash,
-    mode). Nothing is left in `out_dir` but the finished archive, also on failure."""
+    """Copy the profile's dirs (online-consistent), then write the archive atomically,
+    its manifest authenticated with `key`. `meta` holds what the engine knows (image,
+    image_id, openclaw_version, spec_hash, mode). Nothing is left in `out_dir` but the
+    finished archive, also on failure."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     clean_stale_temps(out_dir)
     now = time.time()
@@ -372,9 +463,8 @@ def create_backup(
             manifest.files[TOKEN_MEMBER] = {"sha256": digest, "size": size, "mode": 0o600}
         if say:
             say(f"writing the archive ({manifest.size / 1e6:.1f} MB to compress)")
-        path = write_archive(
-            staging, manifest, out_dir, archive_name(profile.name, utc_stamp(now), tag)
-        )
+        name = archive_name(profile.name, utc_stamp(now), tag)
+        path = write_archive(staging, manifest, out_dir, name, key)
     except OSError as exc:
         raise BackupFailed(
             f"cannot write the backup of '{profile.name}' into {out_dir}:"
@@ -388,109 +478,213 @@ def create_backup(
 
 # ---------------------------------------------------------------- reading and verifying
 
+# What reading a damaged archive raises, from tarfile, gzip and zlib.
+READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, OSError, EOFError, zlib.error)
 
-def _open(path: Path) -> tarfile.TarFile:
+
+class ArchiveUnauthenticated(ArchiveInvalid):
+    """An archive whose manifest does not carry a valid MAC of a key this home trusts."""
+
+
+@dataclass
+class Head:
+    """The start of an archive: its manifest, the exact bytes the MAC covers, and the
+    signature (None in archives of an orch that did not sign them)."""
+
+    manifest: Manifest
+    raw: bytes
+    signature: dict[str, str] | None
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar, every read error of it an ArchiveInvalid. Only regular
+    files: opening a FIFO or a device named *.tar.gz would block or read forever."""
     try:
-        return tarfile.open(path, mode="r:gz")
+        st = os.stat(path)
     except FileNotFoundError:
         raise ArchiveInvalid(
             f"{path}: no such file", hint="`orch backup ls` lists archives"
         ) from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except OSError as exc:
+        raise ArchiveInvalid(f"{path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ArchiveInvalid(f"{path}: not a regular file", hint="pass an archive file")
+    try:
+        tar = tarfile.open(path, mode="r:gz")  # noqa: SIM115 - closed by the with below
+    except READ_ERRORS as exc:
         raise ArchiveInvalid(f"{path}: not a readable gzip'd tar ({exc})") from None
+    try:
+        with tar:
+            yield tar
+    except OSError as exc:
+        if exc.errno is None:  # gzip's BadGzipFile and the like: the archive's fault
+            raise ArchiveInvalid(f"{path}: truncated or corrupt ({exc})") from None
+        raise UnpackFailed(
+            f"cannot unpack {path}: {exc.strerror} ({exc.filename or 'the staging dir'})",
+            hint="free some space (or fix the permission), then try again;"
+            " nothing of the profile was changed",
+        ) from None
+    except READ_ERRORS as exc:
+        raise ArchiveInvalid(f"{path}: truncated or corrupt ({exc})") from None
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, what: str) -> bytes:
+    if member.size > limit:
+        raise ArchiveInvalid(f"{tar.name}: its {what} is too large ({member.size} bytes)")
+    fh = tar.extractfile(member)
+    assert fh is not None  # a regular file, checked by the caller
+    return fh.read(limit + 1)
+
+
+def _read_head(tar: tarfile.TarFile, path: Path) -> tuple[Head, tarfile.TarInfo | None]:
+    """The manifest (first member) and the signature (second, when there is one); also
+    the first member after them, already read from the stream."""
+    first = tar.next()
+    if first is None or first.name != MANIFEST or not first.isfile():
+        raise ArchiveInvalid(
+            f"{path}: no {MANIFEST} at its start: not an orch backup",
+            hint="pass an archive written by `orch backup`",
+        )
+    raw = _member_bytes(tar, first, MAX_MANIFEST, "manifest")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ArchiveInvalid(f"{path}: its manifest is not JSON ({exc})") from None
+    manifest = Manifest.from_json(doc, str(path))
+    after = tar.next()
+    if after is None or after.name != SIGNATURE:
+        return Head(manifest, raw, None), after
+    if not after.isfile():
+        raise ArchiveInvalid(f"{path}: its {SIGNATURE} is not a file (malformed)")
+    sig = _parse_signature(_member_bytes(tar, after, MAX_SIGNATURE, "signature"), path)
+    return Head(manifest, raw, sig), tar.next()
+
+
+def _parse_signature(data: bytes, path: Path) -> dict[str, str]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        doc = None
+    keys = ("alg", "key_id", "mac")
+    if (
+        not isinstance(doc, dict)
+        or set(doc) != set(keys)
+        or not all(isinstance(doc[k], str) for k in keys)
+        or doc["alg"] != ALGORITHM
+    ):
+        raise ArchiveInvalid(
+            f"{path}: its {SIGNATURE} is malformed (expected {ALGORITHM} with key_id and mac)",
+            hint="the archive is damaged or was not written by `orch backup`",
+        )
+    return doc
+
+
+def read_head(path: Path) -> Head:
+    """Manifest and signature alone: cheap, for `ls` and the checks before a restore;
+    `verify` checks the files against them."""
+    with _open(path) as tar:
+        head, _ = _read_head(tar, path)
+    return head
 
 
 def read_manifest(path: Path) -> Manifest:
-    """The manifest alone (the first member): cheap, for `ls` and the checks before a
-    restore; `verify` checks the files against it."""
-    with _open(path) as tar:
-        try:
-            first = tar.next()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ArchiveInvalid(f"{path}: unreadable ({exc})") from None
-        if first is None or first.name != MANIFEST or not first.isfile():
-            raise ArchiveInvalid(
-                f"{path}: no {MANIFEST} at its start: not an orch backup",
-                hint="pass an archive written by `orch backup`",
-            )
-        fh = tar.extractfile(first)
-        assert fh is not None
-        try:
-            doc = json.loads(fh.read())
-        except ValueError as exc:
-            raise ArchiveInvalid(f"{path}: its manifest is not JSON ({exc})") from None
-    return Manifest.from_json(doc, str(path))
+    return read_head(path).manifest
 
 
-def _safe_name(name: str) -> bool:
-    parts = name.split("/")
-    return (
-        not name.startswith("/")
-        and ".." not in parts
-        and parts[0] in (*DIR_KINDS, "token")
-        and "" not in parts
-    )
+TRUST_HINT = (
+    "if you trust where it came from, import the key of the orch home that made it"
+    " (there: `orch backup key export FILE`; here: `orch backup key import FILE`), or pass"
+    " --trust to check its checksums only"
+)
 
 
-def iter_verified(path: Path, dest: Path | None = None) -> Manifest:
-    """Read the whole archive once, checking every member against the manifest (name,
-    type, size, sha256, nothing missing, nothing extra, no path out of its dir); with
-    `dest`, also extract it there. Raises ArchiveInvalid on the first mismatch."""
-    manifest = read_manifest(path)
+def authenticate(path: Path, head: Head, keys: Keyring) -> str:
+    """Which key vouches for the archive ("this home's key", "trusted key ID"), or
+    "not checked (--trust)"; ArchiveUnauthenticated when none does."""
+    if keys.trust:
+        return "not checked (--trust)"
+    if head.signature is None:
+        raise ArchiveUnauthenticated(
+            f"{path}: not authenticated: it carries no signature (written by an orch"
+            " before archives were signed, or stripped)",
+            hint=TRUST_HINT,
+        )
+    key = keys.find(head.signature["key_id"])
+    if key is None or not key.matches(head.raw, head.signature["mac"]):
+        raise ArchiveUnauthenticated(
+            f"{path}: not authenticated: made by another orch home, or changed after it"
+            " was written; nothing was changed",
+            hint=TRUST_HINT,
+        )
+    return keys.describe(key)
+
+
+def check_authentic(path: Path, keys: Keyring) -> tuple[Manifest, str]:
+    """The cheap refusal before anything is unpacked or stopped."""
+    head = read_head(path)
+    return head.manifest, authenticate(path, head, keys)
+
+
+def iter_verified(path: Path, keys: Keyring, dest: Path | None = None) -> tuple[Manifest, str]:
+    """Read the whole archive once: authenticate its manifest, then check every member
+    against it (name, type, size, sha256, nothing missing, nothing extra, no path out
+    of its dir); with `dest`, also extract it there. Raises ArchiveInvalid on the first
+    mismatch. Returns the manifest and who vouched for it."""
     seen: set[str] = set()
     with _open(path) as tar:
-        try:
-            members = iter(tar)
-            next(members)  # the manifest
-            for member in members:
-                _check_member(path, manifest, member)
-                if member.name in seen:
-                    raise ArchiveInvalid(f"{path}: member {member.name!r} appears twice")
-                seen.add(member.name)
-                if member.isfile():
-                    _check_file(path, manifest, tar, member, dest)
-                elif dest is not None:
-                    tar.extract(member, dest, filter="data")
-        except (tarfile.TarError, OSError, EOFError, zlib_error()) as exc:
-            if isinstance(exc, ArchiveInvalid):
-                raise
-            raise ArchiveInvalid(f"{path}: truncated or corrupt ({exc})") from None
+        head, pending = _read_head(tar, path)
+        vouched = authenticate(path, head, keys)
+        manifest = head.manifest
+        member = pending
+        while member is not None:
+            _check_member(path, manifest, member)
+            if member.name in seen:
+                raise ArchiveInvalid(f"{path}: member {member.name!r} appears twice")
+            seen.add(member.name)
+            if member.isfile():
+                _check_file(path, manifest, tar, member, dest)
+            elif dest is not None:
+                tar.extract(member, dest, filter="data")
+            member = tar.next()
     missing = (set(manifest.files) | set(manifest.dirs) | set(manifest.links)) - seen
     if missing:
         raise ArchiveInvalid(
             f"{path}: {len(missing)} file(s) of the manifest are missing, e.g. {sorted(missing)[0]}"
         )
-    return manifest
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
+    return manifest, vouched
 
 
 def _check_member(path: Path, manifest: Manifest, member: tarfile.TarInfo) -> None:
     name = member.name
-    if not _safe_name(name):
-        raise ArchiveInvalid(f"{path}: member {name!r} points outside the profile's dirs")
+    try:
+        _safe_name(name)
+    except ValueError:
+        raise ArchiveInvalid(
+            f"{path}: member {_short(name)} points outside the profile's dirs"
+        ) from None
     if member.isfile():
         ok = name in manifest.files
     elif member.isdir():
         ok = name in manifest.dirs
     elif member.issym():
-        target = manifest.links.get(name)
-        ok = target == member.linkname and not member.linkname.startswith("/")
-        ok = ok and ".." not in member.linkname.split("/")
+        ok = manifest.links.get(name) == member.linkname  # the manifest's are checked safe
     else:
         ok = False
     if not ok:
-        raise ArchiveInvalid(f"{path}: member {name!r} is not in its manifest (tampered?)")
+        raise ArchiveInvalid(f"{path}: member {_short(name)} is not in its manifest (tampered?)")
 
 
 def _check_file(
     path: Path, manifest: Manifest, tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path | None
 ) -> None:
     want = manifest.files[member.name]
+    mismatch = ArchiveInvalid(
+        f"{path}: {member.name} does not match its checksum (tampered or corrupt)",
+        hint="use another archive; nothing was changed",
+    )
+    if member.size != want["size"]:
+        raise mismatch
     fh = tar.extractfile(member)
     assert fh is not None
     digest, size = hashlib.sha256(), 0
@@ -508,21 +702,18 @@ def _check_file(
     finally:
         if out is not None:
             out.close()
-            os.chmod(dest / member.name, int(want.get("mode", 0o600)) & 0o755)
+            os.chmod(dest / member.name, want["mode"] & 0o755)
     if size != want["size"] or digest.hexdigest() != want["sha256"]:
-        raise ArchiveInvalid(
-            f"{path}: {member.name} does not match its checksum (tampered or corrupt)",
-            hint="use another archive; nothing was changed",
-        )
+        raise mismatch
 
 
-def verify(path: Path, profile: str | None = None) -> Manifest:
+def verify(path: Path, keys: Keyring, profile: str | None = None) -> tuple[Manifest, str]:
     """Check an archive without restoring it; with `profile`, also that it is that
     profile's (a backup of `main` is refused for `rescue`)."""
-    manifest = iter_verified(path)
+    manifest, vouched = iter_verified(path, keys)
     if profile is not None:
         check_profile(path, manifest, profile)
-    return manifest
+    return manifest, vouched
 
 
 def check_profile(path: Path, manifest: Manifest, profile: str) -> None:
@@ -557,28 +748,46 @@ def check_version(path: Path, manifest: Manifest, image_version: str | None, ima
 # ---------------------------------------------------------------- listing and pruning
 
 
-def list_archives(out_dir: Path, profile: str | None = None) -> list[tuple[Path, Manifest]]:
-    """The archives in `out_dir` (newest first); unreadable ones are skipped."""
-    rows = []
+@dataclass
+class Listed:
+    """One archive of a listing: its head, or why it cannot be read."""
+
+    path: Path
+    head: Head | None = None
+    error: str | None = None
+
+
+def list_archives(out_dir: Path, profile: str | None = None) -> list[Listed]:
+    """The archives in `out_dir`, newest first, then those that cannot be read (one
+    bad archive never hides the others). With `profile`, only its archives, and of the
+    unreadable ones those named like its (their manifest cannot say whose they are)."""
+    rows: list[Listed] = []
+    bad: list[Listed] = []
     if not out_dir.is_dir():
         return rows
     for entry in sorted(out_dir.glob(f"*{SUFFIX}")):
         if entry.name.startswith("."):
             continue
         try:
-            manifest = read_manifest(entry)
-        except ArchiveInvalid:
+            head = read_head(entry)
+        except ArchiveInvalid as exc:
+            if profile is None or entry.name.startswith(f"{profile}-"):
+                bad.append(Listed(entry, error=exc.message))
             continue
-        if profile is None or manifest.profile == profile:
-            rows.append((entry, manifest))
-    rows.sort(key=lambda r: r[1].created, reverse=True)
-    return rows
+        if profile is None or head.manifest.profile == profile:
+            rows.append(Listed(entry, head))
+    rows.sort(key=lambda r: r.head.manifest.created if r.head else "", reverse=True)
+    return rows + bad
 
 
 def prune(out_dir: Path, profile: str, keep: int) -> list[Path]:
     """Remove the profile's archives beyond the newest `keep` (pre-upgrade snapshots,
-    which `orch rollback` needs, are never pruned)."""
-    ours = [p for p, _ in list_archives(out_dir, profile) if PRE_UPGRADE not in p.name]
+    which `orch rollback` needs, are never pruned; nor is what cannot be read)."""
+    ours = [
+        r.path
+        for r in list_archives(out_dir, profile)
+        if r.head is not None and PRE_UPGRADE not in r.path.name
+    ]
     removed = []
     for path in ours[keep:]:
         path.unlink(missing_ok=True)
@@ -607,9 +816,10 @@ class Staged:
         try:
             for kind, staged in self.root.items():
                 current = targets[kind]
-                aside = current.with_name(f".{current.name}.replaced-{stamp}")
-                os.rename(current, aside)
-                self.aside[kind] = aside
+                if os.path.lexists(current):  # gone: a killed swap left nothing to set aside
+                    aside = current.with_name(f".{current.name}.replaced-{stamp}")
+                    os.rename(current, aside)
+                    self.aside[kind] = aside
                 os.rename(staged, current)
             if self.token is not None:
                 aside = self.dirs.token_file.with_name(f".{TOKEN_FILE}.replaced-{stamp}")
@@ -655,6 +865,32 @@ class Staged:
                 shutil.rmtree(parent, ignore_errors=True)
 
 
+_ASIDE = re.compile(r"^\.(?P<name>.+)\.replaced-(?P<pid>\d+)-\d+$")
+
+
+def clean_stale_swaps(dirs: ProfileDirs) -> list[Path]:
+    """What a killed restore, upgrade or rollback left beside the profile's dirs (its
+    pid is gone): staging dirs go; a set-aside dir goes when the dir it replaced is
+    in place (the swap got that far), else it is renamed back (the only copy)."""
+    targets = [path for _, path in dirs.items()] + [dirs.token_file]
+    changed = []
+    for parent in dict.fromkeys(t.parent for t in targets):
+        changed += clean_stale_temps(parent)
+    for target in targets:
+        if not target.parent.is_dir():
+            continue
+        for entry in sorted(target.parent.iterdir()):
+            match = _ASIDE.match(entry.name)
+            if not match or match["name"] != target.name or pid_alive(int(match["pid"])):
+                continue
+            if os.path.lexists(target):
+                _remove(entry)
+            else:
+                os.rename(entry, target)
+            changed.append(entry)
+    return changed
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -663,7 +899,7 @@ def _remove(path: Path) -> None:
 
 
 def stage(
-    path: Path, profile: Profile, dirs: ProfileDirs, say: Say | None = None
+    path: Path, profile: Profile, dirs: ProfileDirs, keys: Keyring, say: Say | None = None
 ) -> tuple[Staged, Manifest]:
     """Verify and unpack the archive into staging dirs beside the profile's dirs (one
     pass: every file is checked against the manifest as it is written), owned by the
@@ -672,6 +908,7 @@ def stage(
     staging_roots: dict[str, Path] = {}
     made: list[Path] = []
     try:
+        clean_stale_swaps(dirs)
         for kind, target in targets.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             top = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_name(target.parent, kind)))
@@ -682,7 +919,7 @@ def stage(
         first = staging_roots[DIR_KINDS[0]]
         if say:
             say(f"verifying and unpacking {path.name}")
-        manifest = iter_verified(path, first / "x")
+        manifest, _ = iter_verified(path, keys, first / "x")
         check_profile(path, manifest, profile.name)
         roots: dict[str, Path] = {}
         for kind in DIR_KINDS:
@@ -713,10 +950,17 @@ def stage(
             os.chmod(root, stat.S_IMODE(os.stat(targets[kind]).st_mode) or 0o700)
         shutil.rmtree(first / "x", ignore_errors=True)
         return Staged(dirs, roots, token), manifest
-    except BaseException:
+    except BaseException as exc:
         for top in made:
             with contextlib.suppress(OSError):
                 _remove(top)
+        if isinstance(exc, OSError):
+            raise UnpackFailed(
+                f"cannot unpack {path} beside the dirs of '{profile.name}':"
+                f" {exc.strerror or exc} ({exc.filename or dirs.state.parent})",
+                hint="free some space (or fix the permission), then try again;"
+                " nothing of the profile was changed",
+            ) from None
         raise
 
 

@@ -23,8 +23,14 @@ class Orch:
         self.home = home
         self.project = project
 
-    def run(self, *args: str, ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "ORCH_HOME": str(self.home)}
+    def run(
+        self,
+        *args: str,
+        ok: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
+        env = {**os.environ, **(env or {}), "ORCH_HOME": str(self.home)}
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator", *args],
             env=env,
@@ -53,6 +59,19 @@ class Orch:
 
     def container(self, engine, name: str):
         return engine.containers.get(f"{self.project}-{name}")
+
+
+def derived_image(ctx: Path, base: str, tag: str, *lines: str) -> str:
+    """Build `tag`: `base` plus Dockerfile `lines` (a label, an entrypoint), in `ctx`.
+    The classic builder: it needs no network and no BuildKit."""
+    (ctx / "Dockerfile").write_text("\n".join([f"FROM {base}", *lines]) + "\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(ctx)],
+        check=True,
+        capture_output=True,
+        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    return tag
 
 
 def new_home(base: Path, project: str | None = None) -> Orch:

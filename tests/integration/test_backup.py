@@ -4,6 +4,9 @@ own SQLite state survive every step, and every failure leaves the gateway ready.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import sqlite3
 import subprocess
 import tarfile
@@ -12,7 +15,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support import free_base, http_get, new_home, remove_fleet
+from support import derived_image, free_base, http_get, new_home, remove_fleet
+
+from orchestrator.core.spec import STATE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +26,14 @@ def pair(tmp_path_factory, engine, gateway_image):
     tag = f"orch/openclaw-gateway:it-second-{uuid.uuid4().hex[:6]}"
     broken = f"orch/it-broken:{uuid.uuid4().hex[:6]}"
     ctx = tmp_path_factory.mktemp("broken")
-    (ctx / "Dockerfile").write_text(
-        f'FROM {gateway_image}\nENTRYPOINT ["sh", "-c", "echo broken-image-start >&2; exit 1"]\n'
+    # The broken image changes the state before it fails (as a migration would), so
+    # that putting the state back after the failed upgrade is observable.
+    script = (
+        f"echo broken > {STATE_DIR}/broken-marker && echo broken-image-wrote-state >&2;"
+        " echo broken-image-start >&2; exit 1"
     )
+    derived_image(ctx, gateway_image, broken, f"ENTRYPOINT {json.dumps(['sh', '-c', script])}")
     subprocess.run(["docker", "tag", gateway_image, tag], check=True)
-    subprocess.run(
-        ["docker", "build", "-q", "-t", broken, str(ctx)],
-        check=True,
-        capture_output=True,
-        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
-    )
     try:
         fleet.run("setup", "main", "--port", str(free_base()))
         fleet.run("setup", "rescue", "--port", str(free_base()), "--rescues", "main")
@@ -71,6 +74,23 @@ def _markers(fleet, name: str) -> tuple[str, str, str]:
     )
 
 
+def _rewrite(src: Path, dst: Path, name: str, data: bytes) -> None:
+    """What someone holding the archive can do: change a file, fix its checksum and
+    size in the manifest, pack it again."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
+        for member in tin:
+            content = tin.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                doc = json.loads(content)
+                doc["files"][name].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+                content = json.dumps(doc).encode()
+            elif member.name == name:
+                content = data
+            if content is not None:
+                member.size = len(content)
+            tout.addfile(member, io.BytesIO(content) if content is not None else None)
+
+
 def _ready(fleet, name: str) -> bool:
     return http_get(_port(fleet, name), "/readyz")[0] == 200
 
@@ -104,9 +124,12 @@ def test_online_backup_restore_and_tampered_archive(pair, engine) -> None:
     assert archive.stat().st_mode & 0o777 == 0o600
     with tarfile.open(archive) as tar:
         names = tar.getnames()
+        contents = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
     assert "state/state/openclaw.sqlite" in names
     assert not any("gateway_token" in n for n in names)
-    assert token not in archive.read_bytes().decode("latin-1")
+    # The token is in no member (the archive itself is compressed: read the members).
+    assert len(contents) > 3
+    assert [n for n, data in contents.items() if token.encode() in data] == []
     assert fleet.json("backup", "verify", str(archive))["data"]["profile"] == "main"
     listed = fleet.json("backup", "ls", "main")["data"]["archives"]
     assert [a["archive"] for a in listed] == [str(archive)]
@@ -117,8 +140,6 @@ def test_online_backup_restore_and_tampered_archive(pair, engine) -> None:
     with tarfile.open(archive) as tin, tarfile.open(bad, "w:gz") as tout:
         for member in tin:
             if member.name == "workspace/marker.md":
-                import io
-
                 data = b"evil"
                 member.size = len(data)
                 tout.addfile(member, io.BytesIO(data))
@@ -130,6 +151,12 @@ def test_online_backup_restore_and_tampered_archive(pair, engine) -> None:
     assert fleet.container(engine, "main").id == before and _ready(fleet, "main")
     foreign = fleet.run("restore", "rescue", str(archive), "--yes", ok=False)
     assert foreign.returncode == 1 and "not 'rescue'" in foreign.stderr
+    # A file and its checksum rewritten, packed again: the checksums agree, the MAC not.
+    _rewrite(archive, bad, "workspace/marker.md", b"evil")
+    forged = fleet.run("restore", "main", str(bad), "--yes", ok=False)
+    assert forged.returncode == 1 and "not authenticated" in forged.stderr, forged.stderr
+    assert _markers(fleet, "main") == ("two", "two", "two")
+    assert fleet.container(engine, "main").id == before and _ready(fleet, "main")
     bad.unlink()
 
     result = fleet.json("restore", "main", str(archive), "--yes", timeout=400)["data"]
@@ -157,6 +184,9 @@ def test_upgrade_to_a_second_tag_then_a_broken_image_then_rollback(pair, engine)
     failed = fleet.run("upgrade", "main", "--image", broken, ok=False, timeout=600)
     assert failed.returncode == 5, failed.stderr
     assert "broken-image-start" in failed.stdout + failed.stderr  # the new image's log tail
+    # It did write into the state before failing; the state of before is back.
+    assert "broken-image-wrote-state" in failed.stdout + failed.stderr
+    assert not (fleet.state_dir("main") / "broken-marker").exists()
     assert _ready(fleet, "main")
     assert second in fleet.container(engine, "main").image.tags
     assert broken not in (fleet.home / "fleet.yaml").read_text()

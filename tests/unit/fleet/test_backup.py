@@ -18,6 +18,7 @@ import pytest
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.fleet import backup as bk
+from orchestrator.fleet.archive_keys import Keyring, keyring, signing_key
 from tests.unit.helpers import fleet_of, save_with_files
 
 META = {"image": "img:1", "image_id": "sha256:abc", "openclaw_version": "2026.9.6"}
@@ -43,7 +44,12 @@ def _db(home: Path, profile: Profile) -> sqlite3.Connection:
 
 
 def _backup(home: Path, profile: Profile, **kw):
-    return bk.create_backup(profile, profile_dirs(profile, home), home / "out", META, **kw)
+    key = signing_key(home)
+    return bk.create_backup(profile, profile_dirs(profile, home), home / "out", META, key, **kw)
+
+
+def _keys(home: Path, trust: bool = False) -> Keyring:
+    return keyring(home, trust)
 
 
 def test_archive_has_manifest_checksums_and_mode_0600(home: Path, profile: Profile) -> None:
@@ -56,10 +62,10 @@ def test_archive_has_manifest_checksums_and_mode_0600(home: Path, profile: Profi
     assert "workspace/notes.md" in manifest.files and "config/openclaw.json" in manifest.files
     assert not any(name.endswith(("-wal", "-shm")) for name in manifest.files)
     assert bk.TOKEN_MEMBER not in manifest.files  # the token only when asked
-    assert bk.verify(path, "main").files == manifest.files
+    assert bk.verify(path, _keys(home), "main")[0].files == manifest.files
     db.close()
     # The database in the archive holds the row that was only in the WAL.
-    staged, _ = bk.stage(path, profile, profile_dirs(profile, home))
+    staged, _ = bk.stage(path, profile, profile_dirs(profile, home), _keys(home))
     copy = sqlite3.connect(staged.root["state"] / "openclaw.sqlite")
     assert copy.execute("select v from kv where k='marker'").fetchone() == ("one",)
     copy.close()
@@ -94,7 +100,7 @@ def test_online_copy_while_sqlite_is_written(home: Path, profile: Profile) -> No
         stop.set()
         thread.join()
         db.close()
-    staged, _ = bk.stage(path, profile, profile_dirs(profile, home))
+    staged, _ = bk.stage(path, profile, profile_dirs(profile, home), _keys(home))
     copy = sqlite3.connect(staged.root["state"] / "openclaw.sqlite")
     assert copy.execute("pragma integrity_check").fetchone() == ("ok",)
     copy.close()
@@ -142,21 +148,40 @@ def test_tampered_truncated_and_foreign_archives_are_refused(
     bad = tmp_path / "bad.tar.gz"
     _rewrite(path, bad, lambda n, d: b"evil\n" if n == "workspace/notes.md" else d)
     with pytest.raises(bk.ArchiveInvalid, match="checksum"):
-        bk.verify(bad)
+        bk.verify(bad, _keys(home))
     _rewrite(path, bad, lambda n, d: None if n == "workspace/notes.md" else d)
     with pytest.raises(bk.ArchiveInvalid, match="missing"):
-        bk.verify(bad)
+        bk.verify(bad, _keys(home))
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(bk.ArchiveInvalid):
-        bk.verify(cut)
+        bk.verify(cut, _keys(home))
     with pytest.raises(bk.ArchiveInvalid, match="not 'rescue'"):
-        bk.verify(path, "rescue")
+        bk.verify(path, _keys(home), "rescue")
     plain = tmp_path / "plain.tar.gz"
     with tarfile.open(plain, "w:gz") as tar:
         tar.add(profile_dirs(profile, home).workspace, "workspace")
     with pytest.raises(bk.ArchiveInvalid, match="not an orch backup"):
-        bk.verify(plain)
+        bk.verify(plain, _keys(home))
+
+
+def _with_manifest_and_link(src: Path, dst: Path, doc: dict | None, link: str) -> None:
+    """`src` with its manifest replaced by `doc` (when given) and a symlink member
+    state/escape -> `link` added after the head."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
+        for member in tin:
+            if member.name == bk.MANIFEST and doc is not None:
+                data = json.dumps(doc).encode()
+                member.size = len(data)
+                tout.addfile(member, io.BytesIO(data))
+            elif member.isfile():
+                tout.addfile(member, tin.extractfile(member))
+            else:
+                tout.addfile(member)
+            if member.name == bk.SIGNATURE:
+                escape = tarfile.TarInfo("state/escape")
+                escape.type, escape.linkname = tarfile.SYMTYPE, link
+                tout.addfile(escape)
 
 
 def test_members_outside_the_dirs_are_refused(home: Path, profile: Profile, tmp_path: Path) -> None:
@@ -164,21 +189,14 @@ def test_members_outside_the_dirs_are_refused(home: Path, profile: Profile, tmp_
     evil = tmp_path / "evil.tar.gz"
     doc = manifest.to_json()
     doc["links"]["state/escape"] = "../../etc"
-    with tarfile.open(path) as tin, tarfile.open(evil, "w:gz") as tout:
-        for member in tin:
-            if member.name == bk.MANIFEST:
-                data = json.dumps(doc).encode()
-                member.size = len(data)
-                tout.addfile(member, io.BytesIO(data))
-                link = tarfile.TarInfo("state/escape")
-                link.type, link.linkname = tarfile.SYMTYPE, "../../etc"
-                tout.addfile(link)
-            elif member.isfile():
-                tout.addfile(member, tin.extractfile(member))
-            else:
-                tout.addfile(member)
+    _with_manifest_and_link(path, evil, doc, "../../etc")
+    # Even with --trust (no authentication), a manifest may not point out of the dirs.
+    with pytest.raises(bk.ArchiveInvalid, match="outside the profile's dirs"):
+        bk.verify(evil, _keys(home, trust=True))
+    # An authentic manifest, and a member it does not list.
+    _with_manifest_and_link(path, evil, None, "sub")
     with pytest.raises(bk.ArchiveInvalid, match="not in its manifest"):
-        bk.verify(evil)
+        bk.verify(evil, _keys(home))
 
 
 def test_newer_openclaw_is_refused(home: Path, profile: Profile) -> None:
@@ -223,7 +241,7 @@ def test_restore_swap_and_undo(home: Path, profile: Profile) -> None:
     path, _ = _backup(home, profile)
     (dirs.workspace / "notes.md").write_text("marker-2\n")
     (dirs.workspace / "new.md").write_text("new\n")
-    staged, _ = bk.stage(path, profile, dirs)
+    staged, _ = bk.stage(path, profile, dirs, _keys(home))
     assert (dirs.workspace / "notes.md").read_text() == "marker-2\n"  # untouched until swap
     staged.swap()
     assert (dirs.workspace / "notes.md").read_text() == "marker-1\n"
@@ -245,7 +263,7 @@ def test_a_tampered_archive_stages_nothing(home: Path, profile: Profile, tmp_pat
     _rewrite(path, bad, lambda n, d: b"evil\n" if n == "workspace/notes.md" else d)
     before = sorted(p.name for p in dirs.workspace.parent.iterdir())
     with pytest.raises(bk.ArchiveInvalid):
-        bk.stage(bad, profile, dirs)
+        bk.stage(bad, profile, dirs, _keys(home))
     assert sorted(p.name for p in dirs.workspace.parent.iterdir()) == before
 
 
@@ -254,7 +272,7 @@ def test_prune_keeps_the_newest_and_pre_upgrade(home: Path, profile: Profile) ->
     snap, _ = _backup(home, profile, tag=bk.PRE_UPGRADE)
     removed = bk.prune(home / "out", "main", 1)
     assert sorted(removed) == sorted(paths[:2])
-    left = {p for p, _ in bk.list_archives(home / "out")}
+    left = {r.path for r in bk.list_archives(home / "out")}
     assert left == {paths[2], snap}
 
 
