@@ -49,6 +49,17 @@ def setup(
             help="Run the browser image (headless Chromium, 2g memory); default: keep.",
         ),
     ] = None,
+    cpus: Annotated[
+        Optional[float],
+        typer.Option(help="CPU limit in cores, e.g. 1.5; 0: none (default 1; keep)."),
+    ] = None,
+    read_only_root: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--read-only-root/--writable-root",
+            help="Read-only root with a tmpfs /tmp (new profiles: read-only); default: keep.",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,6 +88,8 @@ def setup(
             publish=_parse_publish(publish),
             rescues=_check_name(rescues, "--rescues") if rescues else None,
             browser=browser,
+            cpus=cpus,
+            read_only_root=read_only_root,
         )
         home = _home()
         from orchestrator.docker.snapshot import held_except

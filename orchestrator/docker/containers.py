@@ -28,6 +28,7 @@ from orchestrator.core.spec import (
     ContainerSpec,
     gateway_address,
     memory_bytes,
+    nano_cpus,
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
@@ -143,8 +144,10 @@ def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
 def create_body(spec: ContainerSpec) -> dict[str, Any]:
     """The spec as the Engine API's container create body: ports on their host
     address, bind mounts (the token read-only), user, caps, no-new-privileges,
-    limits, healthcheck. The one translation of a spec to a container: `orch up`
-    and the pytest plugin send it; compose export mirrors it."""
+    limits (memory, pids, CPU), the read-only root and its tmpfs, healthcheck. The
+    one translation of a spec to a container: `orch up` and the pytest plugin send
+    it; compose export mirrors it. No seccomp or AppArmor option: the engine's
+    default profiles apply (orch never asks for unconfined)."""
     bindings: dict[str, list[dict[str, str]]] = {}
     for binding in spec.ports:
         for cport, hport in binding.expand():
@@ -166,6 +169,7 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
             "SecurityOpt": list(spec.security_opt),
             "PortBindings": bindings,
             "PidsLimit": spec.pids_limit,
+            "ReadonlyRootfs": spec.read_only,
             "Mounts": [
                 {"Target": m.target, "Source": m.source, "Type": "bind", "ReadOnly": m.read_only}
                 for m in spec.mounts
@@ -181,6 +185,10 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
         },
         "StopTimeout": spec.stop_timeout_s,
     }
+    if spec.cpus:
+        body["HostConfig"]["NanoCpus"] = nano_cpus(spec.cpus)
+    if spec.tmpfs:
+        body["HostConfig"]["Tmpfs"] = {t.target: t.options for t in spec.tmpfs}
     if spec.command:
         body["Cmd"] = list(spec.command)
     return body
