@@ -47,6 +47,7 @@ from orchestrator.docker.containers import (
     _discard,
     _remove_container,
     http_status,
+    missing_images,
     require_images,
     tcp_answers,
     wait_ready,
@@ -55,6 +56,7 @@ from orchestrator.docker.snapshot import exit_events, take_snapshot
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
+    ImageError,
     Interrupted,
     NotFound,
     NotReady,
@@ -65,6 +67,7 @@ from orchestrator.errors import (
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import load_fleet, locked
+from orchestrator.host.images import build_missing, refuse_unbuildable
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def apply_up(
     """Execute the actions in parallel; raise CheckFailed when the engine refused a
     port, NotReady when a gateway did not get ready, Interrupted on Ctrl-C/SIGTERM."""
     say = progress or (lambda _p, _m: None)
-    needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
+    needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
     outcomes = fan_out(
         actions, lambda a, cancel: _apply_one(a, timeout, keep_failed, say, cancel), "up"
@@ -356,7 +359,10 @@ def up(
     keep_failed: bool = False,
     progress: Progress | None = None,
     remove_orphans: bool = False,
+    build: bool = True,
 ) -> UpResult:
+    """Check, plan, build the images that are missing (unless not `build`), create,
+    wait ready."""
     with locked(home):
         fleet, specs = _specs(home, names)
         publish_fleet(home, fleet)
@@ -371,8 +377,14 @@ def up(
                 hint=problems[0].hint,
             )
         orphans = sorted(snap.orphans(fleet.profiles)) if names is None else []
+        needed = [a.spec.image for a in actions if a.kind in CREATING and a.spec]
+        missing = missing_images(needed)
         if dry_run:
-            return UpResult(actions, dry_run=True, orphans=orphans)
+            images = [{"tag": tag, "action": "build", "seconds": 0.0} for tag in missing]
+            return UpResult(actions, dry_run=True, orphans=orphans, images=images)
+        images = provide_images(missing, build, progress)
+        if images:  # each config against the schema of the image just built
+            fleet, specs = _specs(home, names)
         outcomes = apply_up(actions, timeout, keep_failed, progress)
         remember_ready(home, fleet, outcomes)
         removing = remove_orphans and bool(orphans)
@@ -381,7 +393,30 @@ def up(
         changed = removing or any(a.kind != Kind.NOOP for a in actions)
         # Nothing changed: the snapshot the plan was made from is still the host's.
         rows = status(home, names, probe=False, fleet=fleet, snap=None if changed else snap)
-        return UpResult(actions, outcomes, orphans=orphans, status=rows)
+        return UpResult(actions, outcomes, orphans=orphans, status=rows, images=images)
+
+
+CREATING = (Kind.CREATE, Kind.RECREATE)
+
+
+def provide_images(
+    missing: list[str], build: bool, progress: Progress | None = None
+) -> list[dict[str, Any]]:
+    """The images `up` is about to create containers of and the engine lacks: built
+    (progress on stderr, as Compose builds on `up`), or, when not `build`
+    (`--no-build`) or orch has no recipe for one, refused with nothing built or created."""
+    if not missing:
+        return []
+    refuse_unbuildable(missing)
+    if not build:
+        raise ImageError(
+            f"image {', '.join(missing)} is not on this engine and --no-build was given;"
+            " nothing was created",
+            hint="run `orch up` without --no-build to build it, or `orch images build` first",
+        )
+    say = (lambda line: progress("images", line)) if progress else None
+    built = [r for r in build_missing(missing, say) if r.action == "built"]
+    return [{"tag": r.tag, "action": r.action, "seconds": round(r.seconds, 1)} for r in built]
 
 
 def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:

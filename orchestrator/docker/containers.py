@@ -69,6 +69,17 @@ def client():
     return _local.client
 
 
+def missing_images(images: list[str]) -> list[str]:
+    """The images of `images` the engine does not have, sorted, each once."""
+    missing = []
+    for image in sorted(set(images)):
+        try:
+            docker_http.get(f"/images/{image}/json")
+        except NotFound:
+            missing.append(image)
+    return missing
+
+
 def require_images(
     specs: list[ContainerSpec],
     where: str = "this engine; nothing was created",
@@ -76,14 +87,7 @@ def require_images(
 ) -> None:
     """Refuse before creating anything when an image is missing: there is no
     registry to pull it from, so a create would only fail later, half done."""
-    if not specs:
-        return
-    missing = []
-    for image in sorted({s.image for s in specs}):
-        try:
-            docker_http.get(f"/images/{image}/json")
-        except NotFound:
-            missing.append(image)
+    missing = missing_images([s.image for s in specs])
     if missing:
         if any(m.endswith("-browser") for m in missing):
             hint = "build it with `orch images build` (profiles with browser: true need it)"

@@ -114,9 +114,10 @@ _memo_lock = threading.Lock()
 def schema_for(image: str) -> GatewaySchema | None:
     """The schema of `image`'s gateway; None when the engine or the image is not
     there (then `orch up` refuses the missing image anyway, and `orch check` says
-    the config was not checked against a schema)."""
+    the config was not checked against a schema). Not there is asked again: `orch
+    up` builds a missing image and then checks each config against its schema."""
     with _memo_lock:
-        if image not in _memo:
+        if _memo.get(image) is None:
             _memo[image] = _load(image)
         return _memo[image]
 

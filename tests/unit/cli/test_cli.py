@@ -268,6 +268,9 @@ def test_check_on_a_broken_fleet_file_says_the_line_and_exits_2(home: Path) -> N
         (("setup", "main", "--bind-ip", "localhost"), "is not an IP address"),
         (("setup", "main", "--publish", "gateway,ssh"), "--publish: unknown role 'ssh'"),
         (("setup", "main", "--rescues", "Main"), "--rescues:"),
+        (("setup", "new", "--cpus", "0.001"), "cpus: cpus 0.001 is below 0.01"),
+        (("setup", "new", "--cpus", "-1"), "cpus: Input should be greater than or equal to 0"),
+        (("setup", "new", "--cpus", "nan"), "cpus: Input should be a finite number"),
     ],
 )
 def test_bad_setup_input_is_a_clear_error_that_leaves_the_home_untouched(
@@ -326,6 +329,22 @@ def test_setup_then_render_never_prints_the_token(home: Path) -> None:
         assert out.returncode == 0
         assert token not in out.stdout
     assert str(token_file) in orch(home, "render", "main").stdout
+
+
+def test_setup_sets_and_keeps_the_cpu_limit_and_the_root_a_profile_runs_with(home: Path) -> None:
+    assert orch(home, "setup", "main", "--cpus", "1.5", "--writable-root").returncode == 0
+    assert load_fleet(home).profiles["main"].model_dump(include={"cpus", "read_only_root"}) == {
+        "cpus": 1.5,
+        "read_only_root": False,
+    }
+    spec = json.loads(orch(home, "render", "main", "--format", "json").stdout)
+    assert (spec["cpus"], spec["read_only"], spec["tmpfs"]) == (1.5, False, [])
+    assert orch(home, "setup", "main").stdout.startswith("unchanged: main")  # kept
+    proc = orch(home, "setup", "main", "--read-only-root")
+    assert proc.returncode == 2 and "read_only_root: False -> True" in proc.stderr
+    assert orch(home, "setup", "main", "--read-only-root", "--cpus", "0", "--force").returncode == 0
+    ls = envelope(orch(home, "ls", "--json"), "ls", True)["data"]["profiles"][0]
+    assert (ls["cpus"], ls["read_only_root"]) == (0, True)
 
 
 def test_setup_twice_says_unchanged(home: Path) -> None:
