@@ -29,7 +29,7 @@ from orchestrator.backends.orphans import orphan_note
 from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
 from orchestrator.core.model import Fleet, Profile
-from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
+from orchestrator.core.observed import LiveContainer, Snapshot, cpu_problems, live_problems
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.plan import (
     ASIDE_REASON,
@@ -46,6 +46,7 @@ from orchestrator.docker.containers import (
     _create_and_start,
     _discard,
     _remove_container,
+    engine_cpus,
     http_status,
     missing_images,
     require_images,
@@ -370,6 +371,8 @@ def up(
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
+        if any(s.cpus for s in changing):
+            problems += cpu_problems(changing, engine_cpus())
         if problems:
             raise CheckFailed(
                 f"{len(problems)} problem(s) on the live host; nothing was created",

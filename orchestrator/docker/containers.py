@@ -80,6 +80,11 @@ def missing_images(images: list[str]) -> list[str]:
     return missing
 
 
+def engine_cpus() -> int:
+    """The engine's CPU count, the highest CPU limit it accepts."""
+    return int(docker_http.get("/info")["NCPU"])
+
+
 def require_images(
     specs: list[ContainerSpec],
     where: str = "this engine; nothing was created",

@@ -37,6 +37,18 @@ def pair(tmp_path_factory, engine, gateway_image):
     remove_fleet(engine, fleet)
 
 
+def test_a_cpu_limit_the_engine_cannot_give_is_refused_before_anything_is_created(orch, engine):
+    cpus = engine.info()["NCPU"]
+    orch.run("setup", "main", "--port", str(free_base()), "--cpus", str(cpus + 1))
+    proc = orch.run("up", ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert (
+        f"main asks for cpus {cpus + 1}, more than the {cpus} CPU(s) of this engine" in proc.stderr
+    )
+    assert f"orch setup main --cpus {cpus} --force" in proc.stderr
+    assert engine.containers.list(all=True, filters={"label": f"orch.project={orch.project}"}) == []
+
+
 def ports_of(fleet) -> dict[str, int]:
     listing = fleet.json("ls")["data"]["profiles"]
     return {p["name"]: p["port"] for p in listing}

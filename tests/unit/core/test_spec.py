@@ -224,3 +224,19 @@ def test_docker_reads_a_cpu_limit_as_nano_cpus() -> None:
         1_500_000_000,
         2_000_000_000,
     ]
+
+
+def test_a_cpu_limit_above_the_engines_cpus_is_a_problem_naming_the_fix(home: Path) -> None:
+    from orchestrator.core.observed import cpu_problems
+
+    fits, too_many, unlimited = (
+        spec_of(home, cpus=2),
+        spec_of(home, cpus=2.5),
+        spec_of(home, cpus=0),
+    )
+    (problem,) = cpu_problems([fits, too_many, unlimited], host_cpus=2)
+    assert problem.code == "cpus-over-host"
+    assert problem.message == (
+        "main asks for cpus 2.5, more than the 2 CPU(s) of this engine; Docker refuses such a limit"
+    )
+    assert problem.hint == "orch setup main --cpus 2 --force (or --cpus 0: no limit)"
