@@ -45,8 +45,11 @@ BROWSER_MEMORY = "2g"
 BROWSER_PIDS = 1024
 
 
-#: The CPU limit of a profile, in cores (Docker's --cpus; 0: none). Chosen with
-#: bench/hardening.py: see DEFAULT_CPUS_WHY in README ("Security defaults").
+#: The CPU limit of a profile, in cores (Docker's --cpus; 0: none). 1, as upstream's
+#: Kubernetes baseline: it fits every host (Docker refuses a limit above the host's
+#: CPU count; upstream's fleet asks for 2), and bench/hardening.py measured what it
+#: costs a cold start: it needs about 20 CPU-seconds, and on this 2-core host the
+#: limit throttled it for 0.1 s (README, "Security defaults").
 DEFAULT_CPUS = 1.0
 
 
