@@ -380,12 +380,15 @@ def up(
                 hint=problems[0].hint,
             )
         orphans = sorted(snap.orphans(fleet.profiles)) if names is None else []
-        needed = [a.spec.image for a in actions if a.kind in CREATING and a.spec]
-        missing = missing_images(needed)
+        users: dict[str, list[str]] = {}
+        for action in actions:
+            if action.kind in CREATING and action.spec:
+                users.setdefault(action.spec.image, []).append(action.spec.profile)
+        missing = missing_images(list(users))
         if dry_run:
             images = [{"tag": tag, "action": "build", "seconds": 0.0} for tag in missing]
             return UpResult(actions, dry_run=True, orphans=orphans, images=images)
-        images = provide_images(missing, build, progress)
+        images = provide_images({tag: users[tag] for tag in missing}, build, progress)
         if images:  # each config against the schema of the image just built
             fleet, specs = _specs(home, names)
         outcomes = apply_up(actions, timeout, keep_failed, progress)
@@ -403,22 +406,24 @@ CREATING = (Kind.CREATE, Kind.RECREATE)
 
 
 def provide_images(
-    missing: list[str], build: bool, progress: Progress | None = None
+    missing: dict[str, list[str]], build: bool, progress: Progress | None = None
 ) -> list[dict[str, Any]]:
-    """The images `up` is about to create containers of and the engine lacks: built
-    (progress on stderr, as Compose builds on `up`), or, when not `build`
-    (`--no-build`) or orch has no recipe for one, refused with nothing built or created."""
+    """The images `up` is about to create containers of and the engine lacks (each
+    with the profiles that run it): built (progress on stderr, as Compose builds on
+    `up`), or, when not `build` (`--no-build`) or orch has no recipe for one, refused
+    with nothing built or created."""
     if not missing:
         return []
-    refuse_unbuildable(missing)
+    refuse_unbuildable(list(missing), missing)
     if not build:
+        profiles = ", ".join(p for users in missing.values() for p in users)
         raise ImageError(
-            f"image {', '.join(missing)} is not on this engine and --no-build was given;"
-            " nothing was created",
-            hint="run `orch up` without --no-build to build it, or `orch images build` first",
+            f"image {', '.join(missing)} (profile {profiles}) is not on this engine and"
+            " --no-build was given; nothing was created",
+            hint="run `orch up` without --no-build to build it",
         )
     say = (lambda line: progress("images", line)) if progress else None
-    built = [r for r in build_missing(missing, say) if r.action == "built"]
+    built = [r for r in build_missing(list(missing), say) if r.action == "built"]
     return [{"tag": r.tag, "action": r.action, "seconds": round(r.seconds, 1)} for r in built]
 
 

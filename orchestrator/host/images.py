@@ -396,16 +396,19 @@ def _ensure_browser(force: bool, progress: Progress | None, version: str) -> Ima
     return done
 
 
-def refuse_unbuildable(images: list[str]) -> None:
-    """ImageError when orch has no recipe for one of `images` (missing from the engine)."""
+def refuse_unbuildable(images: list[str], users: dict[str, list[str]] | None = None) -> None:
+    """ImageError when orch has no recipe for one of `images` (missing from the engine);
+    `users` names the profiles that run each image."""
     unknown = [tag for tag in images if recipe_of(tag) is None]
     if unknown:
+        profiles = [p for tag in unknown for p in (users or {}).get(tag, [])] or ["NAME"]
+        who = f" (profile {', '.join(profiles)})" if users else ""
         raise ImageError(
-            f"image {', '.join(unknown)} is not on this engine and orch cannot build it"
+            f"image {', '.join(unknown)}{who} is not on this engine and orch cannot build it"
             f" (it builds {GATEWAY_REPO}:VERSION and VERSION{BROWSER_SUFFIX}); nothing"
             " was created",
             hint="load it into the engine (`docker load -i FILE`), or give the profile an"
-            f" image orch builds: `orch setup NAME --image {gateway_tag()} --force`",
+            f" image orch builds: `orch setup {profiles[0]} --image {gateway_tag()} --force`",
         )
 
 

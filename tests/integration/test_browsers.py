@@ -171,7 +171,7 @@ def test_up_builds_a_missing_variant_with_progress_and_no_build_refuses(orch, en
 
     refused = orch.run("up", "--no-build", ok=False)
     assert refused.returncode == 6, refused.stderr
-    assert f"image {variant} is not on this engine and --no-build was given" in refused.stderr
+    assert f"image {variant} (profile web) is not on this engine and --no-build" in refused.stderr
     assert "without --no-build" in refused.stderr
     assert engine.containers.list(all=True, filters=ours) == []
     assert engine.images.list(name=variant) == []

@@ -111,7 +111,7 @@ def test_progress_names_each_image_before_its_build(builders: Builders) -> None:
 
 
 def test_up_builds_nothing_when_nothing_is_missing(builders: Builders) -> None:
-    assert local.provide_images([], build=True) == []
+    assert local.provide_images({}, build=True) == []
     assert builders.calls == []
 
 
@@ -120,7 +120,9 @@ def test_up_reports_the_images_it_built_and_shows_build_progress_per_image(
 ) -> None:
     said: list[tuple[str, str]] = []
     rows = local.provide_images(
-        ["orch/openclaw-gateway:2026.9.5"], build=True, progress=lambda p, m: said.append((p, m))
+        {"orch/openclaw-gateway:2026.9.5": ["main"]},
+        build=True,
+        progress=lambda p, m: said.append((p, m)),
     )
     assert rows == [{"tag": "orch/openclaw-gateway:2026.9.5", "action": "built", "seconds": 1.0}]
     assert said == [("images", "orch/openclaw-gateway:2026.9.5 is not on this engine: building it")]
@@ -128,13 +130,19 @@ def test_up_reports_the_images_it_built_and_shows_build_progress_per_image(
 
 def test_no_build_refuses_a_missing_image_and_says_how_to_get_it(builders: Builders) -> None:
     with pytest.raises(ImageError) as info:
-        local.provide_images(["orch/openclaw-gateway:2026.9.6-browser"], build=False)
-    assert "is not on this engine and --no-build was given; nothing was created" in str(info.value)
+        local.provide_images({"orch/openclaw-gateway:2026.9.6-browser": ["web"]}, build=False)
+    assert info.value.message == (
+        "image orch/openclaw-gateway:2026.9.6-browser (profile web) is not on this engine"
+        " and --no-build was given; nothing was created"
+    )
     assert "without --no-build" in info.value.hint
     assert info.value.exit_code == 6
     assert builders.calls == []
 
 
 def test_no_build_of_an_image_orch_cannot_build_says_that_first(builders: Builders) -> None:
-    with pytest.raises(ImageError, match="orch cannot build it"):
-        local.provide_images(["me/gateway:1"], build=False)
+    with pytest.raises(ImageError) as info:
+        local.provide_images({"me/gateway:1": ["a", "b"]}, build=False)
+    assert info.value.message.startswith("image me/gateway:1 (profile a, b) is not on this")
+    assert "orch cannot build it" in info.value.message
+    assert "`orch setup a --image orch/openclaw-gateway:" in info.value.hint
