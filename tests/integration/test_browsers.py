@@ -164,7 +164,9 @@ def own_version(gateway_image, browser_image):
     subprocess.run(["docker", "rmi", variant, gateway], capture_output=True, check=False)
 
 
-def test_up_builds_a_missing_variant_with_progress_and_no_build_refuses(orch, engine, own_version):
+def test_up_builds_a_missing_variant_with_progress_and_no_build_refuses(own_version, orch, engine):
+    # own_version first: set up before the fleet, removed after it (an image a
+    # container still uses cannot be removed).
     version, variant = own_version
     orch.run("setup", "web", "--port", str(free_base()), "--browser", "--image", variant)
     ours = {"label": f"orch.project={orch.project}"}
