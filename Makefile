@@ -8,7 +8,7 @@ ORCH := $(BIN)/orch
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 export TESTCONTAINERS_CONNECTION_MODE ?= docker_host
 
-.PHONY: install engine images images-orch up down test test-engine unit integration lint format bench clean
+.PHONY: install engine images images-orch up down test test-engine check-main-job unit integration lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,12 @@ up: images
 	$(ORCH) ports
 	$(ORCH) up
 	$(ORCH) status
+	$(BIN)/python .ci/main_job.py record --orch $(ORCH)
+
+# After `make test` (CI): the gateways `make up` recorded are the same containers,
+# never restarted, and answer /readyz.
+check-main-job: install
+	$(BIN)/python .ci/main_job.py check --orch $(ORCH)
 
 down: install
 	$(ORCH) down
@@ -51,9 +57,13 @@ test: images
 	$(BIN)/pytest -q tests
 
 # Tests that restart or kill dockerd: they skip while other containers run (the
-# main job's gateways), so CI runs them once more on a quiet engine.
+# main job's gateways), so CI runs them once more on a quiet engine, and there they
+# must all run: a skip, or no test at all, fails the target.
+ENGINE_TESTS ?= -m engine_restart tests/integration
+ENGINE_REPORT ?= .ci/test-engine.xml
 test-engine: images
-	$(BIN)/pytest -q -m engine_restart tests/integration
+	$(BIN)/pytest -q $(ENGINE_TESTS) --junitxml=$(ENGINE_REPORT)
+	$(BIN)/python .ci/all_ran.py $(ENGINE_REPORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -11,7 +11,8 @@ Run: .venv/bin/python bench/fixture.py [--runs N] [--tests N]   (prints; never a
      port and user, written by hand, and testcontainers' `HttpWaitStrategy` on /readyz
      at its default poll interval (1 s), and tuned to 0.1 s (orch's poll); and, like
      for like, with the limits and security options orch's spec sets (1280m, 512 pids,
-     cap_drop ALL, no-new-privileges: the memory limit alone costs about 0.2 s here).
+     1 CPU, cap_drop ALL, no-new-privileges, read-only root with a tmpfs /tmp: the
+     memory limit alone costs about 0.2 s here).
    Both timed from "give me a gateway" to "ready", dir preparation included; the
    teardown (orch: graceful stop; testcontainers: rm -f) is shown apart.
 2. Amortisation: a real `pytest` run of N tests with `openclaw_session_gateway` against
@@ -63,8 +64,8 @@ def fixture_once() -> tuple[float, float]:
 
 def anchor_once(poll: float | None, isolated: bool = False) -> tuple[float, float]:
     """The same gateway by hand: dirs, config, token, DockerContainer, HTTP wait;
-    `isolated` adds what orch's spec also sets (memory and pids limits, cap_drop ALL,
-    no-new-privileges), so that the comparison is like for like."""
+    `isolated` adds what orch's spec also sets (memory, pids and CPU limits, cap_drop
+    ALL, no-new-privileges, read-only root), so that the comparison is like for like."""
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import HttpWaitStrategy
 
@@ -104,6 +105,9 @@ def anchor_once(poll: float | None, isolated: bool = False) -> tuple[float, floa
                 pids_limit=512,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
+                nano_cpus=1_000_000_000,
+                read_only=True,
+                tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=256m,mode=1777"},
             )
         wait = HttpWaitStrategy(port, "/readyz").for_status_code(200).with_startup_timeout(180)
         if poll is not None:

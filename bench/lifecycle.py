@@ -81,6 +81,12 @@ def docker_run_args(spec: ContainerSpec) -> list[str]:
             "--network", spec.network, "--user", spec.user, "--restart", spec.restart,
             "--memory", spec.mem_limit, "--pids-limit", str(spec.pids_limit),
             "--stop-timeout", str(spec.stop_timeout_s)]  # fmt: skip
+    if spec.cpus:
+        args += ["--cpus", str(spec.cpus)]
+    if spec.read_only:
+        args.append("--read-only")
+    for tmpfs in spec.tmpfs:
+        args += ["--tmpfs", f"{tmpfs.target}:{tmpfs.options}"]
     for cap in spec.cap_drop:
         args += ["--cap-drop", cap]
     for opt in spec.security_opt:

@@ -48,6 +48,9 @@ class UpResult:
     dry_run: bool = False
     orphans: list[str] = field(default_factory=list)  # reported, kept (or removed, if asked)
     status: list[ProfileStatus] = field(default_factory=list)  # after a real run
+    # Images it built because they were missing ({tag, action, seconds}); on a dry
+    # run, those it would build (action "build").
+    images: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

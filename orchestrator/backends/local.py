@@ -29,7 +29,7 @@ from orchestrator.backends.orphans import orphan_note
 from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
 from orchestrator.core.model import Fleet, Profile
-from orchestrator.core.observed import LiveContainer, Snapshot, live_problems
+from orchestrator.core.observed import LiveContainer, Snapshot, cpu_problems, live_problems
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.plan import (
     ASIDE_REASON,
@@ -46,7 +46,9 @@ from orchestrator.docker.containers import (
     _create_and_start,
     _discard,
     _remove_container,
+    engine_cpus,
     http_status,
+    missing_images,
     require_images,
     tcp_answers,
     wait_ready,
@@ -55,6 +57,7 @@ from orchestrator.docker.snapshot import exit_events, take_snapshot
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
+    ImageError,
     Interrupted,
     NotFound,
     NotReady,
@@ -65,6 +68,7 @@ from orchestrator.errors import (
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import load_fleet, locked
+from orchestrator.host.images import build_missing, refuse_unbuildable
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def apply_up(
     """Execute the actions in parallel; raise CheckFailed when the engine refused a
     port, NotReady when a gateway did not get ready, Interrupted on Ctrl-C/SIGTERM."""
     say = progress or (lambda _p, _m: None)
-    needs_image = [a.spec for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.spec]
+    needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
     outcomes = fan_out(
         actions, lambda a, cancel: _apply_one(a, timeout, keep_failed, say, cancel), "up"
@@ -356,7 +360,10 @@ def up(
     keep_failed: bool = False,
     progress: Progress | None = None,
     remove_orphans: bool = False,
+    build: bool = True,
 ) -> UpResult:
+    """Check, plan, build the images that are missing (unless not `build`), create,
+    wait ready."""
     with locked(home):
         fleet, specs = _specs(home, names)
         publish_fleet(home, fleet)
@@ -364,6 +371,8 @@ def up(
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
+        if any(s.cpus for s in changing):
+            problems += cpu_problems(changing, engine_cpus())
         if problems:
             raise CheckFailed(
                 f"{len(problems)} problem(s) on the live host; nothing was created",
@@ -371,8 +380,17 @@ def up(
                 hint=problems[0].hint,
             )
         orphans = sorted(snap.orphans(fleet.profiles)) if names is None else []
+        users: dict[str, list[str]] = {}
+        for action in actions:
+            if action.kind in CREATING and action.spec:
+                users.setdefault(action.spec.image, []).append(action.spec.profile)
+        missing = missing_images(list(users))
         if dry_run:
-            return UpResult(actions, dry_run=True, orphans=orphans)
+            images = [{"tag": tag, "action": "build", "seconds": 0.0} for tag in missing]
+            return UpResult(actions, dry_run=True, orphans=orphans, images=images)
+        images = provide_images({tag: users[tag] for tag in missing}, build, progress)
+        if images:  # each config against the schema of the image just built
+            fleet, specs = _specs(home, names)
         outcomes = apply_up(actions, timeout, keep_failed, progress)
         remember_ready(home, fleet, outcomes)
         removing = remove_orphans and bool(orphans)
@@ -381,7 +399,32 @@ def up(
         changed = removing or any(a.kind != Kind.NOOP for a in actions)
         # Nothing changed: the snapshot the plan was made from is still the host's.
         rows = status(home, names, probe=False, fleet=fleet, snap=None if changed else snap)
-        return UpResult(actions, outcomes, orphans=orphans, status=rows)
+        return UpResult(actions, outcomes, orphans=orphans, status=rows, images=images)
+
+
+CREATING = (Kind.CREATE, Kind.RECREATE)
+
+
+def provide_images(
+    missing: dict[str, list[str]], build: bool, progress: Progress | None = None
+) -> list[dict[str, Any]]:
+    """The images `up` is about to create containers of and the engine lacks (each
+    with the profiles that run it): built (progress on stderr, as Compose builds on
+    `up`), or, when not `build` (`--no-build`) or orch has no recipe for one, refused
+    with nothing built or created."""
+    if not missing:
+        return []
+    refuse_unbuildable(list(missing), missing)
+    if not build:
+        profiles = ", ".join(p for users in missing.values() for p in users)
+        raise ImageError(
+            f"image {', '.join(missing)} (profile {profiles}) is not on this engine and"
+            " --no-build was given; nothing was created",
+            hint="run `orch up` without --no-build to build it",
+        )
+    say = (lambda line: progress("images", line)) if progress else None
+    built = [r for r in build_missing(list(missing), say) if r.action == "built"]
+    return [{"tag": r.tag, "action": r.action, "seconds": round(r.seconds, 1)} for r in built]
 
 
 def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:

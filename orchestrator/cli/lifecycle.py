@@ -74,6 +74,14 @@ def up(
         typer.Option(help="auto: first move profiles whose ports are taken on this host."),
     ] = None,
     remove_orphans: RemoveOrphansOpt = False,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build/--no-build",
+            help="Build a missing gateway image (or its browser variant) first, as Compose"
+            " does; --no-build refuses instead.",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Check, plan and bring up gateways; wait until each answers /readyz.
@@ -81,6 +89,8 @@ def up(
     Nothing is created while any check (fleet or live host) fails. Running it
     twice changes nothing; a changed profile is recreated, the others are kept.
     An upgrade or rollback a kill interrupted is finished or undone first.
+    An image a profile needs that is not on the engine is built first when orch
+    knows how (its gateway image and browser variant), unless --no-build.
     With --engine swarm the fleet is deployed as a stack on the swarm.
 
     Example: orch up rescue
@@ -116,10 +126,12 @@ def up(
             keep_failed=keep_failed,
             progress=_progress(as_json),
             remove_orphans=remove_orphans,
+            build=build,
         )
         data: dict[str, Any] = {
             "dry_run": dry_run,
             "resumed": resumed,
+            "images": result.images,
             "moved": [m.__dict__ for m in moved],
             "plan": [a.to_json() for a in result.actions],
             "outcomes": [o.to_json() for o in result.outcomes],
@@ -132,6 +144,9 @@ def up(
             show_resumed(resumed)
             for m in moved:
                 print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
+            for i in result.images:
+                done = "to build (missing)" if dry_run else f"built in {i['seconds']:.1f} s"
+                print(f"image {i['tag']}: {done}")
             # A real run narrated every change as it went ("creating", "ready in");
             # what is left to say is which profiles it left alone.
             show_plan([a for a in data["plan"] if dry_run or a["action"] == "noop"])

@@ -60,6 +60,22 @@ def count(low: int, high: int, example: int) -> Callable[[Any], int]:
     return parse
 
 
+#: The most cores a CPU limit may name: more is a typo (Docker refuses a limit above
+#: the host's CPU count anyway, and `orch up` says so before creating anything).
+MAX_CORES = 1024.0
+
+
+def cores(value: Any) -> float:
+    """A CPU limit in cores: 0 (no limit) or from 0.01 to 1024."""
+    number = _number(value)
+    if not (number == 0 or 0.01 <= number <= MAX_CORES):
+        raise typer.BadParameter(
+            f"{value} is out of range: give 0 (no limit) or from 0.01 to {MAX_CORES:.0f} cores"
+            " (e.g. 1.5)"
+        )
+    return number
+
+
 def age(value: Any) -> float:
     """An age: '90s', '30m', '2h', '1d' or plain seconds, from 0 to ten years."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))

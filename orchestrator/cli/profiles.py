@@ -16,7 +16,7 @@ from orchestrator.cli.app import (
     _run,
     app,
 )
-from orchestrator.cli.options import image_reference
+from orchestrator.cli.options import cores, image_reference
 from orchestrator.cli.output import print_json
 from orchestrator.errors import UsageError
 
@@ -51,6 +51,21 @@ def setup(
         typer.Option(
             "--browser/--no-browser",
             help="Run the browser image (headless Chromium, 2g memory); default: keep.",
+        ),
+    ] = None,
+    cpus: Annotated[
+        Optional[float],
+        typer.Option(
+            parser=cores,
+            metavar="CORES",
+            help="CPU limit in cores, e.g. 1.5; 0: none (default 1; keep).",
+        ),
+    ] = None,
+    read_only_root: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--read-only-root/--writable-root",
+            help="Read-only root with a tmpfs /tmp (new profiles: read-only); default: keep.",
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
@@ -99,6 +114,8 @@ def setup(
             publish=_parse_publish(publish),
             rescues=_check_name(rescues, "--rescues") if rescues else None,
             browser=browser,
+            cpus=cpus,
+            read_only_root=read_only_root,
         )
         home = _home()
         from orchestrator.docker.snapshot import foreign_projects, held_except

@@ -30,6 +30,8 @@ def profile_data(profile: Profile, home: Path) -> dict[str, Any]:
         "image": profile.effective_image,
         "browser": profile.browser,
         "memory": profile.effective_memory,
+        "cpus": profile.cpus,
+        "read_only_root": profile.read_only_root,
         "publish": [r.value for r in profile.publish],
         "user": profile.user,
         "rescues": profile.rescues,

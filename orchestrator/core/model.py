@@ -46,6 +46,18 @@ BROWSER_MEMORY = "2g"
 BROWSER_PIDS = 1024
 
 
+#: The CPU limit of a profile, in cores (Docker's --cpus; 0: none). 1, as upstream's
+#: Kubernetes baseline: it fits every host (Docker refuses a limit above the host's
+#: CPU count; upstream's fleet asks for 2), and bench/hardening.py measured what it
+#: costs a cold start: it needs about 20 CPU-seconds, and on this 2-core host the
+#: limit throttled it for 0.1 s (README, "Security defaults").
+DEFAULT_CPUS = 1.0
+
+
+#: The smallest limit Docker accepts (its --cpus has a 0.01 granularity).
+MIN_CPUS = 0.01
+
+
 DEFAULT_BIND_IP = "127.0.0.1"
 DEFAULT_PROJECT = "orch"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -181,6 +193,16 @@ class Profile(BaseModel):
     memory: str = Field(default=DEFAULT_MEMORY, pattern=r"^\d+[kmg]?$")
     pids: int = Field(default=DEFAULT_PIDS, ge=32)
     browser: bool = Field(default=False, description="run the image with headless Chromium")
+    cpus: float = Field(
+        default=DEFAULT_CPUS,
+        ge=0,
+        le=1024,
+        allow_inf_nan=False,
+        description="CPU limit in cores, e.g. 1.5 (0: no limit)",
+    )
+    read_only_root: bool = Field(
+        default=True, description="read-only root filesystem; /tmp is a tmpfs"
+    )
 
     @field_validator("name")
     @classmethod
@@ -213,6 +235,16 @@ class Profile(BaseModel):
     @classmethod
     def _rescues(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value)
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: float) -> float:
+        if 0 < value < MIN_CPUS:
+            raise ValueError(
+                f"cpus {value} is below {MIN_CPUS}, the smallest limit Docker accepts;"
+                " use 0 for no limit"
+            )
+        return value
 
     @model_validator(mode="after")
     def _not_self_rescue(self) -> Profile:

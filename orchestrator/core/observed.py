@@ -166,6 +166,24 @@ def live_problems(specs: list[ContainerSpec], snap: Snapshot) -> list[Problem]:
     return problems
 
 
+def cpu_problems(specs: list[ContainerSpec], host_cpus: int) -> list[Problem]:
+    """CPU limits above the engine's CPU count: Docker refuses to create those
+    containers, so `up` says so before it creates any."""
+    return [
+        Problem(
+            code="cpus-over-host",
+            message=(
+                f"{spec.profile} asks for cpus {spec.cpus:g}, more than the {host_cpus}"
+                " CPU(s) of this engine; Docker refuses such a limit"
+            ),
+            owners=(spec.profile,),
+            hint=f"orch setup {spec.profile} --cpus {host_cpus} --force (or --cpus 0: no limit)",
+        )
+        for spec in specs
+        if spec.cpus > host_cpus
+    ]
+
+
 def describe(container: LiveContainer) -> str:
     """How a port conflict names a container: with its fleet when it is orch's."""
     home = container.labels.get(LABEL_HOME)

@@ -76,6 +76,34 @@ class Mount(BaseModel):
     read_only: bool = False
 
 
+class Tmpfs(BaseModel):
+    """A tmpfs in a read-only root: memory-backed (it counts against the memory limit),
+    emptied when the container stops, never executable."""
+
+    model_config = _FROZEN
+
+    target: str
+    size: str  # as a memory limit: \d+[kmg]
+    mode: int = 0o1777
+
+    @property
+    def options(self) -> str:
+        """The mount options, as the Engine API's HostConfig.Tmpfs and Compose take them."""
+        return f"rw,noexec,nosuid,nodev,size={self.size},mode={self.mode:o}"
+
+
+# Where the gateway writes outside its mounted dirs (`docker diff` of a gateway that
+# ran, answered `openclaw status` and drove Chromium): only /tmp. Its file log
+# (/tmp/openclaw/openclaw-DATE.log, also in `docker logs`), Node's compile cache
+# (/tmp/node-compile-cache, about 23 MB), its state-lock files, Chromium's font cache
+# and shared memory (it runs with --disable-dev-shm-usage) and downloads. HOME is in
+# the state dir (the image sets it there). The log's appends fail soft when the tmpfs
+# is full (records dropped, the gateway runs on).
+TMP_DIR = "/tmp"
+TMP_SIZE = "256m"
+BROWSER_TMP_SIZE = "512m"
+
+
 class Healthcheck(BaseModel):
     model_config = _FROZEN
 
@@ -110,6 +138,9 @@ class ContainerSpec(BaseModel):
     security_opt: tuple[str, ...] = ("no-new-privileges",)
     mem_limit: str
     pids_limit: int
+    cpus: float  # 0: no limit
+    read_only: bool
+    tmpfs: tuple[Tmpfs, ...]
     stop_timeout_s: int = 30
     base_port: int
 
@@ -208,15 +239,27 @@ def render(profile: Profile, fleet: Fleet, home: Path) -> ContainerSpec:
         healthcheck=Healthcheck(test=HEALTHCHECK_COMMAND),
         mem_limit=profile.effective_memory,
         pids_limit=profile.effective_pids,
+        cpus=profile.cpus,
+        read_only=profile.read_only_root,
+        tmpfs=_tmpfs(profile),
         base_port=profile.port,
     )
     return spec.model_copy(update={"labels": {**spec.labels, LABEL_HASH: spec_hash(spec)}})
+
+
+# Fields added to the spec after containers were made, with the value that means
+# "not used": hashed only when used, so a profile that opts out keeps its hash and
+# its container (a writable root and no CPU limit hash as before both existed).
+_HASHED_WHEN_USED = {"cpus": 0, "read_only": False, "tmpfs": []}
 
 
 def spec_hash(spec: ContainerSpec) -> str:
     """A stable hash of everything but the hash label itself."""
     data = spec.model_dump(mode="json")
     data["labels"] = {k: v for k, v in data["labels"].items() if k != LABEL_HASH}
+    for key, unused in _HASHED_WHEN_USED.items():
+        if data[key] == unused:
+            del data[key]
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -237,6 +280,18 @@ def _env(profile: Profile) -> dict[str, str]:
     if relay:
         env["ORCH_RELAYS"] = relay
     return env
+
+
+def _tmpfs(profile: Profile) -> tuple[Tmpfs, ...]:
+    """A writable /tmp in a read-only root; a writable root keeps the image's /tmp."""
+    if not profile.read_only_root:
+        return ()
+    return (Tmpfs(target=TMP_DIR, size=BROWSER_TMP_SIZE if profile.browser else TMP_SIZE),)
+
+
+def nano_cpus(cpus: float) -> int:
+    """Docker's NanoCpus of a --cpus value (1.5 -> 1_500_000_000); 0: no limit."""
+    return round(cpus * 1_000_000_000)
 
 
 def _mounts(profile: Profile, dirs: ProfileDirs, fleet: Fleet, home: Path) -> tuple[Mount, ...]:

@@ -28,6 +28,7 @@ from orchestrator.core.spec import (
     ContainerSpec,
     gateway_address,
     memory_bytes,
+    nano_cpus,
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
@@ -68,6 +69,22 @@ def client():
     return _local.client
 
 
+def missing_images(images: list[str]) -> list[str]:
+    """The images of `images` the engine does not have, sorted, each once."""
+    missing = []
+    for image in sorted(set(images)):
+        try:
+            docker_http.get(f"/images/{image}/json")
+        except NotFound:
+            missing.append(image)
+    return missing
+
+
+def engine_cpus() -> int:
+    """The engine's CPU count, the highest CPU limit it accepts."""
+    return int(docker_http.get("/info")["NCPU"])
+
+
 def require_images(
     specs: list[ContainerSpec],
     where: str = "this engine; nothing was created",
@@ -75,14 +92,7 @@ def require_images(
 ) -> None:
     """Refuse before creating anything when an image is missing: there is no
     registry to pull it from, so a create would only fail later, half done."""
-    if not specs:
-        return
-    missing = []
-    for image in sorted({s.image for s in specs}):
-        try:
-            docker_http.get(f"/images/{image}/json")
-        except NotFound:
-            missing.append(image)
+    missing = missing_images([s.image for s in specs])
     if missing:
         if any(m.endswith("-browser") for m in missing):
             hint = "build it with `orch images build` (profiles with browser: true need it)"
@@ -143,8 +153,10 @@ def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
 def create_body(spec: ContainerSpec) -> dict[str, Any]:
     """The spec as the Engine API's container create body: ports on their host
     address, bind mounts (the token read-only), user, caps, no-new-privileges,
-    limits, healthcheck. The one translation of a spec to a container: `orch up`
-    and the pytest plugin send it; compose export mirrors it."""
+    limits (memory, pids, CPU), the read-only root and its tmpfs, healthcheck. The
+    one translation of a spec to a container: `orch up` and the pytest plugin send
+    it; compose export mirrors it. No seccomp or AppArmor option: the engine's
+    default profiles apply (orch never asks for unconfined)."""
     bindings: dict[str, list[dict[str, str]]] = {}
     for binding in spec.ports:
         for cport, hport in binding.expand():
@@ -166,6 +178,7 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
             "SecurityOpt": list(spec.security_opt),
             "PortBindings": bindings,
             "PidsLimit": spec.pids_limit,
+            "ReadonlyRootfs": spec.read_only,
             "Mounts": [
                 {"Target": m.target, "Source": m.source, "Type": "bind", "ReadOnly": m.read_only}
                 for m in spec.mounts
@@ -181,6 +194,10 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
         },
         "StopTimeout": spec.stop_timeout_s,
     }
+    if spec.cpus:
+        body["HostConfig"]["NanoCpus"] = nano_cpus(spec.cpus)
+    if spec.tmpfs:
+        body["HostConfig"]["Tmpfs"] = {t.target: t.options for t in spec.tmpfs}
     if spec.command:
         body["Cmd"] = list(spec.command)
     return body

@@ -17,6 +17,9 @@ Stack (what Swarm cannot keep of a spec, and what the file does instead):
 - restart: deploy.restart_policy (condition any, like unless-stopped).
 - security_opt no-new-privileges: services have no such field on engine API 1.41
   (Docker 20.10); cap_drop ALL is kept.
+- the read-only root's tmpfs: Swarm ignores a service's `tmpfs:`; it is a tmpfs
+  volume instead, of the same size, without noexec, nosuid and nodev (a Swarm tmpfs
+  mount has no such options). read_only and the CPU limit are kept.
 - host_ip: Swarm's port API has no host address, so a host-mode port is open on
   every address of the node. A profile that publishes on one address (127.0.0.1 by
   default) is refused unless the user accepts that (`--all-addresses`).
@@ -114,6 +117,9 @@ def compose_service(spec: ContainerSpec) -> dict[str, Any]:
             "security_opt": list(spec.security_opt),
             "mem_limit": spec.mem_limit,
             "pids_limit": spec.pids_limit,
+            **({"cpus": spec.cpus} if spec.cpus else {}),
+            "read_only": spec.read_only,
+            **({"tmpfs": [f"{t.target}:{t.options}" for t in spec.tmpfs]} if spec.tmpfs else {}),
             "stop_grace_period": f"{spec.stop_timeout_s}s",
             "labels": dict(spec.labels),
         }

@@ -15,7 +15,9 @@ from orchestrator.core.spec import (
     ContainerSpec,
     Mount,
     PortBinding,
+    Tmpfs,
     container_name,
+    memory_bytes,
     resource_labels,
 )
 from orchestrator.errors import CheckFailed
@@ -37,7 +39,9 @@ STACK_HEADER = """\
 # address of that node: Swarm cannot publish on one address such as 127.0.0.1.{asked}
 # Left out because Swarm ignores them: container_name (tasks are named
 # {stack}_<profile>.1.<id>; the hostname is kept), restart (deploy.restart_policy),
-# security_opt no-new-privileges (no such service field on engine API 1.41).
+# security_opt no-new-privileges (no such service field on engine API 1.41), and the
+# noexec, nosuid and nodev options of the read-only root's /tmp tmpfs (a Swarm tmpfs
+# mount takes only a size).
 # No secret is in this file: each token is a Swarm secret read from the profile's
 # 0600 token file (mode 256 = 0400, owned by the gateway's uid:gid).
 """
@@ -89,6 +93,19 @@ def host_mode_ports(binding: PortBinding) -> list[dict[str, Any]]:
     ]
 
 
+def tmpfs_volume(tmpfs: Tmpfs) -> dict[str, Any]:
+    """A tmpfs as a stack volume: Swarm ignores a service's `tmpfs:` key, and its tmpfs
+    mount takes only a size (no noexec, nosuid, nodev; the mode is /tmp's own, 1777)."""
+    return {"type": "tmpfs", "target": tmpfs.target, "tmpfs": {"size": memory_bytes(tmpfs.size)}}
+
+
+def limits(spec: ContainerSpec) -> dict[str, Any]:
+    limits: dict[str, Any] = {"memory": spec.mem_limit, "pids": spec.pids_limit}
+    if spec.cpus:
+        limits["cpus"] = str(spec.cpus)  # a string in the v3 file format
+    return limits
+
+
 def stack_service(spec: ContainerSpec) -> dict[str, Any]:
     """One stack service with what Swarm keeps of the spec (see the module doc)."""
     token = token_mount(spec)
@@ -102,7 +119,12 @@ def stack_service(spec: ContainerSpec) -> dict[str, Any]:
             "environment": dict(spec.env),
             # Swarm never creates a missing bind source: the task is rejected instead.
             "volumes": [
-                bind_volume(m, create_host_path=None) for m in spec.mounts if m.role != TOKEN_ROLE
+                *(
+                    bind_volume(m, create_host_path=None)
+                    for m in spec.mounts
+                    if m.role != TOKEN_ROLE
+                ),
+                *(tmpfs_volume(t) for t in spec.tmpfs),
             ],
             "secrets": [
                 {
@@ -117,6 +139,7 @@ def stack_service(spec: ContainerSpec) -> dict[str, Any]:
             "networks": [spec.profile],
             "healthcheck": healthcheck(spec),
             "cap_drop": list(spec.cap_drop),
+            "read_only": spec.read_only,
             "stop_grace_period": f"{spec.stop_timeout_s}s",
             "labels": task_labels(spec),
             "deploy": {
@@ -124,7 +147,7 @@ def stack_service(spec: ContainerSpec) -> dict[str, Any]:
                 "replicas": 1,
                 "labels": dict(spec.labels),
                 "placement": {"constraints": constraints(spec)},
-                "resources": {"limits": {"memory": spec.mem_limit, "pids": spec.pids_limit}},
+                "resources": {"limits": limits(spec)},
                 "restart_policy": {"condition": "any"},
                 # Stop the old task before the new one starts: they share a state dir.
                 "update_config": {"order": "stop-first", "failure_action": "rollback"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,47 @@ def exclusive(path: Path, mode: int = 0o600) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_in(dir_: Path, name: str, mode: int = 0o600) -> Iterator[None]:
+    """`exclusive` on `dir_/name`, making `dir_` (and its parents) when missing. Dirs
+    made here that hold nothing but the lock when the holder is done (a failed first
+    command in a fresh home or registry) are removed again: bad input leaves no trace."""
+    made = _missing(dir_)
+    with exclusive(dir_ / name, mode):
+        try:
+            yield
+        finally:
+            if made:
+                _unmake(dir_, name, made)
+
+
+def _missing(path: Path) -> list[Path]:
+    """`path` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path.parent != path:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _unmake(dir_: Path, name: str, made: list[Path]) -> None:
+    """Remove `made` when `dir_` holds only empty lock files (its own, or another lock
+    taken in the same dir, e.g. a registry dir that is also the home)."""
+    with contextlib.suppress(OSError):
+        entries = list(dir_.iterdir())
+        if not all(_is_lock_file(p) for p in entries) or name not in [p.name for p in entries]:
+            return
+        for entry in entries:
+            entry.unlink()
+        for path in made:
+            path.rmdir()  # stops at the first that is not empty
+
+
+def _is_lock_file(path: Path) -> bool:
+    st = path.lstat()
+    return path.name.endswith(".lock") and stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _locked_fd(path: Path, mode: int) -> int:

@@ -78,6 +78,8 @@ class SetupRequest:
     rescues: str | None = None
     allow_privileged_ports: bool | None = None
     browser: bool | None = None
+    cpus: float | None = None
+    read_only_root: bool | None = None
 
 
 @dataclass
@@ -217,6 +219,8 @@ def _build_profile(
         "rescues": req.rescues,
         "allow_privileged_ports": req.allow_privileged_ports,
         "browser": req.browser,
+        "cpus": req.cpus,
+        "read_only_root": req.read_only_root,
     }
     base.update({k: v for k, v in given.items() if v is not None})
     if req.bind_ip is not None:

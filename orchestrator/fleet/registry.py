@@ -37,7 +37,7 @@ from orchestrator.core.ports import (
     nearest_free_base,
 )
 from orchestrator.errors import OrchError
-from orchestrator.fleet.locks import exclusive
+from orchestrator.fleet.locks import exclusive_in
 from orchestrator.fleet.owner import Owner
 
 if TYPE_CHECKING:
@@ -62,21 +62,16 @@ def registry_dir() -> Path:
     return Path(env).expanduser().absolute() if env else DEFAULT_REGISTRY
 
 
-def _prepare(root: Path) -> None:
-    """The dir, writable by every user (sticky, like /tmp): all fleets of a host meet here."""
-    if not root.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(root, 0o1777)
-
-
 @contextlib.contextmanager
 def locked(root: Path | None = None) -> Iterator[Path]:
     """Hold the host registry lock; yields the registry dir."""
     root = root or registry_dir()
-    _prepare(root)
     lock = root / LOCK_FILE
-    with exclusive(lock, mode=0o666):
+    fresh = not root.exists()
+    with exclusive_in(root, LOCK_FILE, mode=0o666):
+        if fresh:  # made now: writable by every user (sticky, like /tmp), all fleets meet here
+            with contextlib.suppress(OSError):
+                os.chmod(root, 0o1777)
         with contextlib.suppress(OSError):
             if lock.stat().st_uid == os.geteuid():
                 os.chmod(lock, 0o666)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from orchestrator.core.model import DEFAULT_PROJECT, Fleet
 from orchestrator.errors import FleetFileError
-from orchestrator.fleet.locks import exclusive
+from orchestrator.fleet.locks import exclusive_in
 from orchestrator.fleet.registry import publish_fleet
 
 FLEET_FILE = "fleet.yaml"
@@ -313,28 +313,5 @@ def locked(home: Path) -> Iterator[None]:
     when the command is done (a failed first setup, `up` in a fresh home) is removed
     again, with the parents made for it: bad input leaves no trace.
     """
-    made = _missing(home)
-    with exclusive(home / LOCK_FILE):
-        try:
-            yield
-        finally:
-            if made:
-                _unmake(home, made)
-
-
-def _missing(path: Path) -> list[Path]:
-    """`path` and its parents that do not exist yet, deepest first."""
-    out = []
-    while not path.exists() and path.parent != path:
-        out.append(path)
-        path = path.parent
-    return out
-
-
-def _unmake(home: Path, made: list[Path]) -> None:
-    with contextlib.suppress(OSError):
-        if [p.name for p in home.iterdir()] != [LOCK_FILE]:
-            return
-        (home / LOCK_FILE).unlink()
-        for path in made:
-            path.rmdir()  # stops at the first that is not empty
+    with exclusive_in(home, LOCK_FILE):
+        yield

@@ -116,9 +116,10 @@ def without_engine(_image: str) -> SchemaGap:
 def schema_for(image: str) -> GatewaySchema | SchemaGap:
     """The schema of `image`'s gateway; a SchemaGap when the engine or the image is
     not there (then `orch up` refuses the missing image anyway, and `orch check`
-    reports the config as not checked against a schema)."""
+    reports the config as not checked against a schema). Not there is asked again: `orch
+    up` builds a missing image and then checks each config against its schema."""
     with _memo_lock:
-        if image not in _memo:
+        if not isinstance(_memo.get(image), GatewaySchema):
             _memo[image] = _load(image)
         return _memo[image]
 

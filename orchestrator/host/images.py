@@ -21,6 +21,7 @@ import collections
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,12 +121,42 @@ def browser_context_hash(version: str = OPENCLAW_VERSION) -> str:
     return h.hexdigest()[:16]
 
 
+GATEWAY_REPO = "orch/openclaw-gateway"
+BROWSER_SUFFIX = "-browser"
+
+
+#: An npm version of openclaw: 2026.9.6, 2026.10.0-beta.1.
+_VERSION_RE = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?")
+
+
 def gateway_tag(version: str = OPENCLAW_VERSION) -> str:
-    return f"orch/openclaw-gateway:{version}"
+    return f"{GATEWAY_REPO}:{version}"
 
 
 def browser_tag(version: str = OPENCLAW_VERSION) -> str:
-    return f"{gateway_tag(version)}-browser"
+    return f"{gateway_tag(version)}{BROWSER_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An image orch builds itself: the gateway of an openclaw version, or its variant."""
+
+    version: str
+    browser: bool
+
+
+def recipe_of(tag: str) -> Recipe | None:
+    """How orch builds `tag`, or None when it does not: only its own two images,
+    `orch/openclaw-gateway:VERSION` and `...:VERSION-browser`, for an npm version of
+    openclaw (a tag such as `orch/openclaw-gateway:mine` is someone else's)."""
+    repo, _, ref = tag.partition(":")
+    if repo != GATEWAY_REPO:
+        return None
+    browser = ref.endswith(BROWSER_SUFFIX)
+    version = ref.removesuffix(BROWSER_SUFFIX) if browser else ref
+    if not _VERSION_RE.fullmatch(version) or version.endswith(BROWSER_SUFFIX):
+        return None
+    return Recipe(version, browser)
 
 
 def base_context_hash() -> str:
@@ -293,7 +324,7 @@ def build_images(
     the tail of the build log) on failure.
     """
     t0 = time.monotonic()
-    tag = f"orch/openclaw-gateway:{version}"
+    tag = gateway_tag(version)
     want = gateway_context_hash(version)
     old = inspect_image(tag)
     if old is not None and not force and _labels(old).get(HASH_LABEL) == want:
@@ -343,6 +374,12 @@ def build_browser_image(
     when current. The variant is FROM the local gateway tag: apt in the build fetches
     Debian's headless Chromium from the mirror, no registry involved."""
     results = build_images(force=force, progress=progress, version=version)
+    return [*results, _ensure_browser(force, progress, version)]
+
+
+def _ensure_browser(force: bool, progress: Progress | None, version: str) -> ImageResult:
+    """The browser variant FROM the gateway tag of `version` as it is here, unless
+    current."""
     t0 = time.monotonic()
     tag, want = browser_tag(version), browser_context_hash(version)
 
@@ -356,7 +393,45 @@ def build_browser_image(
     if done is None:
         with exclusive(BUILD_LOCK):
             done = current() or _build_browser(tag, want, force, progress, version)
-    return [*results, done]
+    return done
+
+
+def refuse_unbuildable(images: list[str], users: dict[str, list[str]] | None = None) -> None:
+    """ImageError when orch has no recipe for one of `images` (missing from the engine);
+    `users` names the profiles that run each image."""
+    unknown = [tag for tag in images if recipe_of(tag) is None]
+    if unknown:
+        profiles = [p for tag in unknown for p in (users or {}).get(tag, [])] or ["NAME"]
+        who = f" (profile {', '.join(profiles)})" if users else ""
+        raise ImageError(
+            f"image {', '.join(unknown)}{who} is not on this engine and orch cannot build it"
+            f" (it builds {GATEWAY_REPO}:VERSION and VERSION{BROWSER_SUFFIX}); nothing"
+            " was created",
+            hint="load it into the engine (`docker load -i FILE`), or give the profile an"
+            f" image orch builds: `orch setup {profiles[0]} --image {gateway_tag()} --force`",
+        )
+
+
+def build_missing(images: list[str], progress: Progress | None = None) -> list[ImageResult]:
+    """What `orch up` does for images missing from the engine, as Compose builds on
+    `up`: build each one orch has a recipe for (`recipe_of`); raise ImageError, with
+    nothing built, when one of them has none. Only what is missing is built: a browser
+    variant is built FROM the gateway tag that is here, current or not (`orch images
+    build` is what brings stale images up to date)."""
+    refuse_unbuildable(images)
+    results: list[ImageResult] = []
+    for tag in images:
+        recipe = recipe_of(tag)
+        assert recipe is not None
+        if progress:
+            progress(f"{tag} is not on this engine: building it")
+        if not recipe.browser:
+            results += build_images(progress=progress, version=recipe.version)
+        elif inspect_image(gateway_tag(recipe.version)) is not None:
+            results.append(_ensure_browser(False, progress, recipe.version))
+        else:
+            results += build_browser_image(progress=progress, version=recipe.version)
+    return results
 
 
 def _build_browser(
@@ -424,7 +499,7 @@ def image_status(version: str = OPENCLAW_VERSION, browser: bool = False) -> list
     `present and current` false is something `orch images build` will fix.
     `current` is None for an absent image; the upstream base, when present, is current.
     """
-    tag = f"orch/openclaw-gateway:{version}"
+    tag = gateway_tag(version)
     gw = inspect_image(tag)
     gw_current = gw is not None and _labels(gw).get(HASH_LABEL) == gateway_context_hash(version)
     rows = [_status_row(tag, "gateway", gw, None if gw is None else gw_current)]

@@ -8,11 +8,16 @@ relay, `orch status` answers, and isolation between the two.
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support import free_base, http_get, new_home, remove_fleet, wait_for
+
+from orchestrator.core.versions import OPENCLAW_VERSION
+from orchestrator.host.images import browser_context_hash
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
@@ -62,6 +67,20 @@ def test_browser_profiles_run_the_browser_image_hardened(browsers, engine):
         assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
         assert host["Memory"] == 2 * 1024**3
         assert attrs["Config"]["User"] == _profile(browsers, name)["user"]
+        assert host["ReadonlyRootfs"] is True and host["NanoCpus"] == 1_000_000_000
+        assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=512m,mode=1777"}
+
+
+def test_chromium_renders_a_page_on_the_read_only_root(browsers):
+    """A screenshot needs Chromium's renderer, GPU process (SwiftShader) and shared
+    memory, which it keeps in /tmp (--disable-dev-shm-usage): the tmpfs."""
+    out = browsers.run("exec", "web1", "--", "openclaw", "browser", "screenshot", timeout=300)
+    path = out.stdout.strip().splitlines()[-1]
+    assert path.startswith("/openclaw/state/")
+    png = browsers.state_dir("web1") / path.removeprefix("/openclaw/state/")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    denied = browsers.run("exec", "web1", "--", "touch", "/probe", ok=False)
+    assert "Read-only file system" in denied.stdout + denied.stderr
 
 
 def test_images_build_and_ls_cover_the_variant_a_browser_fleet_needs(browsers, browser_image):
@@ -124,3 +143,49 @@ def test_two_browser_profiles_are_isolated(browsers):
         assert "about:blank#orch-isolation-web1" not in urls_two
     finally:
         urllib.request.urlopen(f"http://127.0.0.1:{one}/json/close/{tab['id']}", timeout=10)
+
+
+# --- `orch up` builds a missing browser variant (as Compose builds on `up`) -------------
+
+
+@pytest.fixture
+def own_version(gateway_image, browser_image):
+    """A gateway version of orch's own whose browser variant is missing: the shared
+    gateway image under a version tag of this test's (a tag, nothing rebuilt), so `orch
+    up` has a variant to build while the shared tags stay as they are. The variant's
+    apt layer comes from the shared variant's build cache: a build of seconds."""
+    version = f"{OPENCLAW_VERSION}-it.{uuid.uuid4().hex[:8]}"
+    gateway, variant = (
+        f"orch/openclaw-gateway:{version}",
+        f"orch/openclaw-gateway:{version}-browser",
+    )
+    subprocess.run(["docker", "tag", gateway_image, gateway], check=True)
+    yield version, variant
+    subprocess.run(["docker", "rmi", variant, gateway], capture_output=True, check=False)
+
+
+def test_up_builds_a_missing_variant_with_progress_and_no_build_refuses(own_version, orch, engine):
+    # own_version first: set up before the fleet, removed after it (an image a
+    # container still uses cannot be removed).
+    version, variant = own_version
+    orch.run("setup", "web", "--port", str(free_base()), "--browser", "--image", variant)
+    ours = {"label": f"orch.project={orch.project}"}
+
+    refused = orch.run("up", "--no-build", ok=False)
+    assert refused.returncode == 6, refused.stderr
+    assert f"image {variant} (profile web) is not on this engine and --no-build" in refused.stderr
+    assert "without --no-build" in refused.stderr
+    assert engine.containers.list(all=True, filters=ours) == []
+    assert engine.images.list(name=variant) == []
+
+    built = orch.run("up", "--timeout", "420", timeout=900)
+    assert f"images: {variant} is not on this engine: building it" in built.stderr
+    assert "images: Step 1/" in built.stderr  # docker build's own progress, on stderr
+    assert f"image {variant}: built in" in built.stdout
+    labels = engine.images.get(variant).labels
+    assert labels["orch.image.context-hash"] == browser_context_hash(version)
+    (container,) = engine.containers.list(filters=ours)
+    assert container.attrs["Config"]["Image"] == variant
+    assert http_get(_profile(orch, "web")["port"], "/readyz")[0] == 200
+    again = orch.json("up")["data"]
+    assert again["images"] == [] and [a["action"] for a in again["plan"]] == ["noop"]

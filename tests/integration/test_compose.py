@@ -108,8 +108,12 @@ def test_compose_containers_get_what_orch_up_would_create(composed, engine):
         wanted = create_body(spec)
         attrs = composed.fleet.container(engine, name).attrs
         host = attrs["HostConfig"]
-        for key in ("PortBindings", "CapDrop", "Memory", "PidsLimit"):
+        for key in (
+            "PortBindings", "CapDrop", "Memory", "PidsLimit", "NanoCpus", "ReadonlyRootfs",
+            "Tmpfs",
+        ):  # fmt: skip
             assert host[key] == wanted["HostConfig"][key], key
+        assert host["ReadonlyRootfs"] is True and host["NanoCpus"] > 0
         assert host["RestartPolicy"]["Name"] == wanted["HostConfig"]["RestartPolicy"]["Name"]
         assert host["SecurityOpt"] == wanted["HostConfig"]["SecurityOpt"]
         assert mounts(host["Mounts"]) == mounts(wanted["HostConfig"]["Mounts"])

@@ -6,6 +6,11 @@ tests that change the pair are defined last (pytest keeps file order).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from support import (
     free_base,
@@ -30,6 +35,18 @@ def pair(tmp_path_factory, engine, gateway_image):
     yield fleet
     fleet.run("down", ok=False)
     remove_fleet(engine, fleet)
+
+
+def test_a_cpu_limit_the_engine_cannot_give_is_refused_before_anything_is_created(orch, engine):
+    cpus = engine.info()["NCPU"]
+    orch.run("setup", "main", "--port", str(free_base()), "--cpus", str(cpus + 1))
+    proc = orch.run("up", ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert (
+        f"main asks for cpus {cpus + 1}, more than the {cpus} CPU(s) of this engine" in proc.stderr
+    )
+    assert f"orch setup main --cpus {cpus} --force" in proc.stderr
+    assert engine.containers.list(all=True, filters={"label": f"orch.project={orch.project}"}) == []
 
 
 def ports_of(fleet) -> dict[str, int]:
@@ -118,6 +135,35 @@ def test_container_runs_non_root_without_capabilities(pair, engine):
 def test_exec_runs_openclaw_status_inside(pair):
     proc = pair.run("exec", "rescue", "--", "openclaw", "--version")
     assert "2026.9.6" in proc.stdout
+    # The gateway's own CLI on a read-only root: it reaches its gateway with the token.
+    status = pair.run("exec", "rescue", "--", "openclaw", "status").stdout
+    assert "reachable" in status and "unreachable" not in status, status
+
+
+def test_the_root_is_read_only_with_a_tmpfs_tmp_and_one_cpu(pair, engine):
+    host = pair.container(engine, "main").attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=256m,mode=1777"}
+    denied = pair.run("exec", "main", "--", "touch", "/usr/local/orch-probe", ok=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr + denied.stdout
+    mounts = pair.run("exec", "main", "--", "grep", " /tmp ", "/proc/mounts").stdout
+    assert mounts.startswith("tmpfs /tmp tmpfs") and "noexec" in mounts
+    # What the gateway wrote outside its dirs since it started, all of it in the tmpfs:
+    written = pair.run("exec", "main", "--", "ls", "/tmp").stdout.split()
+    assert {"node-compile-cache", "openclaw"} <= set(written)
+
+
+def test_seccomp_and_apparmor_are_the_engines_defaults_never_unconfined(pair, engine):
+    attrs = pair.container(engine, "main").attrs
+    assert not [o for o in attrs["HostConfig"]["SecurityOpt"] if "unconfined" in o]
+    status = pair.run("exec", "main", "--", "grep", "Seccomp:", "/proc/1/status").stdout
+    assert status.split() == ["Seccomp:", "2"]  # 2: a seccomp filter is in force
+    engine_has = " ".join(engine.info()["SecurityOptions"])
+    if "apparmor" in engine_has:
+        assert attrs["AppArmorProfile"] == "docker-default"
+    else:  # this host's kernel has no AppArmor: the engine applies none
+        assert attrs["AppArmorProfile"] == ""
 
 
 def test_second_up_keeps_the_same_container_ids(pair, engine):
@@ -151,6 +197,32 @@ def test_changing_one_profile_recreates_only_it(pair, engine):
     assert after["main"] == before["main"]
     assert after["rescue"] != before["rescue"]
     assert http_get(ports_of(pair)["rescue"], "/readyz")[0] == 200
+
+
+def main_job(fleet, action: str, record) -> subprocess.CompletedProcess:
+    """CI's check of the main job (.ci/main_job.py), pointed at this fleet's home."""
+    script = Path(__file__).resolve().parents[2] / ".ci" / "main_job.py"
+    orch = Path(sys.executable).with_name("orch")
+    return subprocess.run(
+        [sys.executable, str(script), action, "--orch", str(orch), "--file", str(record)],
+        env={**os.environ, "ORCH_HOME": str(fleet.home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cis_main_job_check_passes_untouched_and_fails_after_a_restart(pair, tmp_path):
+    record = tmp_path / "main-job.json"
+    assert main_job(pair, "record", record).returncode == 0
+    ok = main_job(pair, "check", record)
+    assert ok.returncode == 0, ok.stderr
+    assert "main, rescue: same containers, never restarted, ready" in ok.stdout
+    pair.run("restart", "main")
+    changed = main_job(pair, "check", record)
+    assert changed.returncode == 1
+    assert "main-job: main: restarted (started " in changed.stderr
+    assert "rescue" not in changed.stderr
 
 
 def test_down_then_up_preserves_state_and_token(pair, engine):

@@ -278,6 +278,10 @@ def test_each_task_keeps_the_specs_isolation(deployed, fleet, engine):
         assert host["CapDrop"] == ["ALL"]
         assert host["PidsLimit"] == spec["pids_limit"]
         assert host["Memory"] == 1280 * 1024 * 1024
+        assert host["NanoCpus"] == round(spec["cpus"] * 1e9) == 1_000_000_000
+        assert host["ReadonlyRootfs"] is spec["read_only"] is True
+        (tmp,) = [m for m in attrs["Mounts"] if m["Type"] == "tmpfs"]
+        assert tmp["Destination"] == "/tmp"
         assert (attrs["Config"]["User"], attrs["Config"]["Hostname"]) == (
             spec["user"],
             spec["hostname"],

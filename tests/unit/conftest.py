@@ -8,9 +8,18 @@ gateway running on the host never changes a result.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI (`.ci/run` sets ORCH_HYPOTHESIS=ci) replays the same generated inputs every run, so a
+# landing never depends on luck; a developer's run explores new ones each time (and
+# hypothesis keeps what failed in .hypothesis/ to replay it first).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("ORCH_HYPOTHESIS") == "ci":
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -338,6 +338,22 @@ def test_setup_then_render_never_prints_the_token(home: Path) -> None:
     assert str(token_file) in orch(home, "render", "main").stdout
 
 
+def test_setup_sets_and_keeps_the_cpu_limit_and_the_root_a_profile_runs_with(home: Path) -> None:
+    assert orch(home, "setup", "main", "--cpus", "1.5", "--writable-root").returncode == 0
+    assert load_fleet(home).profiles["main"].model_dump(include={"cpus", "read_only_root"}) == {
+        "cpus": 1.5,
+        "read_only_root": False,
+    }
+    spec = json.loads(orch(home, "render", "main", "--format", "json").stdout)
+    assert (spec["cpus"], spec["read_only"], spec["tmpfs"]) == (1.5, False, [])
+    assert orch(home, "setup", "main").stdout.startswith("unchanged: main")  # kept
+    proc = orch(home, "setup", "main", "--read-only-root")
+    assert proc.returncode == 2 and "read_only_root: False -> True" in proc.stderr
+    assert orch(home, "setup", "main", "--read-only-root", "--cpus", "0", "--force").returncode == 0
+    ls = envelope(orch(home, "ls", "--json"), "ls", True)["data"]["profiles"][0]
+    assert (ls["cpus"], ls["read_only_root"]) == (0, True)
+
+
 def test_setup_twice_says_unchanged(home: Path) -> None:
     assert orch(home, "setup", "main").returncode == 0
     before = snapshot(home)

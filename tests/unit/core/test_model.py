@@ -185,3 +185,28 @@ def test_an_unknown_profile_names_the_known_ones_and_how_to_create_it() -> None:
         fleet.get("rescue")
     assert "known: main" in info.value.message
     assert info.value.hint == "create it with `orch setup rescue`"
+
+
+# --- hardening: CPU limit and read-only root ---------------------------------------------
+
+
+def test_a_profile_is_hardened_by_default_and_the_fleet_file_stays_short() -> None:
+    profile = Profile(name="main", port=18789)
+    assert (profile.cpus, profile.read_only_root) == (1.0, True)
+    doc = Fleet(profiles={"main": profile}).to_document()["profiles"]["main"]
+    assert "cpus" not in doc and "read_only_root" not in doc
+
+
+@pytest.mark.parametrize("cpus", [0, 0.01, 0.5, 1.5, 2, "1.5"])
+def test_a_cpu_limit_from_0_01_up_or_0_for_none_is_accepted(cpus) -> None:
+    assert Profile(name="main", port=18789, cpus=cpus).cpus == float(cpus)
+
+
+def test_a_cpu_limit_docker_would_refuse_is_refused_saying_what_it_accepts() -> None:
+    problem = error_of(name="main", port=18789, cpus=0.005)
+    assert "cpus 0.005 is below 0.01" in problem and "use 0 for no limit" in problem
+
+
+@pytest.mark.parametrize("cpus", [-1, float("nan"), float("inf"), 2000, "many"])
+def test_a_negative_infinite_huge_or_non_numeric_cpu_limit_is_refused(cpus) -> None:
+    assert "cpus" in error_of(name="main", port=18789, cpus=cpus)

@@ -12,6 +12,7 @@ from orchestrator.core.spec import (
     LABEL_HASH,
     TOKEN_PATH,
     ContainerSpec,
+    nano_cpus,
     render,
     render_fleet,
 )
@@ -185,3 +186,57 @@ def test_the_project_names_the_containers(home: Path) -> None:
     spec = render(profile, fleet, home)
     assert spec.name == "team-main"
     assert spec.labels["orch.project"] == "team"
+
+
+def test_the_root_is_read_only_with_a_small_noexec_tmpfs_tmp_and_one_cpu(home: Path) -> None:
+    spec = spec_of(home)
+    assert spec.read_only is True and spec.cpus == 1.0
+    (tmp,) = spec.tmpfs
+    assert (tmp.target, tmp.size) == ("/tmp", "256m")
+    assert tmp.options == "rw,noexec,nosuid,nodev,size=256m,mode=1777"
+
+
+def test_a_browser_profile_gets_a_larger_tmp_for_chromiums_shared_memory(home: Path) -> None:
+    (tmp,) = spec_of(home, browser=True).tmpfs
+    assert tmp.size == "512m"
+
+
+def test_a_writable_root_keeps_the_images_tmp_and_no_cpu_limit_is_zero(home: Path) -> None:
+    spec = spec_of(home, read_only_root=False, cpus=0)
+    assert (spec.read_only, spec.tmpfs, spec.cpus) == (False, (), 0)
+
+
+def test_the_hash_changes_with_the_cpu_limit_and_the_read_only_root(home: Path) -> None:
+    hashes = {
+        spec_of(home).spec_hash,
+        spec_of(home, cpus=1.5).spec_hash,
+        spec_of(home, cpus=0).spec_hash,
+        spec_of(home, read_only_root=False).spec_hash,
+    }
+    assert len(hashes) == 4
+
+
+def test_docker_reads_a_cpu_limit_as_nano_cpus() -> None:
+    assert [nano_cpus(c) for c in (0, 0.01, 1, 1.5, 2)] == [
+        0,
+        10_000_000,
+        1_000_000_000,
+        1_500_000_000,
+        2_000_000_000,
+    ]
+
+
+def test_a_cpu_limit_above_the_engines_cpus_is_a_problem_naming_the_fix(home: Path) -> None:
+    from orchestrator.core.observed import cpu_problems
+
+    fits, too_many, unlimited = (
+        spec_of(home, cpus=2),
+        spec_of(home, cpus=2.5),
+        spec_of(home, cpus=0),
+    )
+    (problem,) = cpu_problems([fits, too_many, unlimited], host_cpus=2)
+    assert problem.code == "cpus-over-host"
+    assert problem.message == (
+        "main asks for cpus 2.5, more than the 2 CPU(s) of this engine; Docker refuses such a limit"
+    )
+    assert problem.hint == "orch setup main --cpus 2 --force (or --cpus 0: no limit)"

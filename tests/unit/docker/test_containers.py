@@ -46,6 +46,9 @@ def _sdk_body(spec: ContainerSpec) -> dict:
         mem_limit=spec.mem_limit,
         pids_limit=spec.pids_limit,
         network_mode=spec.network,
+        nano_cpus=round(spec.cpus * 10**9),
+        read_only=spec.read_only,
+        tmpfs=[f"{t.target}:{t.options}" for t in spec.tmpfs],
     )
     hc = spec.healthcheck
     config = api.create_container_config(
@@ -81,6 +84,8 @@ def _sdk_body(spec: ContainerSpec) -> dict:
         {"publish": ("gateway", "browser", "cdp")},
         {"memory": "2g", "bind_ip": "127.0.0.2"},
         {"browser": True},
+        {"cpus": 1.5, "read_only_root": False},
+        {"cpus": 0},
     ],
 )
 def test_the_create_body_is_what_the_docker_sdk_would_send(home: Path, fields: dict) -> None:
@@ -96,6 +101,28 @@ def test_the_create_body_keeps_the_token_read_only_and_the_limits(home: Path) ->
     token = [m for m in host["Mounts"] if m["Target"].startswith("/run/secrets/")]
     assert token and all(m["ReadOnly"] for m in token)
     assert all(b["HostIp"] == "127.0.0.1" for bs in host["PortBindings"].values() for b in bs)
+
+
+def test_the_create_body_has_a_read_only_root_a_tmpfs_tmp_and_a_cpu_limit(home: Path) -> None:
+    host = create_body(_spec(home))["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=256m,mode=1777"}
+
+
+def test_a_writable_root_and_no_cpu_limit_leave_the_engine_defaults(home: Path) -> None:
+    host = create_body(_spec(home, cpus=0, read_only_root=False))["HostConfig"]
+    assert host["ReadonlyRootfs"] is False
+    assert "NanoCpus" not in host and "Tmpfs" not in host
+
+
+@pytest.mark.parametrize("fields", [{}, {"browser": True}, {"cpus": 0, "read_only_root": False}])
+def test_seccomp_and_apparmor_are_never_unconfined(home: Path, fields: dict) -> None:
+    """The engine's default seccomp and AppArmor profiles apply: orch sets neither,
+    and nothing it sends switches them off."""
+    options = create_body(_spec(home, **fields))["HostConfig"]["SecurityOpt"]
+    assert options == ["no-new-privileges"]
+    assert not [o for o in options if o.startswith(("seccomp", "apparmor"))]
 
 
 @pytest.mark.parametrize(

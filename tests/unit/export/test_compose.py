@@ -109,6 +109,27 @@ def test_each_service_keeps_the_specs_isolation_and_limits(pair: Path) -> None:
         }
 
 
+def test_each_service_has_the_specs_read_only_root_tmpfs_and_cpu_limit(pair: Path) -> None:
+    doc, specs = compose_doc(pair), specs_of(pair)
+    for name, spec in specs.items():
+        service = doc["services"][name]
+        assert service["read_only"] is spec.read_only is True
+        assert service["cpus"] == spec.cpus == 1.0
+        assert service["tmpfs"] == ["/tmp:rw,noexec,nosuid,nodev,size=256m,mode=1777"]
+
+
+def test_a_profile_that_opts_out_of_hardening_exports_without_it(home: Path) -> None:
+    save_fleet(home, fleet_of(Profile(name="main", port=18789, cpus=0, read_only_root=False)))
+    setup(home, SetupRequest(name="main"))
+    service = compose_doc(home)["services"]["main"]
+    assert service["read_only"] is False
+    assert "cpus" not in service and "tmpfs" not in service
+    stack = stack_doc(home)["services"]["main"]
+    assert stack["read_only"] is False
+    assert "cpus" not in stack["deploy"]["resources"]["limits"]
+    assert [v["type"] for v in stack["volumes"]] == ["bind"] * 3
+
+
 def test_each_profile_has_its_own_named_network_with_orchs_labels(pair: Path) -> None:
     doc, specs = compose_doc(pair), specs_of(pair)
     for name, spec in specs.items():
@@ -259,10 +280,20 @@ def test_the_stack_keeps_limits_restart_and_stop_first_updates_under_deploy(pair
     specs = specs_of(pair)
     deploy = stack_doc(pair)["services"]["main"]["deploy"]
     assert deploy["replicas"] == 1
-    assert deploy["resources"] == {"limits": {"memory": "1280m", "pids": 512}}
+    assert deploy["resources"] == {"limits": {"memory": "1280m", "pids": 512, "cpus": "1.0"}}
     assert deploy["restart_policy"] == {"condition": "any"}
     assert deploy["update_config"]["order"] == "stop-first"  # they share one state dir
     assert deploy["labels"] == specs["main"].labels
+
+
+def test_the_stack_keeps_the_read_only_root_and_its_tmp_as_a_tmpfs_volume(pair: Path) -> None:
+    """Swarm ignores a service's `tmpfs:` key: a read-only root would leave the gateway
+    no writable /tmp. A tmpfs volume of the same size is what Swarm mounts."""
+    for service in stack_doc(pair)["services"].values():
+        assert service["read_only"] is True
+        assert "tmpfs" not in service
+        tmpfs = [v for v in service["volumes"] if v["type"] == "tmpfs"]
+        assert tmpfs == [{"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 256 * 1024**2}}]
 
 
 def test_task_containers_carry_the_hash_but_are_not_orch_managed(pair: Path) -> None:
