@@ -59,11 +59,13 @@ def test_port_held_by_another_container_is_refused_naming_that_container(orch, e
     assert leftovers(engine, orch.project) == ([], [])
 
 
-def test_missing_image_is_refused_with_the_build_command(orch, engine):
+def test_missing_image_orch_cannot_build_is_refused_with_what_to_do(orch, engine):
     orch.run("setup", "main", "--port", str(free_base()), "--image", "orch/absent:0")
     result = orch.json("up", ok=False)
     assert result["error"]["type"] == "ImageError"
-    assert "orch images build" in result["error"]["hint"]
+    assert "orch/absent:0" in result["error"]["message"]
+    hint = result["error"]["hint"]
+    assert "docker load" in hint and "orch setup main --image orch/openclaw-gateway:" in hint
     assert leftovers(engine, orch.project) == ([], [])
 
 
