@@ -95,10 +95,16 @@ def _is_lock_file(path: Path) -> bool:
 def _locked_fd(path: Path, mode: int) -> int:
     """A descriptor of `path` holding its flock. The holder before us may have removed
     the file (store.locked removes a home it made for nothing): a lock on that
-    unlinked file excludes no one, so take the file that is there now."""
+    unlinked file excludes no one, so take the file that is there now, making its dir
+    again when that went too."""
     while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+        except (FileNotFoundError, FileExistsError):
+            if path.parent.exists() and not path.parent.is_dir():
+                raise  # a file where the dir belongs: not a race
+            continue  # that holder removed the dir while we made or opened it
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held, there = os.fstat(fd), os.stat(path)
