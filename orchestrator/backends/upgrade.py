@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Progress
+from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import LiveContainer
 from orchestrator.core.paths import profile_dirs
@@ -41,7 +42,7 @@ from orchestrator.errors import (
 from orchestrator.fleet import archive_keys, journal
 from orchestrator.fleet import backup as archive
 from orchestrator.fleet.journal import Journal
-from orchestrator.fleet.store import atomic_write, load_fleet, locked, save_fleet
+from orchestrator.fleet.store import load_fleet, locked, save_fleet
 from orchestrator.host.images import inspect_image
 
 DEFAULT_TIMEOUT = 300.0

@@ -102,7 +102,9 @@ def up(
         from orchestrator.backends.upgrade import interrupted
         from orchestrator.cli.backup import resume, show_resumed
         from orchestrator.cli.views import show_plan, show_status
+        from orchestrator.core.spec import render_fleet
         from orchestrator.docker.incontainer import require_host_view_of
+        from orchestrator.fleet.store import load_fleet
 
         if port not in (None, "auto"):
             raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
@@ -116,7 +118,7 @@ def up(
         else:
             resumed = resume(home, names, timeout, as_json)
             _engine_ready(as_json)
-            require_host_view_of(home, names)
+            require_host_view_of(render_fleet(load_fleet(home), home, names))
         moved = move_taken_ports(home, names, dry_run) if port else []
         result = do_up(
             home,

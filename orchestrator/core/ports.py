@@ -25,6 +25,9 @@ MAX_BASE = MAX_PORT - 110
 FOOTPRINT_SPAN = 111
 
 
+Held = tuple[str, int, int]  # a port range someone holds: (host address, first, last)
+
+
 class Role(StrEnum):
     """What a port is for. Values are what users type in `--publish`."""
 

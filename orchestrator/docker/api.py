@@ -17,6 +17,7 @@ import socket
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
+from orchestrator.docker.sdk import client
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -161,9 +162,7 @@ def events(params: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]
     per event and ends the stream at `until`."""
     sock = socket_path()
     if sock is None:
-        from orchestrator.docker.daemon import docker_client
-
-        return list(docker_client().api.events(decode=True, **_sdk_event_args(params)))
+        return list(client().api.events(decode=True, **_sdk_event_args(params)))
     status, body = _request(sock, "/events", params, timeout)
     _raise_for(status, "/events", body)
     decoder = json.JSONDecoder()
@@ -184,9 +183,7 @@ def _sdk_event_args(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _via_sdk(method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
-    from orchestrator.docker.daemon import docker_client
-
-    api = docker_client().api
+    api = client().api
     url = api._url(path)
     if method == "GET":
         response = api._get(url, params=params)

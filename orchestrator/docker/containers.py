@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.base.host import default_home
 from orchestrator.core.exits import last_exit_code
 from orchestrator.core.observed import LiveContainer, legacy_network_of, port_taken
 from orchestrator.core.spec import (
@@ -32,6 +33,7 @@ from orchestrator.core.spec import (
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
+from orchestrator.docker.sdk import client
 from orchestrator.docker.snapshot import exit_events
 from orchestrator.errors import (
     Cancelled,
@@ -43,7 +45,6 @@ from orchestrator.errors import (
     OrchError,
     PortRefused,
 )
-from orchestrator.fleet.store import default_home
 
 READY_POLL_S = 0.1
 
@@ -51,22 +52,6 @@ READY_POLL_S = 0.1
 # The labels that say which fleet made an object: only that fleet may reuse or remove it.
 FLEET_KEYS = (LABEL_MANAGED, LABEL_PROJECT, LABEL_HOME)
 LOG_TAIL = 40
-
-
-def _client():
-    from orchestrator.docker.daemon import docker_client
-
-    return docker_client()
-
-
-_local = threading.local()
-
-
-def client():
-    """One SDK client per thread: the SDK's HTTP session is not made for sharing."""
-    if getattr(_local, "client", None) is None:
-        _local.client = _client()
-    return _local.client
 
 
 def missing_images(images: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ orch processes ask at the same moment.
 
 Pure stdlib at import time: `engine_answers()` is called on every CLI start, so it
 talks raw HTTP to the engine's socket instead of importing the Docker SDK (which
-costs ~0.2 s). The SDK is only imported by `docker_client()`.
+costs ~0.2 s). The SDK is only imported by docker/sdk.py.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
+from orchestrator.base.locks import exclusive
+from orchestrator.base.owner import pid_alive
+from orchestrator.docker import api as docker_http
 from orchestrator.docker.api import engine_address
+from orchestrator.docker.incontainer import own_container_id
+from orchestrator.docker.sdk import docker_client
 from orchestrator.errors import EngineUnavailable
-from orchestrator.fleet.locks import exclusive
-from orchestrator.fleet.owner import pid_alive
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -277,8 +279,6 @@ def require_engine(auto_start: bool = True) -> list[str]:
     error with the fix; else one is installed and started (ensure_engine)."""
     if engine_answers():
         return []
-    from orchestrator.docker.incontainer import own_container_id
-
     if own_container_id() is not None:
         raise EngineUnavailable(
             "orch runs in a container and no Docker engine answers on its socket",
@@ -397,8 +397,6 @@ def restore_gateways(since: float) -> list[str]:
     stopped earlier is left alone. Returns what it did."""
     from datetime import datetime
 
-    from orchestrator.docker import api as docker_http
-
     done = []
     for raw in docker_http.containers({"label": ["orch.managed=true"], "status": ["exited"]}):
         info = docker_http.get(f"/containers/{raw['Id']}/json")
@@ -420,28 +418,3 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def docker_client(timeout: int = 60) -> Any:
-    """A connected `docker.DockerClient` (the SDK is imported lazily, here).
-
-    The API version is negotiated, never pinned: the Debian engine speaks 1.41
-    and a pinned newer version fails with HTTP 400 "client version is too new".
-    """
-    try:
-        import docker  # lazy on purpose, see the module docstring
-        from docker.errors import DockerException
-    except ImportError as exc:
-        raise EngineUnavailable(
-            "the Docker SDK for Python is not installed",
-            hint="install orch with its dependencies (`pip install docker`)",
-        ) from exc
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except DockerException as exc:
-        raise EngineUnavailable(
-            f"cannot connect to the Docker engine: {exc}",
-            hint="run `sudo orch engine start`, or start Docker yourself, then run again",
-        ) from exc
-    return client

@@ -17,11 +17,13 @@ mounts and network mode), found through /proc/self/mountinfo. Not through
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.spec import ContainerSpec
+from orchestrator.docker import api as docker_http
 from orchestrator.errors import EngineUnavailable, UsageError
 
 # Docker bind-mounts /etc/hostname from /var/lib/docker/containers/<id>/hostname (the
@@ -76,8 +78,6 @@ def current_view() -> ContainerView | None:
     container_id = own_container_id()
     if container_id is None:
         return None
-    from orchestrator.docker import api as docker_http
-
     try:
         return ContainerView.from_inspect(docker_http.get(f"/containers/{container_id}/json"))
     except EngineUnavailable:
@@ -124,14 +124,10 @@ def require_host_view(paths: Iterable[str], loopback_ports: bool) -> None:
         )
 
 
-def require_host_view_of(home: Path, names: list[str] | None) -> None:
+def require_host_view_of(specs: Sequence[ContainerSpec]) -> None:
     """When orch runs in a container: the fleet's bind sources must be host paths and
     its 127.0.0.1 ports reachable (require_host_view); nothing to check otherwise."""
     if own_container_id() is None:
         return
-    from orchestrator.core.spec import render_fleet
-    from orchestrator.fleet.store import load_fleet
-
-    specs = render_fleet(load_fleet(home), home, names)
     loopback = any(p.host_ip.startswith("127.") for s in specs for p in s.ports)
     require_host_view([m.source for s in specs for m in s.mounts], loopback)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.base.host import default_home, proc_dir
 from orchestrator.core.observed import (
     Listener,
     LiveContainer,
@@ -23,7 +24,7 @@ from orchestrator.core.observed import (
     legacy_network_of,
     owned_by,
 )
-from orchestrator.core.ports import footprint_bounds
+from orchestrator.core.ports import Held, footprint_bounds
 from orchestrator.core.spec import (
     LABEL_HOME,
     LABEL_MANAGED,
@@ -32,8 +33,6 @@ from orchestrator.core.spec import (
 )
 from orchestrator.docker import api as docker_http
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
-from orchestrator.fleet.registry import HOST_PROC_ENV, Held
-from orchestrator.fleet.store import default_home
 
 
 def list_containers() -> list[LiveContainer]:
@@ -98,7 +97,7 @@ def host_listeners() -> list[Listener]:
 
     $ORCH_HOST_PROC names another proc dir (the host's, mounted into a container;
     an empty dir for hermetic unit tests)."""
-    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    proc = proc_dir()
     out = []
     for name, v6 in (("tcp", False), ("tcp6", True)):
         try:
@@ -213,7 +212,7 @@ def exit_events(ids: list[str], since: int) -> dict[str, list[dict[str, Any]]]:
 def port_holder(port: int) -> str | None:
     """'pid N (comm)' of a process with a TCP socket on local `port` in any state
     (bound but not listening too: what the engine refuses and a listener scan misses)."""
-    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    proc = proc_dir()
     for name in ("tcp", "tcp6"):
         try:
             lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]

@@ -22,7 +22,7 @@ def write_export(text: str, output: Path) -> Path:
             f"cannot write {path}: {path.parent} is not an existing directory; nothing was written",
             hint="create the directory first, or choose another path (-o - prints)",
         )
-    from orchestrator.fleet.store import atomic_write
+    from orchestrator.base.atomic import atomic_write
 
     try:
         atomic_write(path, text)

@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.base.atomic import atomic_write
 from orchestrator.errors import UsageError
-from orchestrator.fleet.store import atomic_write
 
 KEYS_DIR = "keys"
 KEY_FILE = "backup.key"

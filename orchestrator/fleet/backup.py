@@ -41,11 +41,11 @@ from pydantic.dataclasses import dataclass as checked_dataclass
 from typing_extensions import TypedDict
 
 from orchestrator import __version__
+from orchestrator.base.owner import pid_alive
 from orchestrator.core.model import NAME_RE, Profile
 from orchestrator.core.paths import DIR_KINDS, TOKEN_FILE, ProfileDirs
 from orchestrator.errors import OrchError
 from orchestrator.fleet.archive_keys import ALGORITHM, BackupKey, Keyring
-from orchestrator.fleet.owner import pid_alive
 
 FORMAT = "orch-backup/1"
 MANIFEST = "manifest.json"

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.base.atomic import atomic_write
 from orchestrator.core.paths import ProfileDirs
-from orchestrator.fleet.store import atomic_write
 
 HISTORY_DIR = ".orch-good"
 

@@ -27,9 +27,9 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.dataclasses import dataclass
 
+from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import NAME_RE
 from orchestrator.errors import UsageError
-from orchestrator.fleet.store import atomic_write
 
 JOURNAL_DIR = "journal"
 STEPS = (

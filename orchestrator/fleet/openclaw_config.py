@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import ProfileDirs
 from orchestrator.core.spec import WORKSPACE_DIR
 from orchestrator.core.versions import BROWSER_EXECUTABLE
 from orchestrator.errors import UsageError
-from orchestrator.fleet.store import atomic_write
 
 
 def managed_config(profile: Profile) -> dict[str, Any]:

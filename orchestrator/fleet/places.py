@@ -17,9 +17,10 @@ import re
 import stat
 from pathlib import Path
 
+from orchestrator.base.host import default_home
 from orchestrator.errors import UsageError
 from orchestrator.fleet.registry import DEFAULT_REGISTRY, REGISTRY_ENV, registry_dir
-from orchestrator.fleet.store import default_home, orch_home
+from orchestrator.fleet.store import orch_home
 
 HOME_ENV = "ORCH_HOME"
 CACHE_ENV = "ORCH_CACHE_DIR"

@@ -26,10 +26,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.base.atomic import atomic_write
+from orchestrator.base.host import proc_dir
+from orchestrator.base.locks import exclusive_in
+from orchestrator.base.owner import Owner
 from orchestrator.core.ports import (
     DEFAULT_BASE,
     FOOTPRINT_SPAN,
     MAX_BASE,
+    Held,
     Reservation,
     footprint,
     footprint_bounds,
@@ -37,8 +42,6 @@ from orchestrator.core.ports import (
     nearest_free_base,
 )
 from orchestrator.errors import OrchError
-from orchestrator.fleet.locks import exclusive_in
-from orchestrator.fleet.owner import Owner
 
 if TYPE_CHECKING:
     from orchestrator.core.model import Fleet
@@ -53,8 +56,6 @@ LABEL_RUN_OWNER = "orch.run-owner"
 LABEL_RUN_ID = "orch.run-id"
 DEV_PORT = 19001  # `openclaw --dev`
 WILDCARD = "0.0.0.0"
-HOST_PROC_ENV = "ORCH_HOST_PROC"  # another proc dir: the host's in a container, a test's
-Held = tuple[str, int, int]  # (host address, first port, last port)
 
 
 def registry_dir() -> Path:
@@ -79,8 +80,6 @@ def locked(root: Path | None = None) -> Iterator[Path]:
 
 
 def _write(path: Path, data: Any, mode: int = 0o644) -> None:
-    from orchestrator.fleet.store import atomic_write
-
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode=mode)
 
 
@@ -210,7 +209,7 @@ def ephemeral_intervals() -> list[tuple[int, int]]:
     port of it that a recent connection left in TIME-WAIT cannot be bound, so the
     engine refuses to publish it, and every probe, test client or browser on the host
     makes such connections. A base the user names is theirs."""
-    proc = os.environ.get(HOST_PROC_ENV, "/proc")
+    proc = proc_dir()
     try:
         text = Path(f"{proc}/sys/net/ipv4/ip_local_port_range").read_text()
         lo, hi = (int(x) for x in text.split())

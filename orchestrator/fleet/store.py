@@ -13,16 +13,17 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Collection, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.base.atomic import atomic_write
+from orchestrator.base.host import default_home
+from orchestrator.base.locks import exclusive_in
 from orchestrator.core.model import DEFAULT_PROJECT, Fleet
 from orchestrator.errors import FleetFileError
-from orchestrator.fleet.locks import exclusive_in
 from orchestrator.fleet.registry import publish_fleet
 
 FLEET_FILE = "fleet.yaml"
@@ -33,13 +34,6 @@ HEADER = (
     "# orch fleet file: one entry per gateway profile. Edit by hand or with `orch setup`.\n"
     "# Run `orch check` after editing; `orch schema` prints the JSON schema.\n"
 )
-
-
-def default_home() -> Path:
-    """The platform's user data dir (e.g. ~/.local/share/orch)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("orch", appauthor=False))
 
 
 def orch_home() -> Path:
@@ -255,24 +249,6 @@ def dump_fleet(fleet: Fleet) -> str:
 
     body = yaml.safe_dump(fleet.to_document(), sort_keys=False, default_flow_style=False)
     return HEADER + body
-
-
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Write `path` whole or not at all: temp file in the same dir, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def save_fleet(home: Path, fleet: Fleet) -> None:

@@ -85,7 +85,7 @@ def _read_passed(path: Path | None) -> list[str]:
 
 def _store_passed(path: Path, digests: list[str]) -> None:
     """Best effort, atomically: a lost entry only costs one more validation."""
-    from orchestrator.fleet.store import atomic_write
+    from orchestrator.base.atomic import atomic_write
 
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def _relaxed(image_id: str) -> dict[str, Any]:
 
 def _store(path: Path, relaxed: dict[str, Any]) -> None:
     """Written atomically; an unwritable cache only costs the next check a copy."""
-    from orchestrator.fleet.store import atomic_write
+    from orchestrator.base.atomic import atomic_write
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

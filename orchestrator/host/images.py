@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from orchestrator.base.locks import exclusive
 from orchestrator.core.versions import NODE_VERSION, OPENCLAW_VERSION
 from orchestrator.docker.daemon import ensure_debootstrap, ensure_engine
 from orchestrator.errors import ImageError, OrchError
-from orchestrator.fleet.locks import exclusive
 
 UPSTREAM_BASE = "debian:bookworm-slim"
 OFFLINE_BASE = "orch/debian:bookworm"

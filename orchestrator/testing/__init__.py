@@ -15,7 +15,7 @@ _EXPORTS = {
     "GatewayFactory": "orchestrator.testing.factory",
     "Gateway": "orchestrator.testing.factory",
     "PortRegistry": "orchestrator.fleet.registry",
-    "Owner": "orchestrator.fleet.owner",
+    "Owner": "orchestrator.base.owner",
     "run_labels": "orchestrator.testing.runs",
     "current_run_id": "orchestrator.testing.runs",
     "runs_root": "orchestrator.testing.runs",

@@ -36,7 +36,8 @@ from typing import Any
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
-from orchestrator.core.ports import footprint_bounds
+from orchestrator.base.owner import Owner
+from orchestrator.core.ports import Held, footprint_bounds
 from orchestrator.core.spec import ContainerSpec, resource_labels
 from orchestrator.errors import (
     EngineRefused,
@@ -46,8 +47,7 @@ from orchestrator.errors import (
     OrchError,
     UsageError,
 )
-from orchestrator.fleet.owner import Owner
-from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER, Held, PortRegistry
+from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER, PortRegistry
 from orchestrator.testing.runs import current_run_id, new_run_dir, run_labels, runs_root
 
 ENV_PORT_START = "ORCH_TEST_PORT_START"

@@ -13,8 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+from orchestrator.base.owner import Owner
 from orchestrator.errors import UsageError
-from orchestrator.fleet.owner import Owner
 from orchestrator.fleet.registry import LABEL_RUN_ID, LABEL_RUN_OWNER
 
 ENV_ROOT = "ORCH_TEST_DIR"

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.base.host import default_home
+from orchestrator.base.owner import Owner
 from orchestrator.core.check import check_fleet
 from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, live_problems, owned_by
 from orchestrator.core.spec import render
 from orchestrator.errors import CheckFailed
-from orchestrator.fleet.owner import Owner
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.registry import (
     PortRegistry,
@@ -23,7 +24,7 @@ from orchestrator.fleet.registry import (
     other_fleets,
     registry_dir,
 )
-from orchestrator.fleet.store import default_home, default_project, load_fleet, save_fleet
+from orchestrator.fleet.store import default_project, load_fleet, save_fleet
 
 from ..helpers import fleet_of, gateway_dir
 from ..testing.test_factory import labels_of  # noqa: F401  (a run's labels, as the plugin makes them)

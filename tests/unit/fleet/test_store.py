@@ -9,7 +9,6 @@ import pytest
 
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.errors import FleetFileError
-from orchestrator.fleet.locks import exclusive
 from orchestrator.fleet.store import (
     atomic_write,
     default_project,
@@ -330,46 +329,7 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     assert load_fleet(tmp_path).profiles["main"].port == 18789
 
 
-# --- the lock ---------------------------------------------------------------------------
-
-
-def test_a_lock_file_its_holder_removed_is_not_what_the_next_holder_holds(tmp_path: Path) -> None:
-    """store.locked removes a home it made for nothing, lock file included: a process
-    that waited on that file must take the one at the path, or two would hold "it"."""
-    import contextlib
-    import fcntl
-    import threading
-
-    path = tmp_path / "home" / ".fleet.lock"
-    waiting, held = threading.Event(), threading.Event()
-    inodes: list[int] = []
-
-    def next_holder() -> None:
-        waiting.set()
-        with exclusive(path):
-            inodes.append(path.stat().st_ino)
-            held.set()
-            release.wait(10)
-
-    release = threading.Event()
-    with exclusive(path):
-        first = path.stat().st_ino
-        thread = threading.Thread(target=next_holder)
-        thread.start()
-        waiting.wait(10)
-        path.unlink()
-        with contextlib.suppress(OSError):  # as locks._unmake: the waiter may have made it again
-            path.parent.rmdir()
-    assert held.wait(10)
-    fd = os.open(path, os.O_RDWR)
-    try:
-        with pytest.raises(BlockingIOError):  # the file there now is really held
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
-        release.set()
-        thread.join(10)
-    assert len(inodes) == 1 and first  # held after its wait, on the file at the path
+# --- the fleet lock ----------------------------------------------------------------
 
 
 def test_a_command_that_fails_in_a_fresh_home_leaves_no_home(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.base.owner import process_start
 from orchestrator.core.ports import MAX_BASE
 from orchestrator.docker.incontainer import ContainerView, own_container_id, path_problems
 from orchestrator.errors import EngineUnavailable, OrchError, UsageError
-from orchestrator.fleet.owner import process_start
 from orchestrator.testing import factory as testing
 from orchestrator.testing.factory import (
     LABEL_RUN_ID,
