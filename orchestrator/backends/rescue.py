@@ -125,7 +125,7 @@ def validate_in_rescue(home: Path, fleet: Fleet, rescuer: Profile, target: str) 
     import docker.errors
 
     from orchestrator.backends.local import container_of
-    from orchestrator.docker.containers import client
+    from orchestrator.docker.sdk import client
 
     path = f"{RESCUE_ROOT}/{target}/config/openclaw.json"
     command = ["openclaw", "config", "validate", "--json"]
@@ -227,7 +227,8 @@ def restart_target(home: Path, target: str, timeout: float) -> dict[str, Any]:
     TARGET` when it has no container. Its config is checked first, as by `up`."""
     from orchestrator.backends.base import Outcome
     from orchestrator.backends.local import container_of, remember_ready, up
-    from orchestrator.docker.containers import client, wait_ready
+    from orchestrator.docker.containers import wait_ready
+    from orchestrator.docker.sdk import client
     from orchestrator.fleet.gate import checked_specs
     from orchestrator.host.gateway_schema import schema_for
 

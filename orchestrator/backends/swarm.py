@@ -532,7 +532,7 @@ def down(
 def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
     """Remove the stack's services of `profiles` (all when None), wait until their
     tasks stopped, then remove their networks and secrets."""
-    from orchestrator.docker.containers import client
+    from orchestrator.docker.sdk import client
 
     api = client().api
 

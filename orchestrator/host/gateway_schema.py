@@ -186,7 +186,7 @@ def read_from_image(image_id: str) -> bytes:
     once in a throwaway container with no network."""
     import docker.errors
 
-    from orchestrator.docker.containers import client
+    from orchestrator.docker.sdk import client
 
     api = client().api
     created = api.create_container(image_id, command=["true"], network_disabled=True)

@@ -159,7 +159,7 @@ def _remove_containers(ids: list[str]) -> None:
 
     from docker.errors import NotFound
 
-    from orchestrator.docker.containers import client
+    from orchestrator.docker.sdk import client
 
     def one(container_id: str) -> None:
         api = client().api
@@ -175,7 +175,7 @@ def _remove_containers(ids: list[str]) -> None:
 def _remove_networks(ids: list[str]) -> None:
     from docker.errors import NotFound
 
-    from orchestrator.docker.containers import client
+    from orchestrator.docker.sdk import client
 
     for network_id in ids:
         with contextlib.suppress(NotFound):

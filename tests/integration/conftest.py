@@ -21,7 +21,8 @@ os.environ.setdefault("ORCH_PORT_START", "20000")
 
 @pytest.fixture(scope="session")
 def engine():
-    from orchestrator.docker.daemon import docker_client, ensure_engine
+    from orchestrator.docker.daemon import ensure_engine
+    from orchestrator.docker.sdk import docker_client
 
     ensure_engine()
     return docker_client()
