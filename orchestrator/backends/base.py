@@ -1,17 +1,20 @@
-"""What every backend returns: outcomes of actions, the result of `up`, the status of a
-profile, and the interface a backend implements. One set of types for the local
-engine and the swarm, so the CLI renders them one way.
+"""The interface every engine implements (`Backend`) and what it returns: outcomes
+of actions, the result of `up`, the status of a profile. One set of types for the
+local engine and the swarm, so the CLI renders them one way.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.core.check import Problem
 from orchestrator.core.plan import Action
+
+if TYPE_CHECKING:  # annotations only: project.py imports this module for select()
+    from orchestrator.backends.project import Project
 
 Progress = Callable[[str, str], None]
 
@@ -95,22 +98,96 @@ class ProfileStatus:
         return data
 
 
-class Backend(Protocol):
-    """What a backend offers the CLI: the local engine (backends.local) and a swarm
-    (backends.swarm) both implement it as module functions, with these result types."""
+class StatusRow(Protocol):
+    """A profile's row in `orch status`, whatever the engine (ProfileStatus, and the
+    swarm's ServiceStatus)."""
 
-    def up(self, home: Path, names: list[str] | None = None, **options: Any) -> UpResult: ...
+    profile: str
+    ready: bool
 
+    @property
+    def should_run(self) -> bool: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class UpOptions:
+    """How `up` goes, on every engine (`all_addresses` and `build` mean something on
+    one of them only; the other ignores them)."""
+
+    dry_run: bool = False
+    timeout: float = 120.0
+    keep_failed: bool = False
+    remove_orphans: bool = False
+    build: bool = True
+    all_addresses: bool = False
+    progress: Progress | None = None
+
+
+Write = Callable[[bytes], Any]
+
+
+class Backend(ABC):
+    """What every verb asks of an engine. The local engine (backends/local.py) and a
+    swarm (backends/swarm.py) implement it with the same result types, so the CLI
+    has no engine branches and every engine answers with the same exit codes."""
+
+    name: str
+    # Its gateways run on this host's engine: orch may start that engine, finishes
+    # the upgrades a kill interrupted there, and checks the host's view of dirs.
+    runs_here: bool
+
+    def plan(self, project: Project, names: list[str] | None = None) -> list[Action]:
+        """What `up` would do, doing nothing."""
+        return self.up(project, names, UpOptions(dry_run=True)).actions
+
+    @abstractmethod
+    def up(self, project: Project, names: list[str] | None, options: UpOptions) -> UpResult:
+        """Check, plan, create or update, wait ready."""
+
+    @abstractmethod
     def down(
-        self, home: Path, names: list[str] | None = None, progress: Progress | None = None
-    ) -> list[Outcome]: ...
+        self,
+        project: Project,
+        names: list[str] | None = None,
+        progress: Progress | None = None,
+        remove_orphans: bool = False,
+    ) -> list[Outcome]:
+        """Stop gracefully and remove; dirs and tokens stay."""
 
-    def status(self, home: Path, names: list[str] | None = None) -> list[Any]: ...
+    @abstractmethod
+    def status(self, project: Project, names: list[str] | None = None) -> list[StatusRow]:
+        """One row per profile (and per orphan of the fleet, when no names)."""
+
+    @abstractmethod
+    def restart(self, project: Project, name: str, timeout: float) -> None:
+        """Restart one gateway gracefully and wait until it is ready again."""
+
+    @abstractmethod
+    def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
+        """A gateway's log, its last `tail` lines, then more while `follow`."""
+
+    @abstractmethod
+    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
+        """Run `command` in a gateway; its exit code."""
+
+
+def failing(rows: list[StatusRow]) -> list[str]:
+    """The profiles that should run and are not ready: `orch status` exits 5 for them."""
+    return [r.profile for r in rows if r.should_run and not r.ready]
+
+
+ENGINES = {
+    "docker": ("orchestrator.backends.local", "LocalEngine"),
+    "swarm": ("orchestrator.backends.swarm", "Swarm"),
+}
 
 
 def select(engine: str) -> Backend:
-    """The backend of `--engine`: docker (this host) or swarm."""
+    """The backend of `--engine`: docker (this host) or swarm. Imported on demand: a
+    command pays only for the engine it uses."""
     import importlib
 
-    module = {"docker": "orchestrator.backends.local", "swarm": "orchestrator.backends.swarm"}
-    return importlib.import_module(module[engine])  # type: ignore[return-value]
+    module, name = ENGINES[engine]
+    return getattr(importlib.import_module(module), name)()

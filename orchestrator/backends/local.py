@@ -1,7 +1,9 @@
-"""The verbs of a fleet on one engine: up, down, status, restart.
+"""The local engine's backend (`LocalEngine`): up, down, status, restart, logs, exec
+on this host's Docker engine, one container per profile.
 
-Each follows the same pipeline: load the fleet, check it (and the live host),
-render specs, plan against live containers, and only then touch the engine.
+Each verb takes the command's fleet handle (backends/project.py) and follows the
+same pipeline: check the fleet (and the live host), plan against the snapshot of
+live containers, and only then touch the engine.
 The fleet lock is held throughout, so two `orch up` at once run one after the
 other and both see the end state of the first.
 """
@@ -18,17 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import (
+    Backend,
     Outcome,
     PortState,
     ProfileStatus,
     Progress,
+    UpOptions,
     UpResult,
+    Write,
     seconds_since,
 )
 from orchestrator.backends.orphans import orphan_note
+from orchestrator.backends.project import Project
 from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
-from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, cpu_problems, live_problems
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.plan import (
@@ -40,20 +46,22 @@ from orchestrator.core.plan import (
     plan_up,
 )
 from orchestrator.core.ports import Reservation
-from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address, render
+from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.containers import (
     _create_and_start,
     _discard,
     _remove_container,
     engine_cpus,
+    exec_in,
     http_status,
     missing_images,
     require_images,
+    stream_logs,
     tcp_answers,
     wait_ready,
 )
-from orchestrator.docker.snapshot import exit_events, take_snapshot
+from orchestrator.docker.snapshot import exit_events
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
@@ -67,7 +75,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
-from orchestrator.fleet.store import load_fleet, locked
+from orchestrator.fleet.store import locked
 from orchestrator.host.images import build_missing, refuse_unbuildable
 
 
@@ -81,7 +89,7 @@ class PortMove:
     reason: str
 
 
-def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list[PortMove]:
+def move_taken_ports(project: Project, names: list[str] | None, dry_run: bool) -> list[PortMove]:
     """`orch up --port auto`: for each selected profile whose ports something else on
     the host holds (a process, another container, another fleet's or a test run's
     footprint), the lowest base whose whole footprint avoids the fleet and the host,
@@ -91,16 +99,17 @@ def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list
     registry lock, so no other fleet picks the same base in between."""
     from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
 
+    home = project.home
     with locked(home), registry.locked():
-        fleet = load_fleet(home)
-        snap = take_snapshot(fleet.project, home)
+        fleet = project.fleet
+        snap = project.snapshot(with_listeners=True)
         foreign = registry.foreign_reservations(home)
         native = registry.native_reservations(
             skip=[d for p in fleet.profiles.values() for _, d in profile_dirs(p, home).items()]
         )
         moves = []
         for profile in fleet.select(names):
-            problems = live_problems([render(profile, fleet, home)], snap)
+            problems = live_problems([project.spec(profile.name)], snap)
             problems += problems_for(check_fleet(fleet, home, foreign), [profile.name])
             problems = [p for p in problems if p.code in ("port-in-use", "port-foreign")]
             if not problems:
@@ -112,6 +121,8 @@ def move_taken_ports(home: Path, names: list[str] | None, dry_run: bool) -> list
         if not dry_run:
             for move in moves:
                 setup(home, SetupRequest(name=move.profile, port=move.new_port), force=True)
+            if moves:
+                project.reload()  # the fleet file now says the new ports
         return moves
 
 
@@ -344,30 +355,14 @@ def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> No
 DEFAULT_TIMEOUT = 120.0
 
 
-def _specs(home: Path, names: list[str] | None) -> tuple[Any, list[ContainerSpec]]:
-    from orchestrator.fleet.gate import checked_specs  # here: status needs no gate
-    from orchestrator.host.gateway_schema import schema_for
-
-    fleet = load_fleet(home)
-    return fleet, checked_specs(fleet, home, names, files=True, schema_of=schema_for)
-
-
-def up(
-    home: Path,
-    names: list[str] | None = None,
-    dry_run: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    keep_failed: bool = False,
-    progress: Progress | None = None,
-    remove_orphans: bool = False,
-    build: bool = True,
-) -> UpResult:
-    """Check, plan, build the images that are missing (unless not `build`), create,
-    wait ready."""
-    with locked(home):
-        fleet, specs = _specs(home, names)
-        publish_fleet(home, fleet)
-        snap = take_snapshot(fleet.project, home)
+def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResult:
+    """Check, plan, build the images that are missing (unless not `options.build`),
+    create, wait ready."""
+    progress = options.progress
+    with locked(project.home):
+        fleet, specs = project.fleet, project.checked_specs(names)
+        publish_fleet(project.home, fleet)
+        snap = project.snapshot(with_listeners=True)
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
@@ -385,20 +380,20 @@ def up(
             if action.kind in CREATING and action.spec:
                 users.setdefault(action.spec.image, []).append(action.spec.profile)
         missing = missing_images(list(users))
-        if dry_run:
+        if options.dry_run:
             images = [{"tag": tag, "action": "build", "seconds": 0.0} for tag in missing]
             return UpResult(actions, dry_run=True, orphans=orphans, images=images)
-        images = provide_images({tag: users[tag] for tag in missing}, build, progress)
+        images = provide_images({tag: users[tag] for tag in missing}, options.build, progress)
         if images:  # each config against the schema of the image just built
-            fleet, specs = _specs(home, names)
-        outcomes = apply_up(actions, timeout, keep_failed, progress)
-        remember_ready(home, fleet, outcomes)
-        removing = remove_orphans and bool(orphans)
+            project.checked_specs(names)
+        outcomes = apply_up(actions, options.timeout, options.keep_failed, progress)
+        remember_ready(project, outcomes)
+        removing = options.remove_orphans and bool(orphans)
         if removing:
             outcomes += apply_down(plan_down(orphans, snap.orphans(fleet.profiles)), progress)
-        changed = removing or any(a.kind != Kind.NOOP for a in actions)
-        # Nothing changed: the snapshot the plan was made from is still the host's.
-        rows = status(home, names, probe=False, fleet=fleet, snap=None if changed else snap)
+        if removing or any(a.kind != Kind.NOOP for a in actions):
+            project.changed()  # the snapshot the plan was made from is no longer the host's
+        rows = status(project, names, probe=False)
         return UpResult(actions, outcomes, orphans=orphans, status=rows, images=images)
 
 
@@ -427,17 +422,17 @@ def provide_images(
     return [{"tag": r.tag, "action": r.action, "seconds": round(r.seconds, 1)} for r in built]
 
 
-def remember_ready(home: Path, fleet: Fleet, outcomes: list[Outcome]) -> None:
+def remember_ready(project: Project, outcomes: list[Outcome]) -> None:
     """Keep the config of each gateway that just became ready: the history that
     `orch rescue --restore-last-good` can put back. Best effort: a full disk must
     not turn a successful `up` into a failure."""
     from orchestrator.fleet.config_history import remember_good
 
     for outcome in outcomes:
-        if outcome.ready and outcome.profile in fleet.profiles:
-            profile = fleet.profiles[outcome.profile]
+        if outcome.ready and outcome.profile in project.fleet.profiles:
+            profile = project.fleet.profiles[outcome.profile]
             with contextlib.suppress(OSError):
-                remember_good(profile_dirs(profile, home), profile.uid, profile.gid)
+                remember_good(project.dirs(profile.name), profile.uid, profile.gid)
 
 
 def _looping(snap: Snapshot) -> dict[str, int]:
@@ -454,7 +449,7 @@ def _looping(snap: Snapshot) -> dict[str, int]:
 
 
 def down(
-    home: Path,
+    project: Project,
     names: list[str] | None = None,
     progress: Progress | None = None,
     remove_orphans: bool = False,
@@ -463,10 +458,11 @@ def down(
     container it has (set-aside ones too) and its networks. Containers of this fleet
     whose profile is not in the fleet file (orphans: a file cut short, a hand edit)
     are kept and reported unless `remove_orphans`."""
+    home = project.home
     with locked(home):
-        fleet = load_fleet(home)
+        fleet = project.fleet
         wanted = [p.name for p in fleet.select(names)]
-        snap = take_snapshot(fleet.project, home, with_listeners=False)
+        snap = project.snapshot()
         orphans = snap.orphans(fleet.profiles) if names is None else {}
         targets = wanted + (sorted(orphans) if remove_orphans else [])
         containers = {name: snap.all_of(name) for name in targets}
@@ -500,26 +496,20 @@ NOT_ANSWERING_WHY = {
 
 
 def status(
-    home: Path,
-    names: list[str] | None = None,
-    probe: bool = True,
-    fleet: Fleet | None = None,
-    snap: Snapshot | None = None,
+    project: Project, names: list[str] | None = None, probe: bool = True
 ) -> list[ProfileStatus]:
     """Status of each profile (and of this fleet's orphan containers when no names are
     given); without `probe`, ports are not dialled and containers not inspected (what
     `orch up` shows right after it checked /readyz, from the fleet and snapshot it
     already has when nothing changed)."""
-    fleet = fleet or load_fleet(home)
-    snap = snap or take_snapshot(fleet.project, home, with_listeners=False)
-    specs = [render(p, fleet, home) for p in fleet.select(names)]
+    fleet, snap, specs = project.fleet, project.snapshot(), project.specs(names)
     probed = _probe_all(specs, snap, probe)
     rows = [_status_of(s, snap, probed.get(s.profile)) for s in specs]
     for row in rows:
-        row.token_file = str(profile_dirs(fleet.profiles[row.profile], home).token_file)
+        row.token_file = str(project.dirs(row.profile).token_file)
     if names is None:
         for name, containers in snap.orphans(fleet.profiles).items():
-            rows.append(_orphan_status(home, name, containers[0]))
+            rows.append(_orphan_status(project.home, name, containers[0]))
     return rows
 
 
@@ -711,20 +701,19 @@ def _drift(spec: ContainerSpec, current: LiveContainer | None) -> str | None:
     return None
 
 
-def container_of(home: Path, name: str) -> LiveContainer | None:
-    fleet = load_fleet(home)
-    fleet.get(name)
-    return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
+def container_of(project: Project, name: str) -> LiveContainer | None:
+    project.fleet.get(name)  # an unknown profile is a clear error
+    return project.snapshot().ours.get(name)
 
 
-def refuse_if_container(home: Path, name: str) -> None:
+def refuse_if_container(project: Project, name: str) -> None:
     """`orch rm`: a profile removed while its container lives would leave an orphan.
     With no engine there is no container to leave."""
     from orchestrator.docker.daemon import engine_answers
 
     if not engine_answers():
         return
-    container = container_of(home, name)
+    container = container_of(project, name)
     if container is not None:
         raise UsageError(
             f"profile '{name}' still has a container ({container.name}, {container.state});"
@@ -733,13 +722,45 @@ def refuse_if_container(home: Path, name: str) -> None:
         )
 
 
-def find_container(home: Path, name: str) -> tuple[ContainerSpec, LiveContainer]:
-    fleet = load_fleet(home)
-    spec = render(fleet.get(name), fleet, home)
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
-    current = snap.ours.get(name)
+def find_container(project: Project, name: str) -> tuple[ContainerSpec, LiveContainer]:
+    spec = project.spec(name)
+    current = project.snapshot().ours.get(name)
     if current is None or current.state not in ("running", "restarting"):
         raise NotReady(
             f"profile '{name}' has no running container", hint=f"start it with `orch up {name}`"
         )
     return spec, current
+
+
+class LocalEngine(Backend):
+    """The Docker engine of this host: one container per profile."""
+
+    name = "docker"
+    runs_here = True
+
+    def up(self, project: Project, names: list[str] | None, options: UpOptions) -> UpResult:
+        return up(project, names, options)
+
+    def down(
+        self,
+        project: Project,
+        names: list[str] | None = None,
+        progress: Progress | None = None,
+        remove_orphans: bool = False,
+    ) -> list[Outcome]:
+        return down(project, names, progress, remove_orphans)
+
+    def status(self, project: Project, names: list[str] | None = None) -> list[ProfileStatus]:
+        return status(project, names)
+
+    def restart(self, project: Project, name: str, timeout: float) -> None:
+        spec, container = find_container(project, name)
+        restart(container, spec, timeout)
+
+    def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
+        _, container = find_container(project, name)
+        stream_logs(container, tail, follow, write)
+
+    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
+        _, container = find_container(project, name)
+        return exec_in(container, command, write)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.backends.project import Project
 from orchestrator.core.check import Problem
 from orchestrator.core.gateway_config import CREDENTIAL_KEYS
 from orchestrator.core.model import Fleet, Profile
@@ -29,7 +30,7 @@ from orchestrator.core.spec import RESCUE_ROOT
 from orchestrator.errors import CheckFailed, UsageError
 from orchestrator.fleet.config_check import config_problems, parse
 from orchestrator.fleet.config_history import GoodConfig, last_good_candidates, restore
-from orchestrator.fleet.store import load_fleet, locked
+from orchestrator.fleet.store import locked
 
 
 @dataclass
@@ -66,7 +67,7 @@ def rescuer_of(fleet: Fleet, target: str, from_: str | None) -> Profile:
 
 
 def rescue(
-    home: Path,
+    project: Project,
     target: str,
     from_: str | None = None,
     restore_last_good: bool = False,
@@ -75,13 +76,13 @@ def rescue(
 ) -> RescueReport:
     from orchestrator.backends.local import status
 
-    fleet = load_fleet(home)
+    fleet, home = project.fleet, project.home
     rescuer = rescuer_of(fleet, target, from_)
     report = RescueReport(
         target=target,
         rescuer=rescuer.name,
-        state=_state(status(home, [target])[0]),
-        validate=validate_in_rescue(home, fleet, rescuer, target),
+        state=_state(status(project, [target])[0]),
+        validate=validate_in_rescue(project, rescuer, target),
         problems=_own_problems(fleet, home, target),
     )
     dirs = profile_dirs(fleet.get(target), home)
@@ -97,7 +98,7 @@ def rescue(
     if restore_last_good:
         report.restored = _restore(home, fleet, target, good)
     if restart:
-        report.restart = restart_target(home, target, timeout)
+        report.restart = restart_target(project, target, timeout)
     return report
 
 
@@ -118,7 +119,7 @@ def _own_problems(fleet: Fleet, home: Path, target: str) -> list[Problem]:
     return [p for p in config_problems(fleet, home, schema_for) if target in p.owners]
 
 
-def validate_in_rescue(home: Path, fleet: Fleet, rescuer: Profile, target: str) -> dict[str, Any]:
+def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[str, Any]:
     """`openclaw config validate --json` on TARGET's config, run by the gateway in the
     rescue container (TARGET's config dir is mounted there): the gateway's own
     verdict, even when TARGET itself cannot start."""
@@ -129,7 +130,7 @@ def validate_in_rescue(home: Path, fleet: Fleet, rescuer: Profile, target: str) 
 
     path = f"{RESCUE_ROOT}/{target}/config/openclaw.json"
     command = ["openclaw", "config", "validate", "--json"]
-    container = container_of(home, rescuer.name)
+    container = container_of(project, rescuer.name)
     if container is None or container.state != "running":
         return {
             "ran": False,
@@ -221,32 +222,30 @@ def _restore(home: Path, fleet: Fleet, target: str, good: GoodConfig | None) -> 
 CRASHED_STOP_S = 2
 
 
-def restart_target(home: Path, target: str, timeout: float) -> dict[str, Any]:
+def restart_target(project: Project, target: str, timeout: float) -> dict[str, Any]:
     """Restart TARGET now and wait until it is ready: `docker restart` of its
     container (crash-looping or stopped: no back-off to wait out), or `orch up
     TARGET` when it has no container. Its config is checked first, as by `up`."""
-    from orchestrator.backends.base import Outcome
+    from orchestrator.backends.base import Outcome, UpOptions
     from orchestrator.backends.local import container_of, remember_ready, up
     from orchestrator.docker.containers import wait_ready
     from orchestrator.docker.sdk import client
-    from orchestrator.fleet.gate import checked_specs
-    from orchestrator.host.gateway_schema import schema_for
 
     start = time.monotonic()
-    container = container_of(home, target)
+    home = project.home
+    container = container_of(project, target)
     if container is None:
-        up(home, [target], timeout=timeout)
+        up(project, [target], UpOptions(timeout=timeout))
         how = "orch up (it had no container)"
     else:
         with locked(home):
-            fleet = load_fleet(home)
-            (spec,) = checked_specs(fleet, home, [target], files=True, schema_of=schema_for)
+            (spec,) = project.checked_specs([target])
             # A gateway that is not healthy (crash-looping, starting) has nothing to
             # drain: a short stop saves the 30 s graceful wait.
             stop = spec.stop_timeout_s if container.health == "healthy" else CRASHED_STOP_S
             client().api.restart(container.id, timeout=stop)
         wait_ready(spec, container.id, timeout, fresh=False)
-        remember_ready(home, fleet, [Outcome(target, "restart", container.id, True, 0.0)])
+        remember_ready(project, [Outcome(target, "restart", container.id, True, 0.0)])
         how = f"docker restart of {container.name} ({container.state})"
     return {"how": how, "ready": True, "seconds": round(time.monotonic() - start, 1)}
 

@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Outcome, Progress, UpResult, seconds_since
+from orchestrator.backends.base import (
+    Backend,
+    Outcome,
+    Progress,
+    UpOptions,
+    UpResult,
+    Write,
+    seconds_since,
+)
+from orchestrator.backends.project import Project
 from orchestrator.core.check import Problem
 from orchestrator.core.observed import Snapshot, live_problems, owned_by
 from orchestrator.core.plan import Action, Kind
@@ -45,6 +54,7 @@ from orchestrator.errors import (
     OrchError,
     StackTaken,
     SwarmUnavailable,
+    UsageError,
 )
 from orchestrator.export.stack import (
     STACK_LABEL,
@@ -316,28 +326,21 @@ def plan_stack(specs: list[ContainerSpec], services: list[dict[str, Any]]) -> li
     return actions
 
 
-def up(
-    home: Path,
-    names: list[str] | None = None,
-    dry_run: bool = False,
-    timeout: float = DEPLOY_TIMEOUT_S,
-    keep_failed: bool = False,
-    all_addresses: bool = False,
-    progress: Progress | None = None,
-) -> UpResult:
+def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResult:
     """Check everything, deploy the changed profiles as one stack, wait for /readyz.
 
     Nothing is deployed while a check fails. A stack that did not exist before and
     does not get ready is removed again (unless keep_failed); an update that does
     not get ready is rolled back by Swarm (update_config.failure_action).
     """
-    from orchestrator.fleet.store import load_fleet, locked
+    from orchestrator.fleet.store import locked
 
-    say = progress or (lambda _p, _m: None)
+    home, timeout, keep_failed = project.home, options.timeout, options.keep_failed
+    say = options.progress or (lambda _p, _m: None)
     with locked(home):
-        fleet = load_fleet(home)
+        fleet = project.fleet
         stack = fleet.project
-        specs = stack_specs(fleet, home, names, all_addresses)
+        specs = stack_specs(fleet, home, names, options.all_addresses)
         info = require_manager()
         docker = docker_cli()
         services = stack_services(stack)
@@ -356,7 +359,7 @@ def up(
                 problems,
                 hint=problems[0].hint,
             )
-        if dry_run:
+        if options.dry_run:
             return UpResult(actions, dry_run=True)
         # No registry to pull from: every node needs its own copy (--resolve-image never).
         require_images(
@@ -389,7 +392,7 @@ def up(
                     + ("; the new stack was removed" if not services and not keep_failed else "")
                 ),
             )
-        return UpResult(actions, outcomes)
+        return UpResult(actions, outcomes, status=status(project, names))
 
 
 def deploy(docker: str, stack: str, text: str) -> None:
@@ -503,15 +506,17 @@ def node_address(node_id: str, local_node: str, node: dict[str, Any] | None) -> 
 
 
 def down(
-    home: Path, names: list[str] | None = None, progress: Progress | None = None
+    project: Project, names: list[str] | None = None, progress: Progress | None = None
 ) -> list[Outcome]:
     """Remove the profiles' services (Swarm stops each task gracefully, within its
-    stop_grace_period), then their networks and secrets; dirs and tokens stay."""
-    from orchestrator.fleet.store import load_fleet, locked
+    stop_grace_period), then their networks and secrets; dirs and tokens stay. With
+    no names, the stack goes whole: services of profiles no longer in the fleet too."""
+    from orchestrator.fleet.store import locked
 
+    home = project.home
     say = progress or (lambda _p, _m: None)
     with locked(home):
-        fleet = load_fleet(home)
+        fleet = project.fleet
         wanted = [p.name for p in fleet.select(names)] if names else None
         require_manager()
         stack = fleet.project
@@ -605,19 +610,20 @@ class ServiceStatus:
     url: str
     tasks: list[TaskStatus]
 
+    @property
+    def should_run(self) -> bool:
+        """It has a service (orch up deployed it): then not being ready is a failure."""
+        return self.service is not None
+
     def to_json(self) -> dict[str, Any]:
         data = self.__dict__.copy()
         data["tasks"] = [t.__dict__ for t in self.tasks]
         return data
 
 
-def status(home: Path, names: list[str] | None = None) -> list[ServiceStatus]:
+def status(project: Project, names: list[str] | None = None) -> list[ServiceStatus]:
     """Each profile's service: replicas, its tasks (node, state, error), readiness, drift."""
-    from orchestrator.core.spec import render
-    from orchestrator.fleet.store import load_fleet
-
-    fleet = load_fleet(home)
-    specs = [render(p, fleet, home) for p in fleet.select(names)]
+    fleet, home, specs = project.fleet, project.home, project.specs(names)
     info = require_manager()
     mine = [
         s
@@ -671,3 +677,53 @@ def _status_of(
     return ServiceStatus(
         spec.profile, name, state, f"{len(running)}/{desired}", ready, drift, url, rows
     )
+
+
+class Swarm(Backend):
+    """A Docker Swarm: the fleet as one stack, one service per profile."""
+
+    name = "swarm"
+    runs_here = False
+
+    def up(self, project: Project, names: list[str] | None, options: UpOptions) -> UpResult:
+        return up(project, names, options)
+
+    def down(
+        self,
+        project: Project,
+        names: list[str] | None = None,
+        progress: Progress | None = None,
+        remove_orphans: bool = False,
+    ) -> list[Outcome]:
+        return down(project, names, progress)  # a stack goes whole: orphans are removed
+
+    def status(self, project: Project, names: list[str] | None = None) -> list[ServiceStatus]:
+        return status(project, names)
+
+    def restart(self, project: Project, name: str, timeout: float) -> None:
+        raise UsageError(
+            f"orch restart --engine swarm: not supported yet (profile '{name}')",
+            hint=f"run `docker service update --force {service_name(project.project, name)}`",
+        )
+
+    def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
+        import docker.errors  # the SDK, only for a swarm's logs
+
+        from orchestrator.docker.sdk import client
+
+        project.fleet.get(name)  # an unknown profile is a clear error
+        try:
+            service = client().services.get(service_name(project.project, name))
+        except docker.errors.NotFound as exc:
+            raise NotReady(
+                f"profile '{name}' has no service on the swarm: {exc}",
+                hint=f"deploy it with `orch up --engine swarm {name}`",
+            ) from None
+        for chunk in service.logs(stdout=True, stderr=True, tail=tail, follow=follow):
+            write(chunk)
+
+    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
+        raise UsageError(
+            f"orch exec --engine swarm: a task runs on some node of the swarm (profile '{name}')",
+            hint="`orch status --engine swarm` names the node; run `docker exec` there",
+        )

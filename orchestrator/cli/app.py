@@ -172,6 +172,13 @@ def _home(writes: bool = True) -> Path:
     return checked_places(writes)
 
 
+def _project(engine: str = "docker", writes: bool = True) -> Any:
+    """The command's fleet handle (backends.project.Project) on the checked home."""
+    from orchestrator.backends.project import Project  # pydantic: not for --help
+
+    return Project.open(_home(writes), engine)
+
+
 def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str | None:
     if value is None or value == "auto":
         return value

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _home, _run, app
+from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _project, _run, app
 from orchestrator.cli.options import Timeout, count
 from orchestrator.errors import UsageError
 
@@ -96,71 +96,74 @@ def up(
     Example: orch up rescue
     """
 
-    def work():
-        from orchestrator.backends.local import move_taken_ports
-        from orchestrator.backends.local import up as do_up
-        from orchestrator.backends.upgrade import interrupted
-        from orchestrator.cli.backup import resume, show_resumed
-        from orchestrator.cli.views import show_plan, show_status
-        from orchestrator.core.spec import render_fleet
-        from orchestrator.docker.incontainer import require_host_view_of
-        from orchestrator.fleet.store import load_fleet
+    flags = {"dry_run": dry_run, "timeout": timeout, "keep_failed": keep_failed}
+    flags |= {"remove_orphans": remove_orphans, "build": build, "all_addresses": all_addresses}
+    _run("up", as_json, lambda: _up(engine, names, port, flags, as_json))
 
-        if port not in (None, "auto"):
-            raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
-        if _parse_engine(engine, all_addresses) == "swarm":
-            if port:
-                raise UsageError("--port auto only applies to --engine docker")
-            return _swarm_up(names, dry_run, timeout, keep_failed, all_addresses, as_json)
-        home = _home()
-        if dry_run:
-            resumed = [{**r.to_json(), "message": r.describe()} for r in interrupted(home, names)]
-        else:
-            resumed = resume(home, names, timeout, as_json)
-            _engine_ready(as_json)
-            require_host_view_of(render_fleet(load_fleet(home), home, names))
-        moved = move_taken_ports(home, names, dry_run) if port else []
-        result = do_up(
-            home,
-            names,
-            dry_run=dry_run,
-            timeout=timeout,
-            keep_failed=keep_failed,
-            progress=_progress(as_json),
-            remove_orphans=remove_orphans,
-            build=build,
-        )
-        data: dict[str, Any] = {
-            "dry_run": dry_run,
-            "resumed": resumed,
-            "images": result.images,
-            "moved": [m.__dict__ for m in moved],
-            "plan": [a.to_json() for a in result.actions],
-            "outcomes": [o.to_json() for o in result.outcomes],
-            "orphans": result.orphans,
-        }
-        rows = [s.to_json() for s in result.status]
-        data["status"] = rows
 
-        def show() -> None:
-            show_resumed(resumed)
-            for m in moved:
-                print(f"{m.profile}: port {m.old_port} -> {m.new_port} ({m.reason})")
-            for i in result.images:
-                done = "to build (missing)" if dry_run else f"built in {i['seconds']:.1f} s"
-                print(f"image {i['tag']}: {done}")
-            # A real run narrated every change as it went ("creating", "ready in");
-            # what is left to say is which profiles it left alone.
-            show_plan([a for a in data["plan"] if dry_run or a["action"] == "noop"])
-            if rows:
-                show_status(rows)
-            for name in result.orphans:
-                verb = "removed" if remove_orphans else "kept (`orch status` says why)"
-                print(f"orphan {name}: a container of this fleet not in the fleet file, {verb}")
+def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_json: bool):
+    from orchestrator.backends.base import UpOptions
+    from orchestrator.backends.local import move_taken_ports
+    from orchestrator.backends.upgrade import interrupted
+    from orchestrator.cli.backup import resume
+    from orchestrator.docker.incontainer import require_host_view_of
 
-        return data, show
+    if port not in (None, "auto"):
+        raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
+    if _parse_engine(engine, flags["all_addresses"]) != "docker" and port:
+        raise UsageError("--port auto only applies to --engine docker")
+    options = UpOptions(**flags, progress=_progress(as_json))
+    project = _project(engine)
+    here, dry_run = project.backend.runs_here, options.dry_run
+    resumed: list[dict[str, Any]] = []
+    if here and dry_run:
+        resumed = [
+            {**r.to_json(), "message": r.describe()} for r in interrupted(project.home, names)
+        ]
+    elif here:
+        resumed = resume(project.home, names, options.timeout, as_json)
+        if resumed:  # it changed the fleet file and the engine
+            project.reload()
+            project.changed()
+    if not dry_run:
+        _engine_ready(as_json, auto_start=here)
+    if here and not dry_run:
+        require_host_view_of(project.specs(names))
+    moved = move_taken_ports(project, names, dry_run) if port else []
+    result = project.backend.up(project, names, options)
+    data: dict[str, Any] = {
+        "engine": project.backend.name,
+        "dry_run": dry_run,
+        "resumed": resumed,
+        "images": result.images,
+        "moved": [m.__dict__ for m in moved],
+        "plan": [a.to_json() for a in result.actions],
+        "outcomes": [o.to_json() for o in result.outcomes],
+        "orphans": result.orphans,
+        "status": [s.to_json() for s in result.status],
+    }
+    return data, lambda: _show_up(data, project.backend.name, options.remove_orphans)
 
-    _run("up", as_json, work)
+
+def _show_up(data: dict[str, Any], engine: str, remove_orphans: bool) -> None:
+    from orchestrator.cli.backup import show_resumed
+    from orchestrator.cli.views import show_plan, show_status
+
+    dry_run = data["dry_run"]
+    show_resumed(data["resumed"])
+    for m in data["moved"]:
+        print(f"{m['profile']}: port {m['old_port']} -> {m['new_port']} ({m['reason']})")
+    for i in data["images"]:
+        done = "to build (missing)" if dry_run else f"built in {i['seconds']:.1f} s"
+        print(f"image {i['tag']}: {done}")
+    # A real run narrated every change as it went ("creating", "ready in");
+    # what is left to say is which profiles it left alone.
+    show_plan([a for a in data["plan"] if dry_run or a["action"] == "noop"])
+    if data["status"]:
+        show_status(engine, data["status"])
+    for name in data["orphans"]:
+        verb = "removed" if remove_orphans else "kept (`orch status` says why)"
+        print(f"orphan {name}: a container of this fleet not in the fleet file, {verb}")
 
 
 @app.command()
@@ -183,52 +186,54 @@ def down(
 
     Example: orch down rescue
     """
+    _run("down", as_json, lambda: _down(engine, names, purge, yes, remove_orphans, as_json))
 
-    def work():
-        from orchestrator.backends.base import select
-        from orchestrator.fleet.provision import purge_profiles
 
-        backend = select(_parse_engine(engine))
-        swarm = engine == "swarm"
+def _down(
+    engine: str,
+    names: list[str] | None,
+    purge: bool,
+    yes: bool,
+    remove_orphans: bool,
+    as_json: bool,
+):
+    from orchestrator.fleet.provision import purge_profiles
 
-        home = _home()
-        if purge and not yes:
-            who = ", ".join(names) if names else "every profile"
-            _confirm(
-                f"--purge would delete the dirs and token of {who}",
-                f"Delete the config, state and workspace dirs and the token of {who}?"
-                " (dirs orch adopted are kept)",
-                as_json,
-            )
-        _engine_ready(as_json, auto_start=False)
-        options = {} if swarm else {"remove_orphans": remove_orphans}
-        outcomes = backend.down(home, names, progress=_progress(as_json), **options)
-        purged: list[str] = []
-        adopted: list[str] = []
-        if purge:
-            done = purge_profiles(home, [o.profile for o in outcomes if o.action != "kept"])
-            purged, adopted = [str(p) for p in done.deleted], [str(p) for p in done.adopted]
-        data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged, "kept": adopted}
+    project = _project(_parse_engine(engine))
+    if purge and not yes:
+        who = ", ".join(names) if names else "every profile"
+        _confirm(
+            f"--purge would delete the dirs and token of {who}",
+            f"Delete the config, state and workspace dirs and the token of {who}?"
+            " (dirs orch adopted are kept)",
+            as_json,
+        )
+    _engine_ready(as_json, auto_start=False)
+    outcomes = project.backend.down(project, names, _progress(as_json), remove_orphans)
+    purged: list[str] = []
+    adopted: list[str] = []
+    if purge:
+        done = purge_profiles(project.home, [o.profile for o in outcomes if o.action != "kept"])
+        purged, adopted = [str(p) for p in done.deleted], [str(p) for p in done.adopted]
+    data = {"outcomes": [o.to_json() for o in outcomes], "purged": purged, "kept": adopted}
+    return data, lambda: _show_down(data)
 
-        def show() -> None:
-            for o in outcomes:
-                if o.action == "removed":
-                    what = f"removed in {o.seconds:.1f} s"
-                    if o.note and o.note != "removed":
-                        what = o.note
-                else:
-                    what = o.note or "not running"
-                print(f"{o.profile}: {what}")
-            for path in purged:
-                print(f"  deleted {path}")
-            from orchestrator.cli.views import ADOPTED_NOTE
 
-            for path in adopted:
-                print(f"  kept    {path}{ADOPTED_NOTE}")
+def _show_down(data: dict[str, Any]) -> None:
+    from orchestrator.cli.views import ADOPTED_NOTE
 
-        return data, show
-
-    _run("down", as_json, work)
+    for o in data["outcomes"]:
+        if o["action"] == "removed":
+            what = f"removed in {o['seconds']:.1f} s"
+            if o["note"] and o["note"] != "removed":
+                what = o["note"]
+        else:
+            what = o["note"] or "not running"
+        print(f"{o['profile']}: {what}")
+    for path in data["purged"]:
+        print(f"  deleted {path}")
+    for path in data["kept"]:
+        print(f"  kept    {path}{ADOPTED_NOTE}")
 
 
 @app.command()
@@ -239,79 +244,28 @@ def status(
 ) -> None:
     """Show state, health, uptime, restarts, last exit, published ports (answering?), drift.
 
-    Exits 5 when a gateway that has a container is not ready (crash-looping,
-    exited, not answering), so a script can wait on it.
+    Exits 5 when a gateway that has a container (a service, on a swarm) is not ready
+    (crash-looping, exited, not answering), so a script can wait on it.
 
     With --engine swarm: each profile's service, its tasks (node, state, error),
     readiness and drift.
 
     Example: orch status --json
     """
-
-    def work():
-        from orchestrator.backends.local import status as fleet_status
-        from orchestrator.cli.views import show_status
-
-        swarm = _parse_engine(engine) == "swarm"
-        _engine_ready(as_json, auto_start=False)
-        if swarm:
-            return _swarm_status(names)
-        home = _home(writes=False)
-        found = fleet_status(home, names)
-        holder["failing"] = [s.profile for s in found if s.should_run and not s.ready]
-        rows = [s.to_json() for s in found]
-        return {"profiles": rows}, lambda: show_status(rows)
-
-    holder: dict[str, list[str]] = {"failing": []}
-    _run("status", as_json, work, ok=lambda _d: not holder["failing"], failed_exit=5)
+    ok = lambda data: not data["failing"]  # noqa: E731
+    _run("status", as_json, lambda: _status(engine, names, as_json), ok=ok, failed_exit=5)
 
 
-def _swarm_up(
-    names: list[str] | None,
-    dry_run: bool,
-    timeout: float,
-    keep_failed: bool,
-    all_addresses: bool,
-    as_json: bool,
-):
-    from orchestrator.backends.swarm import status as swarm_status
-    from orchestrator.backends.swarm import up as swarm_up
-    from orchestrator.cli.views import show_plan, show_swarm_status
+def _status(engine: str, names: list[str] | None, as_json: bool):
+    from orchestrator.backends.base import failing
+    from orchestrator.cli.views import show_status
 
-    home = _home()
+    project = _project(_parse_engine(engine), writes=False)
     _engine_ready(as_json, auto_start=False)
-    result = swarm_up(
-        home,
-        names,
-        dry_run=dry_run,
-        timeout=timeout,
-        keep_failed=keep_failed,
-        all_addresses=all_addresses,
-        progress=_progress(as_json),
-    )
-    rows = [] if dry_run else [s.to_json() for s in swarm_status(home, names)]
-    data: dict[str, Any] = {
-        "engine": "swarm",
-        "dry_run": dry_run,
-        "plan": [a.to_json() for a in result.actions],
-        "outcomes": [o.to_json() for o in result.outcomes],
-        "status": rows,
-    }
-
-    def show() -> None:
-        show_plan(data["plan"])
-        if rows:
-            show_swarm_status(rows)
-
-    return data, show
-
-
-def _swarm_status(names: list[str] | None):
-    from orchestrator.backends.swarm import status as swarm_status
-    from orchestrator.cli.views import show_swarm_status
-
-    rows = [s.to_json() for s in swarm_status(_home(writes=False), names)]
-    return {"engine": "swarm", "profiles": rows}, lambda: show_swarm_status(rows)
+    found = project.backend.status(project, names)
+    rows = [s.to_json() for s in found]
+    data = {"engine": project.backend.name, "profiles": rows, "failing": failing(found)}
+    return data, lambda: show_status(project.backend.name, rows)
 
 
 @app.command()
@@ -321,68 +275,63 @@ def logs(
     tail: Annotated[
         int, typer.Option(parser=count(0, 10_000_000, 100), help="Lines from the end.")
     ] = 100,
+    engine: EngineOpt = "docker",
 ) -> None:
     """Print a gateway's log.
 
     Example: orch logs rescue -f --tail 20
     """
-
-    def work():
-        from orchestrator.backends.local import find_container
-        from orchestrator.docker.containers import stream_logs
-
-        _, container = find_container(_home(writes=False), name)
-        out = sys.stdout.buffer
-        stream_logs(container, tail, follow, lambda b: (out.write(b), out.flush()))
-        return None, lambda: None
-
     try:
-        _run("logs", False, work)
+        _run("logs", False, lambda: _logs(engine, name, tail, follow))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+def _logs(engine: str, name: str, tail: int, follow: bool):
+    project = _project(_parse_engine(engine), writes=False)
+    project.backend.logs(project, name, tail, follow, _write_out)
+    return None, lambda: None
+
+
+def _write_out(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
 
 
 @app.command()
 def restart(
     name: Annotated[str, typer.Argument(help="Profile.")],
     timeout: Timeout = 120.0,
+    engine: EngineOpt = "docker",
     as_json: JsonOpt = False,
 ) -> None:
     """Restart a gateway gracefully and wait until it is ready again.
 
     Example: orch restart main
     """
+    _run("restart", as_json, lambda: _restart(engine, name, timeout))
 
-    def work():
-        from orchestrator.backends.local import find_container
-        from orchestrator.backends.local import restart as do_restart
 
-        spec, container = find_container(_home(), name)
-        do_restart(container, spec, timeout)
-        return {"profile": name, "ready": True}, lambda: print(f"{name}: restarted, ready")
-
-    _run("restart", as_json, work)
+def _restart(engine: str, name: str, timeout: float):
+    project = _project(_parse_engine(engine))
+    project.backend.restart(project, name, timeout)
+    return {"profile": name, "ready": True}, lambda: print(f"{name}: restarted, ready")
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_cmd(
     name: Annotated[str, typer.Argument(help="Profile.")],
     command: Annotated[list[str], typer.Argument(help="Command to run inside.")],
+    engine: EngineOpt = "docker",
 ) -> None:
     """Run a command inside a gateway's container; exits with its exit code.
 
     Example: orch exec rescue -- openclaw status
     """
-    holder: dict[str, int] = {}
+    code = _run("exec", False, lambda: _exec(engine, name, command))
+    raise typer.Exit(code or 0)
 
-    def work():
-        from orchestrator.backends.local import find_container
-        from orchestrator.docker.containers import exec_in
 
-        _, container = find_container(_home(writes=False), name)
-        out = sys.stdout.buffer
-        holder["code"] = exec_in(container, command, lambda b: (out.write(b), out.flush()))
-        return None, lambda: None
-
-    _run("exec", False, work)
-    raise typer.Exit(holder.get("code", 0))
+def _exec(engine: str, name: str, command: list[str]):
+    project = _project(_parse_engine(engine), writes=False)
+    return project.backend.exec(project, name, command, _write_out), lambda: None

@@ -13,6 +13,7 @@ from orchestrator.cli.app import (
     _home,
     _parse_port,
     _parse_publish,
+    _project,
     _run,
     app,
 )
@@ -174,13 +175,13 @@ def remove(
     """
 
     def work():
+        from orchestrator.backends.local import refuse_if_container
         from orchestrator.fleet.provision import purge_targets
         from orchestrator.fleet.provision import remove as do_remove
 
-        home = _home()
-        from orchestrator.backends.local import refuse_if_container
-
-        refuse_if_container(home, _check_name(name))
+        project = _project()
+        home = project.home
+        refuse_if_container(project, _check_name(name))
         if purge and not yes:
             targets, adopted = purge_targets(home, name)
             listing = "".join(f"  {t}\n" for t in targets)

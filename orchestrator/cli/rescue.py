@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _engine_ready, _home, _run, app
+from orchestrator.cli.app import JsonOpt, _engine_ready, _project, _run, app
 from orchestrator.cli.options import Timeout
 
 
@@ -39,9 +39,9 @@ def rescue(
     def work():
         from orchestrator.backends.rescue import rescue as run
 
-        home = _home()
+        project = _project()
         _engine_ready(as_json)
-        report = run(home, target, from_, restore_last_good, restart, timeout)
+        report = run(project, target, from_, restore_last_good, restart, timeout)
         data = asdict(report)
         data["problems"] = [p.to_json() for p in report.problems]
         return data, lambda: show(data)

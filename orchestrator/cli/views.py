@@ -180,7 +180,12 @@ def _answer_word(port: dict[str, Any]) -> str:
 NOT_PUBLISHED = "not published (orch exec NAME)"
 
 
-def show_status(rows: list[dict[str, Any]]) -> None:
+def show_status(engine: str, rows: list[dict[str, Any]]) -> None:
+    """The rows of `orch status` as the engine's table."""
+    {"docker": _show_containers, "swarm": show_swarm_status}[engine](rows)
+
+
+def _show_containers(rows: list[dict[str, Any]]) -> None:
     table = _table(
         "PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "RESTARTS", "URL", "PORTS", "DRIFT"
     )

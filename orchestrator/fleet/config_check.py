@@ -20,7 +20,7 @@ from orchestrator.core.gateway_config import (
 )
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
-from orchestrator.core.spec import render
+from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.openclaw_config import managed_config
 
 
@@ -35,6 +35,7 @@ class SchemaGap:
 
 # image ref -> an object with .problems(owner, file, text, data), or a SchemaGap
 SchemaOf = Callable[[str], Any]
+SpecOf = Callable[[Profile], ContainerSpec]  # a profile -> its rendered spec
 
 
 @dataclass
@@ -56,15 +57,20 @@ def parse(text: str) -> Any:
         raise ValueError("nested too deeply to read") from None
 
 
-def config_problems(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None) -> list[Problem]:
-    return config_report(fleet, home, schema_of).problems
+def config_problems(
+    fleet: Fleet, home: Path, schema_of: SchemaOf | None = None, spec_of: SpecOf | None = None
+) -> list[Problem]:
+    return config_report(fleet, home, schema_of, spec_of).problems
 
 
-def config_report(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None) -> ConfigReport:
+def config_report(
+    fleet: Fleet, home: Path, schema_of: SchemaOf | None = None, spec_of: SpecOf | None = None
+) -> ConfigReport:
     """Per profile: its config parses, matches the gateway's schema (`schema_of`; a
     SchemaGap it returns makes the config `unchecked` against it; None: no schema
     asked for), agrees with the keys orch manages; then across profiles: no
-    credential held by two. A missing file is file_problems' to report."""
+    credential held by two. A missing file is file_problems' to report. `spec_of`:
+    the profile's rendered spec, when the caller has it already (the fleet handle)."""
     problems: list[Problem] = []
     unchecked: list[Unchecked] = []
     found = []
@@ -92,7 +98,8 @@ def config_report(fleet: Fleet, home: Path, schema_of: SchemaOf | None = None) -
         managed = managed_problems(profile.name, str(path), text, data, managed_config(profile))
         said = {p.key for p in invalid}  # one problem per key: the schema's says it first
         problems += invalid + [p for p in managed if p.key not in said]
-        found += credentials(profile.name, text, data, _host_path(profile, fleet, home))
+        spec = spec_of(profile) if spec_of else render(profile, fleet, home)
+        found += credentials(profile.name, text, data, _host_path(spec))
     rescues = {p.name: p.rescues for p in fleet.profiles.values()}
     problems += shared_credential_problems(found, files, rescues)
     return ConfigReport(problems, unchecked)
@@ -120,10 +127,10 @@ def _unparsable(owner: str, path: Path, exc: Exception) -> Problem:
     )
 
 
-def _host_path(profile: Profile, fleet: Fleet, home: Path) -> Callable[[str], str | None]:
+def _host_path(spec: ContainerSpec) -> Callable[[str], str | None]:
     """A container path -> the host dir it is, through the profile's mounts; None for
     a path inside the container's own filesystem (private to it)."""
-    mounts = [(PurePosixPath(m.target), m.source) for m in render(profile, fleet, home).mounts]
+    mounts = [(PurePosixPath(m.target), m.source) for m in spec.mounts]
 
     def resolve(container_path: str) -> str | None:
         p = PurePosixPath(container_path)

@@ -11,7 +11,7 @@ from orchestrator.core.model import Fleet
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.errors import CheckFailed, UsageError
 from orchestrator.fleet.adopt import host_roots
-from orchestrator.fleet.config_check import SchemaOf, config_problems
+from orchestrator.fleet.config_check import SchemaOf, SpecOf, config_problems
 from orchestrator.fleet.registry import foreign_reservations
 
 
@@ -22,7 +22,21 @@ def checked_specs(
     files: bool = False,
     schema_of: SchemaOf | None = None,
 ) -> list[ContainerSpec]:
-    """The specs of `names` (all when None), refused when `orch check` finds a problem
+    """`require_passes`, then the specs of `names` (all when None): what an export
+    renders."""
+    require_passes(fleet, home, names, files, schema_of)
+    return [render(p, fleet, home) for p in fleet.select(names)]
+
+
+def require_passes(
+    fleet: Fleet,
+    home: Path,
+    names: list[str] | None,
+    files: bool = False,
+    schema_of: SchemaOf | None = None,
+    spec_of: SpecOf | None = None,
+) -> None:
+    """Refuse `names` (all when None) when `orch check` finds a problem
     involving any of them (a dir in a system tree or a home included): the one gate
     of every backend (engine, compose, swarm).
     `files`: also each profile's dirs and token on this host (what runs here needs;
@@ -36,7 +50,7 @@ def checked_specs(
     found = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
     if files:
         found += file_problems(fleet, home)
-        found += config_problems(fleet, home, schema_of)
+        found += config_problems(fleet, home, schema_of, spec_of)
     problems = problems_for(found, [p.name for p in selected])
     if problems:
         raise CheckFailed(
@@ -44,4 +58,3 @@ def checked_specs(
             problems,
             hint="run `orch check` for the full list and fixes",
         )
-    return [render(p, fleet, home) for p in selected]

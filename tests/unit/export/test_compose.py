@@ -577,18 +577,21 @@ def test_a_stack_of_the_same_project_from_another_home_is_refused_naming_that_ho
 def test_deploying_an_unknown_profile_or_a_broken_fleet_stops_before_any_docker_call(
     pair: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.backends import swarm
+    from orchestrator.backends.base import UpOptions
+    from orchestrator.backends.project import Project
+    from orchestrator.backends.swarm import Swarm
     from orchestrator.docker import api as docker_http
 
     def no_docker(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("the engine was called")
 
     monkeypatch.setattr(docker_http, "get", no_docker)
+    wide = UpOptions(all_addresses=True)
     with pytest.raises(UnknownProfileError):
-        swarm.up(pair, ["nope"], all_addresses=True)
+        Swarm().up(Project.open(pair, "swarm"), ["nope"], wide)
     with pytest.raises(UnknownProfileError):
-        swarm.down(pair, ["nope"])
+        Swarm().down(Project.open(pair, "swarm"), ["nope"])
     save_fleet(pair, fleet_of(Profile(name="a", port=18789), Profile(name="b", port=18799)))
     with pytest.raises(CheckFailed) as caught:
-        swarm.up(pair, all_addresses=True)
+        Swarm().up(Project.open(pair, "swarm"), None, wide)
     assert {p.code for p in caught.value.problems} == {"port-overlap"}

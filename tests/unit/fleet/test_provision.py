@@ -420,13 +420,15 @@ def test_six_setups_at_the_same_moment_all_end_up_in_the_fleet(home: Path) -> No
 
 
 def test_up_of_a_profile_whose_token_was_deleted_is_refused_before_docker(home: Path) -> None:
-    from orchestrator.backends.local import up
+    from orchestrator.backends.base import UpOptions
+    from orchestrator.backends.project import Project
     from orchestrator.errors import CheckFailed
 
     result = setup(home, SetupRequest(name="main"))
     result.dirs.token_file.unlink()
+    project = Project.open(home)
     with pytest.raises(CheckFailed) as info:
-        up(home)
+        project.backend.up(project, None, UpOptions())
     (problem,) = info.value.problems
     assert problem.code == "file-missing" and "gateway_token is missing" in problem.message
     assert "orch setup main" in problem.hint

@@ -550,9 +550,10 @@ def test_bind_sources_must_be_the_same_path_on_the_host() -> None:
 def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.backends import local
     from orchestrator.backends.local import move_taken_ports
+    from orchestrator.backends.project import Project
     from orchestrator.core.observed import Listener, LiveContainer, Snapshot
+    from orchestrator.docker import snapshot
     from orchestrator.fleet.provision import SetupRequest, setup
     from orchestrator.fleet.store import load_fleet
 
@@ -565,14 +566,14 @@ def test_up_port_auto_moves_only_profiles_whose_ports_are_taken(
         others=[other],
         listeners=[Listener("127.0.0.1", 18791, 1), Listener("127.0.0.1", 18900, 2)],
     )
-    monkeypatch.setattr(local, "take_snapshot", lambda project, home, **_: snap)
-    moves = move_taken_ports(home, None, dry_run=True)
+    monkeypatch.setattr(snapshot, "take_snapshot", lambda project, home, *_a, **_k: snap)
+    moves = move_taken_ports(Project.open(home), None, dry_run=True)
     assert load_fleet(home).profiles["main"].port == 18789  # a dry run moves nothing
     # main's browser port 18791 is held; rescue's 18900 only by its own container. The
     # first footprint clear of the listener, rescue and another container's 19011: 19012.
     assert [(m.profile, m.old_port, m.new_port) for m in moves] == [("main", 18789, 19012)]
     assert "18791" in moves[0].reason
-    assert move_taken_ports(home, None, dry_run=False) == moves
+    assert move_taken_ports(Project.open(home), None, dry_run=False) == moves
     main = load_fleet(home).profiles["main"]
     assert main.port == 19012
     config = json.loads((home / "profiles" / "main" / "config" / "openclaw.json").read_text())
@@ -583,9 +584,10 @@ def test_up_port_auto_moves_a_profile_past_the_ephemeral_range(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A port there that an outgoing connection left in TIME-WAIT cannot be published."""
-    from orchestrator.backends import local
     from orchestrator.backends.local import move_taken_ports
+    from orchestrator.backends.project import Project
     from orchestrator.core.observed import Listener, Snapshot
+    from orchestrator.docker import snapshot
     from orchestrator.fleet.provision import SetupRequest, setup
 
     proc = Path(os.environ["ORCH_HOST_PROC"]) / "sys" / "net" / "ipv4"
@@ -593,6 +595,6 @@ def test_up_port_auto_moves_a_profile_past_the_ephemeral_range(
     (proc / "ip_local_port_range").write_text("18800\t60999\n")
     setup(home, SetupRequest(name="main", port=18789))
     snap = Snapshot(listeners=[Listener("127.0.0.1", 18789, 1)])
-    monkeypatch.setattr(local, "take_snapshot", lambda project, home, **_: snap)
-    (move,) = move_taken_ports(home, None, dry_run=True)
+    monkeypatch.setattr(snapshot, "take_snapshot", lambda project, home, *_a, **_k: snap)
+    (move,) = move_taken_ports(Project.open(home), None, dry_run=True)
     assert move.new_port == 61000

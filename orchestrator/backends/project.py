@@ -1,0 +1,105 @@
+"""The fleet handle: what one command knows about its fleet, gathered once.
+
+A command builds one `Project` from its home; every verb below the CLI takes it
+instead of a bare home. It loads the fleet file once, renders each profile's spec
+once, takes at most one snapshot of the engine, and holds the backend of the
+engine the command asked for. `loads`, `renders` and `snapshots` count what it
+did, so a test (and bench) can hold the walk of a command to 1, 1, <= 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.core.model import Fleet
+from orchestrator.core.paths import ProfileDirs, profile_dirs
+from orchestrator.core.spec import ContainerSpec, render
+
+if TYPE_CHECKING:  # annotations only: backends/base.py imports this module
+    from orchestrator.backends.base import Backend
+    from orchestrator.core.observed import Snapshot
+
+
+@dataclass
+class Project:
+    """One fleet, for one command: its home, its fleet, its specs, its snapshot."""
+
+    home: Path
+    backend: Backend
+    loads: int = 0
+    renders: int = 0
+    snapshots: int = 0
+    _fleet: Fleet | None = field(default=None, repr=False)
+    _specs: dict[str, ContainerSpec] = field(default_factory=dict, repr=False)
+    _snap: Snapshot | None = field(default=None, repr=False)
+    _snap_has_listeners: bool = field(default=False, repr=False)
+
+    @classmethod
+    def open(cls, home: Path, engine: str = "docker") -> Project:
+        """The handle of the fleet in `home`, driven by the backend of `engine`."""
+        from orchestrator.backends.base import select
+
+        return cls(home, select(engine))
+
+    @property
+    def fleet(self) -> Fleet:
+        """The fleet file, read on first use."""
+        if self._fleet is None:
+            from orchestrator.fleet.store import load_fleet  # pydantic: only when asked
+
+            self._fleet = load_fleet(self.home)
+            self.loads += 1
+        return self._fleet
+
+    @property
+    def project(self) -> str:
+        return self.fleet.project
+
+    def reload(self) -> None:
+        """Forget what the fleet file said (and all derived from it): the command just
+        wrote it (`up --port auto`, an upgrade switching images)."""
+        self._fleet = None
+        self._specs.clear()
+
+    def spec(self, name: str) -> ContainerSpec:
+        """The rendered spec of one profile (an unknown name is a clear error)."""
+        if name not in self._specs:
+            self._specs[name] = render(self.fleet.get(name), self.fleet, self.home)
+            self.renders += 1
+        return self._specs[name]
+
+    def specs(self, names: list[str] | None = None) -> list[ContainerSpec]:
+        """The rendered specs of `names` (all when None), in the fleet's order."""
+        return [self.spec(p.name) for p in self.fleet.select(names)]
+
+    def checked_specs(self, names: list[str] | None = None) -> list[ContainerSpec]:
+        """`specs`, refused when `orch check` (files and configs included) finds a
+        problem involving any of them: the gate of everything that runs here."""
+        from orchestrator.fleet.gate import require_passes
+        from orchestrator.host.gateway_schema import schema_for
+
+        require_passes(self.fleet, self.home, names, True, schema_for, lambda p: self.spec(p.name))
+        return self.specs(names)
+
+    def dirs(self, name: str) -> ProfileDirs:
+        return profile_dirs(self.fleet.get(name), self.home)
+
+    def snapshot(self, with_listeners: bool = False) -> Snapshot:
+        """The engine's containers and networks of this moment, taken on first use
+        (`with_listeners`: the host's listening sockets too, which planning needs)."""
+        if self._snap is None or (with_listeners and not self._snap_has_listeners):
+            from orchestrator.docker.snapshot import take_snapshot
+
+            self._snap = take_snapshot(self.project, self.home, with_listeners)
+            self._snap_has_listeners = with_listeners
+            self.snapshots += 1
+        return self._snap
+
+    def changed(self) -> None:
+        """The command changed the engine: the next `snapshot` is taken afresh."""
+        self._snap = None
+
+    def counts(self) -> dict[str, int]:
+        return {"loads": self.loads, "renders": self.renders, "snapshots": self.snapshots}
