@@ -30,7 +30,6 @@ from orchestrator.backends.base import (
     Write,
     seconds_since,
 )
-from orchestrator.backends.orphans import orphan_note
 from orchestrator.backends.project import Project
 from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
@@ -75,7 +74,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
-from orchestrator.fleet.store import locked
+from orchestrator.fleet.store import locked, orphan_note
 from orchestrator.host.images import build_missing, refuse_unbuildable
 
 

@@ -72,7 +72,7 @@ def backup_create(
     """
 
     def work():
-        from orchestrator.backends.upgrade import backup
+        from orchestrator.workflows.backup import backup
 
         home = _home()
         _engine_ready(as_json)
@@ -386,9 +386,9 @@ def restore(
     """
 
     def work():
-        from orchestrator.backends.upgrade import restore as do_restore
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import check_authentic
+        from orchestrator.workflows.backup import restore as do_restore
 
         home = _home()
         manifest, _ = check_authentic(archive, keyring(home, trust))
@@ -421,7 +421,7 @@ def restore(
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:
     """Finish or undo the upgrades and rollbacks a kill interrupted (their journals):
     `up`, `upgrade` and `rollback` do this before anything else."""
-    from orchestrator.backends.upgrade import interrupted, resume_interrupted
+    from orchestrator.workflows.upgrade import interrupted, resume_interrupted
 
     if not interrupted(home, names):
         return []
@@ -458,7 +458,7 @@ def upgrade(
     """
 
     def work():
-        from orchestrator.backends.upgrade import upgrade as do_upgrade
+        from orchestrator.workflows.upgrade import upgrade as do_upgrade
 
         if (image is None) == (openclaw is None):
             raise UsageError(
@@ -515,8 +515,8 @@ def rollback(
     """
 
     def work():
-        from orchestrator.backends.upgrade import rollback as do_rollback
-        from orchestrator.backends.upgrade import rollback_plan
+        from orchestrator.workflows.upgrade import rollback as do_rollback
+        from orchestrator.workflows.upgrade import rollback_plan
 
         home = _home()
         resumed = resume(home, [name], timeout, as_json)

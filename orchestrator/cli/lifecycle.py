@@ -104,9 +104,9 @@ def up(
 def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_json: bool):
     from orchestrator.backends.base import UpOptions
     from orchestrator.backends.local import move_taken_ports
-    from orchestrator.backends.upgrade import interrupted
     from orchestrator.cli.backup import resume
     from orchestrator.docker.incontainer import require_host_view_of
+    from orchestrator.workflows.upgrade import interrupted
 
     if port not in (None, "auto"):
         raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")

@@ -267,10 +267,9 @@ def check(as_json: JsonOpt = False) -> None:
         from orchestrator.core.check import check_fleet, file_problems
         from orchestrator.fleet.adopt import host_roots
         from orchestrator.fleet.registry import foreign_reservations
-        from orchestrator.fleet.store import load_fleet
 
-        home = _home(writes=False)
-        fleet = load_fleet(home)
+        project = _project(writes=False)
+        home, fleet = project.home, project.fleet
         problems = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
         problems += file_problems(fleet, home)
         from orchestrator.docker.daemon import engine_answers
@@ -278,13 +277,14 @@ def check(as_json: JsonOpt = False) -> None:
         from orchestrator.host.gateway_schema import NO_ENGINE, schema_for, without_engine
 
         engine = engine_answers(timeout=0.5)
-        report = config_report(fleet, home, schema_for if engine else without_engine)
+        schema_of = schema_for if engine else without_engine
+        report = config_report(fleet, home, schema_of, lambda p: project.spec(p.name))
         problems += report.problems
         unchecked = report.unchecked
         if engine:
-            from orchestrator.backends.orphans import orphan_problems
+            from orchestrator.workflows.orphans import orphan_problems
 
-            problems += orphan_problems(home, fleet)
+            problems += orphan_problems(project)
         elif fleet.profiles:
             from orchestrator.core.check import Unchecked
 

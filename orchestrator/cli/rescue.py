@@ -1,4 +1,4 @@
-"""`orch rescue TARGET`: parse, call backends.rescue, render."""
+"""`orch rescue TARGET`: parse, call workflows.rescue, render."""
 
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -37,7 +37,7 @@ def rescue(
     """
 
     def work():
-        from orchestrator.backends.rescue import rescue as run
+        from orchestrator.workflows.rescue import rescue as run
 
         project = _project()
         _engine_ready(as_json)

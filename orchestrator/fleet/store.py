@@ -281,6 +281,22 @@ def last_good_fleet(home: Path) -> Fleet | None:
         return None
 
 
+def orphan_note(home: Path, name: str) -> str:
+    """Why a container of this fleet has no profile, and what to do about it."""
+    good = last_good_fleet(home)
+    if good is not None and name in good.profiles:
+        return (
+            f"orphan: '{name}' is not in {home}/fleet.yaml but is in the last good copy"
+            f" {home}/{LAST_GOOD_FILE}: was the file cut short? Restore it with"
+            f" `cp {home}/{LAST_GOOD_FILE} {home}/fleet.yaml`, or remove the container"
+            " with `orch down --remove-orphans`"
+        )
+    return (
+        f"orphan: '{name}' is not in {home}/fleet.yaml; kept. `orch setup {name}` adopts it"
+        " again, `orch down --remove-orphans` removes it"
+    )
+
+
 @contextlib.contextmanager
 def locked(home: Path) -> Iterator[None]:
     """Hold the fleet lock: concurrent setups and ups wait for each other.

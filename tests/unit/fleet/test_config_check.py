@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestrator.backends.rescue import mask_credentials, masked_diff
 from orchestrator.core.gateway_config import relax_schema
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import profile_dirs
@@ -24,6 +23,7 @@ from orchestrator.fleet.config_history import (
 )
 from orchestrator.fleet.gate import checked_specs
 from orchestrator.host.gateway_schema import GatewaySchema
+from orchestrator.workflows.rescue import mask_credentials, masked_diff
 
 from ..core.test_gateway_config import SCHEMA
 from ..helpers import fleet_of, save_with_files
@@ -168,8 +168,8 @@ def test_a_diff_never_shows_a_credential() -> None:
 
 
 def test_the_rescuer_is_the_profile_rescuing_the_target(home: Path, fleet) -> None:
-    from orchestrator.backends.rescue import rescuer_of
     from orchestrator.errors import UsageError
+    from orchestrator.workflows.rescue import rescuer_of
 
     assert rescuer_of(fleet, "main", None).name == "rescue"
     assert rescuer_of(fleet, "main", "rescue").name == "rescue"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.upgrade import history_path, interrupted
 from orchestrator.core.model import Profile
 from orchestrator.fleet import journal as jr
+from orchestrator.workflows.upgrade import history_path, interrupted
 from tests.unit.cli.test_cli import envelope, orch
 from tests.unit.helpers import fleet_of, save_with_files, snapshot
 

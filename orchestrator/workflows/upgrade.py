@@ -1,10 +1,6 @@
-"""Backups, restores, upgrades and rollbacks of gateways on the local engine.
-
-Every step that stops, starts or replaces a container lives here; the archive
-itself (copy, manifest, verification, staging) is fleet.backup. The rule all of
-them follow: the profile's current state and container are only set aside
-(renamed), never deleted, until the gateway that replaces them answers /readyz;
-if it does not, what was set aside comes back and is started again.
+"""Upgrades and rollbacks of gateways on the local engine, journaled (fleet/journal.py)
+so a kill at any step is finished or undone by the next `orch up`, `upgrade` or
+`rollback`. The set-aside rule of backup.py holds here too.
 """
 
 from __future__ import annotations
@@ -12,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,6 @@ from orchestrator.docker.snapshot import take_snapshot
 from orchestrator.errors import (
     Interrupted,
     NotFound,
-    NotReady,
     OrchError,
     RolledBack,
     Terminated,
@@ -43,262 +38,18 @@ from orchestrator.fleet import archive_keys, journal
 from orchestrator.fleet import backup as archive
 from orchestrator.fleet.journal import Journal
 from orchestrator.fleet.store import load_fleet, locked, save_fleet
-from orchestrator.host.images import inspect_image
+from orchestrator.workflows.backup import (
+    DEFAULT_TIMEOUT,
+    SwitchResult,
+    backup_one,
+    check_archive,
+    current_container,
+    is_running,
+    restart_rescuers,
+    say_for,
+)
 
-DEFAULT_TIMEOUT = 300.0
-VERSION_LABEL = "org.opencontainers.image.version"
 HISTORY_FILE = "upgrades.json"
-
-
-@dataclass
-class BackupResult:
-    profile: str
-    archive: str
-    bytes: int
-    files: int
-    seconds: float
-    mode: str
-    container_id: str | None = None
-    downtime_s: float | None = None
-    pruned: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class SwitchResult:
-    """What restore, upgrade and rollback did to one profile."""
-
-    profile: str
-    action: str
-    ok: bool
-    seconds: float
-    image: str | None = None
-    archive: str | None = None
-    container_id: str | None = None
-    downtime_s: float | None = None
-    note: str = ""
-    error: str | None = None
-    kept: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _say(progress: Progress | None, profile: str):
-    return (lambda m: progress(profile, m)) if progress else None
-
-
-def image_meta(image: str) -> dict[str, Any]:
-    """What the manifest records of an image: its id and openclaw version (label)."""
-    info = inspect_image(image)
-    labels = ((info or {}).get("Config") or {}).get("Labels") or {}
-    return {
-        "image": image,
-        "image_id": (info or {}).get("Id"),
-        "openclaw_version": labels.get(VERSION_LABEL),
-    }
-
-
-def _current(fleet: Fleet, home: Path, name: str) -> LiveContainer | None:
-    return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
-
-
-def _running(container: LiveContainer | None) -> bool:
-    return container is not None and container.state in ("running", "restarting")
-
-
-# ---------------------------------------------------------------- backup
-
-
-def backup(
-    home: Path,
-    names: list[str] | None = None,
-    out_dir: Path | None = None,
-    offline: bool = False,
-    include_token: bool = False,
-    keep: int | None = None,
-    progress: Progress | None = None,
-    tag: str = "",
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[BackupResult]:
-    """One archive per profile. Online by default (the gateway keeps running: same
-    container, /readyz answering); `offline` stops it gracefully for the copy and
-    starts it again, and the result says how long it was down."""
-    if keep is not None and keep < 1:
-        raise UsageError(f"--keep: {keep} is not at least 1", hint="e.g. --keep 5")
-    with locked(home):
-        fleet = load_fleet(home)
-        return [
-            _backup_one(
-                home, fleet, p, out_dir, offline, include_token, keep, progress, tag, timeout
-            )
-            for p in fleet.select(names)
-        ]
-
-
-def _backup_one(
-    home: Path,
-    fleet: Fleet,
-    profile: Profile,
-    out_dir: Path | None,
-    offline: bool,
-    include_token: bool,
-    keep: int | None,
-    progress: Progress | None,
-    tag: str,
-    timeout: float,
-) -> BackupResult:
-    start = time.monotonic()
-    spec = render(profile, fleet, home)
-    container = _current(fleet, home, profile.name)
-    meta = {**image_meta(profile.image), "spec_hash": spec.spec_hash}
-    if container is not None and container.image:
-        meta["image"] = container.image
-    target = out_dir or archive.default_dir(home, profile.name)
-    say = _say(progress, profile.name)
-    stopped_at = None
-    if offline and _running(container):
-        assert container is not None
-        if say:
-            say("stopping the gateway for an offline copy")
-        docker_http.stop(container.id, timeout=spec.stop_timeout_s)
-        stopped_at = time.monotonic()
-    meta["mode"] = "offline" if offline or not _running(container) else "online"
-    downtime = None
-    try:
-        dirs = profile_dirs(profile, home)
-        key = archive_keys.signing_key(home)
-        path, manifest = archive.create_backup(
-            profile, dirs, target, meta, key, include_token, tag, say
-        )
-    finally:
-        if stopped_at is not None:
-            assert container is not None
-            if say:
-                say("starting the gateway again")
-            docker_http.start(container.id)
-            wait_ready(spec, container.id, timeout)
-            downtime = round(time.monotonic() - stopped_at, 3)
-    pruned = archive.prune(target, profile.name, keep) if keep else []
-    return BackupResult(
-        profile=profile.name,
-        archive=str(path),
-        bytes=path.stat().st_size,
-        files=len(manifest.files),
-        seconds=round(time.monotonic() - start, 3),
-        mode=manifest.mode,
-        container_id=container.id if container else None,
-        downtime_s=downtime,
-        pruned=[str(p) for p in pruned],
-    )
-
-
-# ---------------------------------------------------------------- restore
-
-
-def restore(
-    home: Path,
-    name: str,
-    path: Path,
-    keep_old: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    progress: Progress | None = None,
-    trust: bool = False,
-) -> SwitchResult:
-    """Verify, unpack beside the dirs, stop gracefully, swap by rename, start, wait
-    ready; the replaced dirs go once the restored gateway is ready (or stay with
-    `keep_old`). A gateway that does not get ready on the restored state gets its
-    previous state back, started again. `trust`: accept an archive no key of this
-    home authenticates (its checksums are still checked)."""
-    start = time.monotonic()
-    say = _say(progress, name)
-    with locked(home):
-        fleet = load_fleet(home)
-        profile = fleet.get(name)
-        spec = render(profile, fleet, home)
-        keys = archive_keys.keyring(home, trust)
-        _check_archive(path, profile, keys)
-        staged, _ = archive.stage(path, profile, profile_dirs(profile, home), keys, say)
-        try:
-            container = _current(fleet, home, name)
-            result = SwitchResult(name, "restore", True, 0.0, profile.image, str(path))
-            if not _running(container):
-                staged.swap()
-                result.note = f"restored; no gateway runs: `orch up {name}` starts it"
-            else:
-                assert container is not None
-                result.downtime_s = _swap_in_place(spec, container, staged, timeout, say)
-                result.container_id = container.id
-                _restart_rescuers(home, fleet, name, timeout, say)
-            result.kept = _finish(staged, keep_old)
-        finally:
-            staged.cleanup()
-    result.seconds = round(time.monotonic() - start, 3)
-    return result
-
-
-def _check_archive(path: Path, profile: Profile, keys: archive_keys.Keyring) -> archive.Manifest:
-    """The cheap refusals first, before anything is unpacked: who made it, profile
-    and version."""
-    manifest, _ = archive.check_authentic(path, keys)
-    archive.check_profile(path, manifest, profile.name)
-    version = image_meta(profile.image)["openclaw_version"]
-    archive.check_version(path, manifest, version, profile.image)
-    return manifest
-
-
-def _finish(staged: archive.Staged, keep_old: bool) -> list[str]:
-    if keep_old:
-        kept = [str(p) for p in staged.aside.values()]
-        staged.aside.clear()
-        return kept
-    staged.discard_old()
-    return []
-
-
-def _swap_in_place(
-    spec: ContainerSpec, container: LiveContainer, staged: archive.Staged, timeout: float, say
-) -> float:
-    """Stop, swap the dirs, start the same container, wait; undo all on failure."""
-    if say:
-        say("stopping the gateway")
-    docker_http.stop(container.id, timeout=spec.stop_timeout_s)
-    down = time.monotonic()
-    staged.swap()
-    try:
-        if say:
-            say("starting it on the restored state; waiting for /readyz")
-        docker_http.start(container.id)
-        wait_ready(spec, container.id, timeout)
-    except OrchError as exc:
-        docker_http.stop(container.id, timeout=spec.stop_timeout_s)
-        staged.unswap()
-        docker_http.start(container.id)
-        wait_ready(spec, container.id, timeout)
-        raise NotReady(
-            f"{spec.profile}: the gateway did not get ready on the restored state; its"
-            f" previous state is back and it is ready again.\n{exc.message}",
-            hint="check the archive with `orch backup verify`, or restore an older one",
-        ) from None
-    return round(time.monotonic() - down, 3)
-
-
-def _restart_rescuers(home: Path, fleet: Fleet, name: str, timeout: float, say) -> None:
-    """A running rescue profile mounts this profile's config dir: after the swap its
-    mount still shows the old dir, so restart it to see the restored one."""
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
-    for other in fleet.profiles.values():
-        container = snap.ours.get(other.name)
-        if other.rescues == name and _running(container):
-            assert container is not None
-            spec = render(other, fleet, home)
-            if say:
-                say(f"restarting {other.name} (it mounts this config dir)")
-            docker_http.restart(container.id, timeout=spec.stop_timeout_s)
-            wait_ready(spec, container.id, timeout)
-
 
 # ---------------------------------------------------------------- upgrade and rollback
 
@@ -429,7 +180,7 @@ def rollback(
         old_profile = profile.model_copy(update={"image": plan["to_image"]})
         require_images([render(old_profile, fleet.with_profile(old_profile), home)])
         path = Path(plan["archive"])
-        _check_archive(path, old_profile, archive_keys.keyring(home))
+        check_archive(path, old_profile, archive_keys.keyring(home))
         return _switch(home, fleet, profile, plan["to_image"], path, timeout, progress)
 
 
@@ -448,14 +199,14 @@ def _switch(
     start = time.monotonic()
     name = profile.name
     op = "rollback" if state_archive is not None else "upgrade"
-    say = _say(progress, name)
+    say = say_for(progress, name)
     new_fleet = fleet.with_profile(profile.model_copy(update={"image": to_image}))
     new_spec = render(new_fleet.profiles[name], new_fleet, home)
     old_spec = render(profile, fleet, home)
     read_history(home, name)  # a damaged history is refused before anything changes
     keys = archive_keys.keyring(home)
-    container = _current(fleet, home, name)
-    old = container if _running(container) else None
+    container = current_container(fleet, home, name)
+    old = container if is_running(container) else None
     j = journal.begin(
         home,
         Journal(
@@ -475,7 +226,7 @@ def _switch(
         tag = archive.PRE_UPGRADE if op == "upgrade" else PRE_ROLLBACK
         if say:
             say(f"online backup before the {op}")
-        snap = _backup_one(home, fleet, profile, None, False, False, None, progress, tag, timeout)
+        snap = backup_one(home, fleet, profile, None, False, False, None, progress, tag, timeout)
         j.reached(home, "backed-up", archive=snap.archive)
         result.archive = str(state_archive) if state_archive else snap.archive
         if state_archive is not None:
@@ -503,7 +254,7 @@ def _switch(
     if staged is not None:
         staged.discard_old()
         if old is not None:  # a rescue profile mounts the config dir that was swapped
-            _restart_rescuers(home, new_fleet, name, timeout, say)
+            restart_rescuers(home, new_fleet, name, timeout, say)
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
@@ -626,7 +377,7 @@ def _undo(home: Path, j: Journal, timeout: float, say) -> None:
         docker_http.start(old.id)
         wait_ready(render(old_profile, old_fleet, home), old.id, timeout)
     if j.restore_state:
-        _restart_rescuers(home, old_fleet, j.profile, timeout, say)
+        restart_rescuers(home, old_fleet, j.profile, timeout, say)
 
 
 def _resolve(home: Path, j: Journal, timeout: float, say) -> str:
@@ -751,7 +502,7 @@ def resume_interrupted(
     done = []
     with locked(home):
         for j in _pending(home, names):
-            say = _say(progress, j.profile)
+            say = say_for(progress, j.profile)
             row = Resumed(j.profile, j.op, j.step, j.from_image, j.to_image, "", _reason(j))
             if say:
                 verb = "finishing" if j.past_ready else "undoing"
