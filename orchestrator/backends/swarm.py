@@ -6,7 +6,7 @@ then deploys the stack file of `orch export stack` (compose.py) as the stack
 named like the fleet's project; `orch down --engine swarm` and `orch status
 --engine swarm` work on that stack's services, found by label.
 
-Why the docker CLI deploys (and not the SDK's services API): the stack file is the
+Why the docker CLI deploys (docker/stack.py; not the SDK's services API): the stack file is the
 one translation of a spec for Swarm. Deploying it with `docker stack deploy`
 means what orch runs is byte for byte what `orch export stack` prints and what a
 user can deploy by hand; a second translation into ServiceSpecs could drift from
@@ -16,9 +16,6 @@ label), so it goes through the API and waits for the tasks to stop gracefully.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +42,13 @@ from orchestrator.core.spec import (
     ContainerSpec,
 )
 from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import require_images
+from orchestrator.docker.containers import require_images, service_logs
 from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info
+from orchestrator.docker.stack import deploy, docker_cli
 from orchestrator.errors import (
     CheckFailed,
     EngineRefused,
+    NotFound,
     NotReady,
     OrchError,
     StackTaken,
@@ -93,17 +92,6 @@ def require_manager() -> SwarmInfo:
             hint="run orch on a manager node",
         )
     return info
-
-
-def docker_cli() -> str:
-    path = shutil.which("docker")
-    if path is None:
-        raise SwarmUnavailable(
-            "the docker CLI is not installed: orch deploys stacks with `docker stack deploy`;"
-            " nothing was changed",
-            hint="install the docker CLI (Debian: apt-get install docker.io)",
-        )
-    return path
 
 
 def stack_services(stack: str) -> list[dict[str, Any]]:
@@ -395,26 +383,6 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
         return UpResult(actions, outcomes, status=status(project, names))
 
 
-def deploy(docker: str, stack: str, text: str) -> None:
-    """`docker stack deploy` of the rendered file. `--resolve-image never`: with no
-    registry, each node runs the image it has under that tag."""
-    with tempfile.TemporaryDirectory(prefix="orch-stack-") as tmp:
-        path = Path(tmp) / "stack.yaml"
-        path.write_text(text)
-        proc = subprocess.run(
-            [docker, "stack", "deploy", "--resolve-image", "never", "-c", str(path), stack],
-            capture_output=True,
-            text=True,
-            timeout=DEPLOY_TIMEOUT_S,
-        )
-    if proc.returncode != 0:
-        raise EngineRefused(
-            f"docker stack deploy of stack '{stack}' failed:\n"
-            + (proc.stderr or proc.stdout).strip(),
-            hint="see `orch export stack` for the file that was deployed",
-        )
-
-
 def tasks_of(service: str) -> list[dict[str, Any]]:
     """Tasks of an existing service (name or ID), the old ones included."""
     return _listed("/tasks", {"service": [service]})
@@ -537,9 +505,6 @@ def down(
 def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
     """Remove the stack's services of `profiles` (all when None), wait until their
     tasks stopped, then remove their networks and secrets."""
-    from orchestrator.docker.sdk import client
-
-    api = client().api
 
     def mine(labels: dict[str, str] | None) -> bool:
         return profiles is None or (labels or {}).get(LABEL_PROFILE) in profiles
@@ -548,7 +513,7 @@ def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
     ids = {s["ID"] for s in services}
     for service in services:
         say((service["Spec"].get("Labels") or {}).get(LABEL_PROFILE, "?"), "removing service")
-        api.remove_service(service["ID"])
+        docker_http.remove_service(service["ID"])
     deadline = time.monotonic() + REMOVE_TIMEOUT_S
     while any(
         t["ServiceID"] in ids and _state(t) not in TERMINAL_STATES for t in _listed("/tasks")
@@ -559,10 +524,10 @@ def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
     stack_filter = {"label": [f"{STACK_LABEL}={stack}"]}
     for net in _listed("/networks", stack_filter):
         if mine(net.get("Labels")):
-            _retry(lambda n=net: api.remove_network(n["Id"]), deadline)
+            _retry(lambda n=net: docker_http.remove_network(n["Id"]), deadline)
     for secret in _listed("/secrets", stack_filter):
         if mine((secret.get("Spec") or {}).get("Labels")):
-            _retry(lambda s=secret: api.remove_secret(s["ID"]), deadline)
+            _retry(lambda s=secret: docker_http.remove_secret(s["ID"]), deadline)
     # Swarm removes the stopped task containers shortly after; wait for those on
     # this node, so that a `down` leaves nothing behind when it returns.
     while time.monotonic() < deadline and any(
@@ -574,15 +539,13 @@ def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
 
 def _retry(remove: Any, deadline: float) -> None:
     """A network or secret stays 'in use' until Swarm has removed the tasks' containers."""
-    import docker.errors
-
     while True:
         try:
             remove()
             return
-        except docker.errors.NotFound:
+        except NotFound:
             return
-        except docker.errors.APIError:
+        except EngineRefused:
             if time.monotonic() > deadline:
                 raise
             time.sleep(POLL_S)
@@ -707,20 +670,14 @@ class Swarm(Backend):
         )
 
     def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
-        import docker.errors  # the SDK, only for a swarm's logs
-
-        from orchestrator.docker.sdk import client
-
         project.fleet.get(name)  # an unknown profile is a clear error
         try:
-            service = client().services.get(service_name(project.project, name))
-        except docker.errors.NotFound as exc:
+            service_logs(service_name(project.project, name), tail, follow, write)
+        except NotFound:
             raise NotReady(
-                f"profile '{name}' has no service on the swarm: {exc}",
+                f"profile '{name}' has no service on the swarm",
                 hint=f"deploy it with `orch up --engine swarm {name}`",
             ) from None
-        for chunk in service.logs(stdout=True, stderr=True, tail=tail, follow=follow):
-            write(chunk)
 
     def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
         raise UsageError(

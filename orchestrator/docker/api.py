@@ -183,17 +183,24 @@ def _sdk_event_args(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _via_sdk(method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
+    """The same call through the SDK's HTTP session (a requests.Session that knows the
+    engine's address, TLS and negotiated API version): its public session methods."""
     api = client().api
-    url = api._url(path)
-    if method == "GET":
-        response = api._get(url, params=params)
-    elif method == "POST":
-        response = api._post_json(url, data=body, params=params)
-    else:
-        response = api._delete(url, params=params)
+    url = f"{api.base_url}/v{api.api_version}{path}"
+    if isinstance(body, dict):  # as the SDK posts: an old engine cannot read a JSON null
+        body = {k: v for k, v in body.items() if v is not None}
+    response = api.request(method, url, params=params, json=body, timeout=api.timeout)
     if response.status_code >= 400:
         _raise_for(response.status_code, f"{method} {path}", response.content)
     return response.json() if response.content else None
+
+
+def remove_service(service_id: str) -> None:
+    request("DELETE", f"/services/{service_id}")
+
+
+def remove_secret(secret_id: str) -> None:
+    request("DELETE", f"/secrets/{secret_id}")
 
 
 def containers(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

@@ -332,6 +332,42 @@ def exec_in(container: LiveContainer, command: list[str], write: Callable[[bytes
     return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
 
 
+def exec_capture(
+    container_id: str, command: list[str], environment: dict[str, str]
+) -> tuple[int, str, str]:
+    """Run a command in the container and wait: its exit code, stdout and stderr.
+    An engine that refuses the exec is EngineRefused."""
+    import docker.errors  # the SDK's exceptions: client() has imported it already
+
+    try:
+        result = (
+            client()
+            .containers.get(container_id)
+            .exec_run(command, environment=environment, demux=True)
+        )
+    except docker.errors.APIError as exc:
+        raise EngineRefused(f"the engine refused the exec: {exc}") from None
+    out, err = result.output
+    return (
+        int(result.exit_code),
+        (out or b"").decode(errors="replace"),
+        (err or b"").decode(errors="replace"),
+    )
+
+
+def service_logs(service: str, tail: int, follow: bool, write: Callable[[bytes], None]) -> None:
+    """A swarm service's log (every task's), as `docker service logs`. NotFound when
+    there is no such service."""
+    import docker.errors  # the SDK's exceptions: client() has imported it already
+
+    try:
+        found = client().services.get(service)
+    except docker.errors.NotFound:
+        raise NotFound(f"no service {service} on the swarm") from None
+    for chunk in found.logs(stdout=True, stderr=True, tail=tail, follow=follow):
+        write(chunk)
+
+
 def stream_logs(container: LiveContainer, tail: int, follow: bool, write: Callable[[bytes], None]):
     api = client().api
     for chunk in api.logs(container.id, stream=True, follow=follow, tail=tail):

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
-import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.docker.images import read_from_image
 from orchestrator.errors import EngineUnavailable, NotFound
 from orchestrator.fleet.config_check import SchemaGap
 from orchestrator.fleet.places import cache_dir
@@ -165,7 +164,7 @@ def _validator_of(image_id: str, path: Path) -> Any:
 def _relaxed(image_id: str) -> dict[str, Any]:
     from orchestrator.core.gateway_config import relax_schema
 
-    raw = read_from_image(image_id)
+    raw = read_from_image(image_id, SCHEMA_PATH)
     return relax_schema(json.loads(raw))
 
 
@@ -178,41 +177,3 @@ def _store(path: Path, relaxed: dict[str, Any]) -> None:
         atomic_write(path, json.dumps(relaxed, separators=(",", ":")), mode=0o644)
     except OSError:
         pass
-
-
-def read_from_image(image_id: str) -> bytes:
-    """The schema file of the image, from a created (never started) container; an
-    image without it (built before orch put it there) runs `openclaw config schema`
-    once in a throwaway container with no network."""
-    import docker.errors
-
-    from orchestrator.docker.sdk import client
-
-    api = client().api
-    created = api.create_container(image_id, command=["true"], network_disabled=True)
-    try:
-        stream, _ = api.get_archive(created["Id"], SCHEMA_PATH)
-        return _first_file(b"".join(stream))
-    except docker.errors.NotFound:
-        pass
-    finally:
-        api.remove_container(created["Id"], force=True)
-    return client().containers.run(
-        image_id,
-        ["config", "schema"],
-        entrypoint=["openclaw"],
-        network_mode="none",
-        remove=True,
-        stderr=False,
-        environment={"HOME": "/tmp", "OPENCLAW_STATE_DIR": "/tmp/state"},
-    )
-
-
-def _first_file(tar_bytes: bytes) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-        for member in tar:
-            if member.isfile():
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    return handle.read()
-    raise NotFound(f"{SCHEMA_PATH} is empty in the image")

@@ -17,13 +17,11 @@ Only the stdlib and the docker CLI are used, so this also runs without orch's ve
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -33,11 +31,17 @@ from pathlib import Path
 from orchestrator.base.locks import exclusive
 from orchestrator.core.versions import NODE_VERSION, OPENCLAW_VERSION
 from orchestrator.docker.daemon import ensure_debootstrap, ensure_engine
+from orchestrator.docker.images import (
+    HASH_LABEL,
+    inspect_image,
+    prune_replaced,
+    run_logged,
+    try_pull,
+)
 from orchestrator.errors import ImageError, OrchError
 
 UPSTREAM_BASE = "debian:bookworm-slim"
 OFFLINE_BASE = "orch/debian:bookworm"
-HASH_LABEL = "orch.image.context-hash"
 VERSION_LABEL = "org.opencontainers.image.version"
 
 
@@ -68,8 +72,6 @@ BUILD_LOCK = IMAGES_DIR / ".cache" / "build.lock"
 
 #: Files of the gateway context that are build inputs (the rest is generated or docs).
 GATEWAY_INPUTS = ("Dockerfile", ".dockerignore", "prepare.sh", "rootfs")
-PULL_TIMEOUT = 20.0
-LOG_TAIL = 40
 Progress = Callable[[str], None]
 
 
@@ -164,107 +166,12 @@ def base_context_hash() -> str:
     return hashlib.sha256(BASE_SCRIPT.read_bytes()).hexdigest()[:16]
 
 
-def _docker_env() -> dict[str, str]:
-    return {**os.environ, "DOCKER_BUILDKIT": "0"}
-
-
-def inspect_image(tag: str) -> dict | None:
-    """`docker image inspect` of one tag, or None when it is not present."""
-    try:
-        proc = subprocess.run(
-            ["docker", "image", "inspect", tag], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        raise ImageError(
-            "the docker CLI is needed to inspect and build images",
-            hint="install it (`apt-get install -y docker.io` brings one)",
-        ) from None
-    if proc.returncode != 0:
-        if "No such image" in proc.stderr or "No such object" in proc.stderr:
-            return None
-        raise ImageError(
-            f"docker image inspect {tag} failed: {proc.stderr.strip()}",
-            hint="is the Docker engine running? (`sudo orch engine start`)",
-        )
-    return json.loads(proc.stdout)[0]
-
-
 def _labels(info: dict | None) -> dict[str, str]:
     return ((info or {}).get("Config") or {}).get("Labels") or {}
 
 
-def _run_logged(cmd: list[str], what: str, progress: Progress | None) -> None:
-    """Run `cmd`, stream its output lines to `progress`, raise ImageError with the tail."""
-    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            env=_docker_env(),
-        )
-    except OSError as exc:
-        raise ImageError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail.append(line)
-        if progress:
-            progress(line)
-    if proc.wait() != 0:
-        raise ImageError(
-            f"{what} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail),
-            hint="fix the error above and run again; `orch` resumes where it stopped",
-        )
-
-
 def _size(tag: str) -> int:
     return int((inspect_image(tag) or {}).get("Size") or 0)
-
-
-def _try_pull(tag: str, progress: Progress | None) -> bool:
-    """A quick `docker pull`: True if it worked. Fails fast where no registry is reachable."""
-    if progress:
-        progress(f"trying docker pull {tag}")
-    try:
-        proc = subprocess.run(
-            ["docker", "pull", "-q", tag],
-            capture_output=True,
-            text=True,
-            timeout=PULL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return proc.returncode == 0
-
-
-def _prune_replaced() -> None:
-    """Drop orch images that rebuilds left untagged, so each rebuild does not leak ~800 MB.
-
-    Only dangling images carrying our label; `docker image rm` refuses those a
-    container still uses (kept until a later build, after that container is gone).
-    """
-    proc = subprocess.run(
-        [
-            "docker",
-            "images",
-            "-q",
-            "--no-trunc",
-            "-f",
-            "dangling=true",
-            "-f",
-            f"label={HASH_LABEL}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for image_id in proc.stdout.split():
-        subprocess.run(["docker", "image", "rm", image_id], capture_output=True, check=False)
 
 
 def _build_offline_base(force: bool, progress: Progress | None) -> ImageResult:
@@ -282,7 +189,7 @@ def _build_offline_base(force: bool, progress: Progress | None) -> ImageResult:
     for line in ensure_debootstrap():
         if progress:
             progress(line)
-    _run_logged(["sh", str(BASE_SCRIPT), OFFLINE_BASE], "base image build", progress)
+    run_logged(["sh", str(BASE_SCRIPT), OFFLINE_BASE], "base image build", progress)
     return ImageResult(OFFLINE_BASE, "built", time.monotonic() - t0, _size(OFFLINE_BASE))
 
 
@@ -292,7 +199,7 @@ def _ensure_base(force: bool, progress: Progress | None) -> ImageResult:
     info = inspect_image(UPSTREAM_BASE)
     if info is not None:
         return ImageResult(UPSTREAM_BASE, "current", time.monotonic() - t0, int(info["Size"]))
-    if _try_pull(UPSTREAM_BASE, progress):
+    if try_pull(UPSTREAM_BASE, progress):
         return ImageResult(UPSTREAM_BASE, "pulled", time.monotonic() - t0, _size(UPSTREAM_BASE))
     if progress:
         progress(f"no {UPSTREAM_BASE}: using the offline base {OFFLINE_BASE}")
@@ -306,7 +213,7 @@ def _prepare_context(version: str, progress: Progress | None) -> None:
             "npm is needed on this host to prepare the gateway image",
             hint="install Node.js and npm (e.g. `apt-get install -y nodejs npm`)",
         )
-    _run_logged(
+    run_logged(
         ["sh", str(PREPARE_SCRIPT), version, NODE_VERSION], "npm install of openclaw", progress
     )
 
@@ -356,11 +263,11 @@ def _build(
     ]  # fmt: skip
     if force:
         cmd.append("--no-cache")
-    _run_logged([*cmd, str(GATEWAY_DIR)], f"docker build of {tag}", progress)
+    run_logged([*cmd, str(GATEWAY_DIR)], f"docker build of {tag}", progress)
     new = inspect_image(tag)
     if new is None or _labels(new).get(HASH_LABEL) != want:
         raise ImageError(f"docker build of {tag} finished but the image is not labelled {want}")
-    _prune_replaced()
+    prune_replaced()
     results.append(ImageResult(tag, "built", time.monotonic() - t1, int(new["Size"])))
     return results
 
@@ -446,11 +353,11 @@ def _build_browser(
     ]  # fmt: skip
     if force:
         cmd.append("--no-cache")
-    _run_logged([*cmd, str(BROWSER_DIR)], f"docker build of {tag}", progress)
+    run_logged([*cmd, str(BROWSER_DIR)], f"docker build of {tag}", progress)
     new = inspect_image(tag)
     if new is None or _labels(new).get(HASH_LABEL) != want:
         raise ImageError(f"docker build of {tag} finished but the image is not labelled {want}")
-    _prune_replaced()
+    prune_replaced()
     return ImageResult(tag, "built", time.monotonic() - t0, int(new["Size"]))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.ports import footprint_bounds, format_range
+from orchestrator.errors import NotFound
 from orchestrator.testing.factory import LABEL_RUN_ID, LABEL_RUN_OWNER, Owner, PortRegistry
 from orchestrator.testing.runs import LABEL_RUN_CREATED, RUNS_DIR, read_run_marker, runs_root
 
@@ -157,26 +158,21 @@ def _remove_containers(ids: list[str]) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    from docker.errors import NotFound
-
-    from orchestrator.docker.sdk import client
+    from orchestrator.docker import api as docker_http
 
     def one(container_id: str) -> None:
-        api = client().api
         with contextlib.suppress(NotFound):
-            api.stop(container_id, timeout=STOP_TIMEOUT_S)
+            docker_http.stop(container_id, STOP_TIMEOUT_S)
         with contextlib.suppress(NotFound):
-            api.remove_container(container_id, force=True)
+            docker_http.remove_container(container_id, force=True)
 
     with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
         list(pool.map(one, ids))
 
 
 def _remove_networks(ids: list[str]) -> None:
-    from docker.errors import NotFound
-
-    from orchestrator.docker.sdk import client
+    from orchestrator.docker import api as docker_http
 
     for network_id in ids:
         with contextlib.suppress(NotFound):
-            client().api.remove_network(network_id)
+            docker_http.remove_network(network_id)

@@ -27,7 +27,9 @@ from orchestrator.core.gateway_config import CREDENTIAL_KEYS
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.spec import RESCUE_ROOT
-from orchestrator.errors import CheckFailed, UsageError
+from orchestrator.docker import api as docker_http
+from orchestrator.docker.containers import exec_capture
+from orchestrator.errors import CheckFailed, EngineRefused, UsageError
 from orchestrator.fleet.config_check import config_problems, parse
 from orchestrator.fleet.config_history import GoodConfig, last_good_candidates, restore
 from orchestrator.fleet.store import locked
@@ -123,10 +125,8 @@ def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[
     """`openclaw config validate --json` on TARGET's config, run by the gateway in the
     rescue container (TARGET's config dir is mounted there): the gateway's own
     verdict, even when TARGET itself cannot start."""
-    import docker.errors
 
     from orchestrator.backends.local import container_of
-    from orchestrator.docker.sdk import client
 
     path = f"{RESCUE_ROOT}/{target}/config/openclaw.json"
     command = ["openclaw", "config", "validate", "--json"]
@@ -139,22 +139,16 @@ def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[
         }
     start = time.monotonic()
     try:
-        result = (
-            client()
-            .containers.get(container.id)
-            .exec_run(command, environment={"OPENCLAW_CONFIG_PATH": path}, demux=True)
-        )
-    except docker.errors.APIError as exc:
-        return {"ran": False, "in": rescuer.name, "why": f"the engine refused the exec: {exc}"}
-    out = (result.output[0] or b"").decode(errors="replace")
-    err = (result.output[1] or b"").decode(errors="replace")
+        code, out, err = exec_capture(container.id, command, {"OPENCLAW_CONFIG_PATH": path})
+    except EngineRefused as exc:
+        return {"ran": False, "in": rescuer.name, "why": exc.message}
     return {
         "ran": True,
         "in": rescuer.name,
         "command": " ".join(command),
         "config": path,
-        "exit_code": result.exit_code,
-        "ok": result.exit_code == 0,
+        "exit_code": code,
+        "ok": code == 0,
         "seconds": round(time.monotonic() - start, 2),
         **_validate_output(out, err),
     }
@@ -229,7 +223,6 @@ def restart_target(project: Project, target: str, timeout: float) -> dict[str, A
     from orchestrator.backends.base import Outcome, UpOptions
     from orchestrator.backends.local import container_of, remember_ready, up
     from orchestrator.docker.containers import wait_ready
-    from orchestrator.docker.sdk import client
 
     start = time.monotonic()
     home = project.home
@@ -243,7 +236,7 @@ def restart_target(project: Project, target: str, timeout: float) -> dict[str, A
             # A gateway that is not healthy (crash-looping, starting) has nothing to
             # drain: a short stop saves the 30 s graceful wait.
             stop = spec.stop_timeout_s if container.health == "healthy" else CRASHED_STOP_S
-            client().api.restart(container.id, timeout=stop)
+            docker_http.restart(container.id, stop)
         wait_ready(spec, container.id, timeout, fresh=False)
         remember_ready(project, [Outcome(target, "restart", container.id, True, 0.0)])
         how = f"docker restart of {container.name} ({container.state})"
