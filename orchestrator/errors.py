@@ -138,3 +138,36 @@ class ExportError(OrchError):
     """An export that cannot be written where the user asked."""
 
     exit_code = 2
+
+
+# --- archives, backup keys and journals ----------------------------------------------
+
+
+class ArchiveInvalid(OrchError):
+    """An archive that does not verify: tampered, truncated, foreign or too new."""
+
+    exit_code = 1
+
+
+class BackupFailed(OrchError):
+    """A backup that could not be taken (a file kept changing, the disk is full)."""
+
+    exit_code = 1
+
+
+class UnpackFailed(OrchError):
+    """A good archive that could not be unpacked here (the disk is full, a permission)."""
+
+    exit_code = 1
+
+
+class ArchiveUnauthenticated(ArchiveInvalid):
+    """An archive whose manifest does not carry a valid MAC of a key this home trusts."""
+
+
+class KeyFileError(UsageError):
+    """A key file that cannot be read, is not a key, or is readable by others."""
+
+
+class JournalError(UsageError):
+    """A journal that cannot be read or is not one of orch's."""

@@ -5,6 +5,8 @@ local engine and the swarm, so the CLI renders them one way.
 
 from __future__ import annotations
 
+import importlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +23,6 @@ Progress = Callable[[str, str], None]
 
 def seconds_since(start: float) -> float:
     """Seconds since a time.monotonic() reading, as outcomes report them."""
-    import time
-
     return round(time.monotonic() - start, 3)
 
 
@@ -187,7 +187,5 @@ ENGINES = {
 def select(engine: str) -> Backend:
     """The backend of `--engine`: docker (this host) or swarm. Imported on demand: a
     command pays only for the engine it uses."""
-    import importlib
-
     module, name = ENGINES[engine]
     return getattr(importlib.import_module(module), name)()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from orchestrator.docker.containers import (
     engine_cpus,
     exec_in,
     http_status,
+    log_tail,
     missing_images,
     require_images,
     stream_logs,
@@ -96,7 +98,7 @@ def move_taken_ports(project: Project, names: list[str] | None, dry_run: bool) -
     `dry_run`. Profiles that are fine keep their ports, so a CI job can run
     `orch up --port auto` every time. Decided and applied under the fleet and the
     registry lock, so no other fleet picks the same base in between."""
-    from orchestrator.fleet.provision import SetupRequest, _auto_port, setup
+    from orchestrator.fleet.provision import SetupRequest, _auto_port, setup  # --port auto only
 
     home = project.home
     with locked(home), registry.locked():
@@ -425,7 +427,7 @@ def remember_ready(project: Project, outcomes: list[Outcome]) -> None:
     """Keep the config of each gateway that just became ready: the history that
     `orch rescue --restore-last-good` can put back. Best effort: a full disk must
     not turn a successful `up` into a failure."""
-    from orchestrator.fleet.config_history import remember_good
+    from orchestrator.fleet.config_history import remember_good  # start-up: a real up only
 
     for outcome in outcomes:
         if outcome.ready and outcome.profile in project.fleet.profiles:
@@ -641,8 +643,6 @@ def _add_history(row: ProfileStatus, info: dict[str, Any], events: list[dict]) -
             "at": at,
         }
     if row.restarts or row.state != "running":  # while it starts, its log is not news
-        from orchestrator.docker.containers import log_tail
-
         row.last_error = last_error_line(log_tail(info["Id"], 40))
 
 
@@ -686,7 +686,6 @@ def _orphan_status(home: Path, name: str, container: LiveContainer) -> ProfileSt
 
 
 def _age(iso: str) -> float:
-    from datetime import datetime
 
     when = datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
     return round(time.time() - when.timestamp(), 1)
@@ -708,7 +707,7 @@ def container_of(project: Project, name: str) -> LiveContainer | None:
 def refuse_if_container(project: Project, name: str) -> None:
     """`orch rm`: a profile removed while its container lives would leave an orphan.
     With no engine there is no container to leave."""
-    from orchestrator.docker.daemon import engine_answers
+    from orchestrator.docker.daemon import engine_answers  # start-up: `orch rm` only
 
     if not engine_answers():
         return

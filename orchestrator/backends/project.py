@@ -39,7 +39,7 @@ class Project:
     @classmethod
     def open(cls, home: Path, engine: str = "docker") -> Project:
         """The handle of the fleet in `home`, driven by the backend of `engine`."""
-        from orchestrator.backends.base import select
+        from orchestrator.backends.base import select  # base.py imports this module
 
         return cls(home, select(engine))
 
@@ -77,8 +77,8 @@ class Project:
     def checked_specs(self, names: list[str] | None = None) -> list[ContainerSpec]:
         """`specs`, refused when `orch check` (files and configs included) finds a
         problem involving any of them: the gate of everything that runs here."""
-        from orchestrator.fleet.gate import require_passes
-        from orchestrator.host.gateway_schema import schema_for
+        from orchestrator.fleet.gate import require_passes  # start-up: status never gates
+        from orchestrator.host.gateway_schema import schema_for  # start-up: as the gate
 
         require_passes(self.fleet, self.home, names, True, schema_for, lambda p: self.spec(p.name))
         return self.specs(names)
@@ -90,7 +90,7 @@ class Project:
         """The engine's containers and networks of this moment, taken on first use
         (`with_listeners`: the host's listening sockets too, which planning needs)."""
         if self._snap is None or (with_listeners and not self._snap_has_listeners):
-            from orchestrator.docker.snapshot import take_snapshot
+            from orchestrator.docker.snapshot import take_snapshot  # start-up: check may not
 
             self._snap = take_snapshot(self.project, self.home, with_listeners)
             self._snap_has_listeners = with_listeners

@@ -42,8 +42,8 @@ from orchestrator.core.spec import (
     ContainerSpec,
 )
 from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import require_images, service_logs
-from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info
+from orchestrator.docker.containers import http_status, log_tail, require_images, service_logs
+from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info, take_snapshot
 from orchestrator.docker.stack import deploy, docker_cli
 from orchestrator.errors import (
     CheckFailed,
@@ -63,6 +63,7 @@ from orchestrator.export.stack import (
     stack_specs,
     stack_text,
 )
+from orchestrator.fleet.store import locked
 
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 
@@ -266,7 +267,6 @@ def port_problems(
     this node: host sockets, containers (also those of `orch up` and Compose) and
     other services; for one on another node only other services (orch cannot see
     that node's sockets and containers)."""
-    from orchestrator.docker.snapshot import take_snapshot
 
     if not specs:
         return []
@@ -321,7 +321,6 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     does not get ready is removed again (unless keep_failed); an update that does
     not get ready is rolled back by Swarm (update_config.failure_action).
     """
-    from orchestrator.fleet.store import locked
 
     home, timeout, keep_failed = project.home, options.timeout, options.keep_failed
     say = options.progress or (lambda _p, _m: None)
@@ -403,7 +402,6 @@ def _wait(
 ) -> Outcome:
     """Wait until a task of this spec runs (Swarm says running once the healthcheck
     passes) and /readyz answers on its node; fail fast on a failed or rejected task."""
-    from orchestrator.docker.containers import http_status
 
     spec = action.spec
     assert spec is not None
@@ -452,7 +450,6 @@ def _state(task: dict[str, Any]) -> str:
 
 def _task_failure(task: dict[str, Any]) -> str:
     """The task's error and, when its container is on this node, its log tail."""
-    from orchestrator.docker.containers import log_tail
 
     status = task.get("Status") or {}
     error = status.get("Err") or status.get("Message")
@@ -479,7 +476,6 @@ def down(
     """Remove the profiles' services (Swarm stops each task gracefully, within its
     stop_grace_period), then their networks and secrets; dirs and tokens stay. With
     no names, the stack goes whole: services of profiles no longer in the fleet too."""
-    from orchestrator.fleet.store import locked
 
     home = project.home
     say = progress or (lambda _p, _m: None)
@@ -605,7 +601,6 @@ def _status_of(
     nodes: dict[str, dict[str, Any]],
     info: SwarmInfo,
 ) -> ServiceStatus:
-    from orchestrator.docker.containers import http_status
 
     port = next((b.host_port for b in spec.ports if b.role == "gateway"), spec.base_port)
     if service is None:

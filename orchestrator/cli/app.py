@@ -20,10 +20,59 @@ from orchestrator.errors import CheckFailed, Interrupted, OrchError, Terminated,
 JSON_META = "orch.json"
 
 
+# typer's help panels, in the order `orch --help` lists them: setting up a fleet first.
+FLEET, LIFECYCLE, BACKUPS, HOST = "Fleet", "Lifecycle", "Backups and upgrades", "Host and images"
+PANELS = (FLEET, LIFECYCLE, BACKUPS, HOST)
+
+
+def examples_on_own_lines(text: str | None) -> str | None:
+    """A help text whose `Example:` paragraphs click prints line by line (its `\\b`
+    marker) instead of running them into one wrapped paragraph."""
+    if not text:
+        return text
+    paragraphs = text.split("\n\n")
+    marked = [
+        "\b\n" + p if p.lstrip().startswith("Example") and not p.startswith("\b") else p
+        for p in paragraphs
+    ]
+    return "\n\n".join(marked)
+
+
+def _mark_examples(command: Any) -> Any:
+    command.help = examples_on_own_lines(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _mark_examples(sub)
+    return command
+
+
 class _Group(TyperGroup):
     """The root command group: a value refused while the options are parsed
     (`--timeout inf`, `--tail x`) is answered with the JSON envelope when --json was
-    given, as every other error of a command is."""
+    given, as every other error of a command is. Its help lists the commands by
+    typer's help panels, with the plain (rich-free, fast) formatter."""
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        command = super().get_command(ctx, name)
+        return None if command is None else _mark_examples(command)
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:
+        self.help = examples_on_own_lines(self.help)
+        super().format_help_text(ctx, formatter)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        found = [(n, self.get_command(ctx, n)) for n in self.list_commands(ctx)]
+        shown = [(n, c) for n, c in found if c is not None and not c.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(n) for n, _ in shown)
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name, command in shown:
+            panel = getattr(command, "rich_help_panel", None) or "Commands"
+            panels.setdefault(panel, []).append((name, command.get_short_help_str(limit)))
+        order = {panel: i for i, panel in enumerate(PANELS)}
+        for panel in sorted(panels, key=lambda p: order.get(p, len(PANELS))):
+            with formatter.section(panel):
+                formatter.write_dl(panels[panel])
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -58,7 +107,9 @@ app = typer.Typer(
     name="orch",
     help=(
         "Run several fully isolated OpenClaw gateways on one host, one container each.\n\n"
-        "Example: orch setup main && orch setup rescue && orch ports"
+        "Example: orch setup main\n"
+        "Example: orch setup rescue --rescues main\n"
+        "Example: orch up && orch status"
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _home, _run, app
+from orchestrator.cli.app import BACKUPS, JsonOpt, _confirm, _engine_ready, _home, _run, app
 from orchestrator.cli.lifecycle import Names, _progress
 from orchestrator.cli.options import Timeout, count, image_reference
 from orchestrator.errors import UsageError
@@ -31,7 +31,7 @@ backup_app = typer.Typer(
         "\n\nExample: orch backup main -o /srv/backups --keep 7"
     ),
 )
-app.add_typer(backup_app, name="backup")
+app.add_typer(backup_app, name="backup", rich_help_panel=BACKUPS)
 
 
 def _human_bytes(n: int) -> str:
@@ -171,13 +171,9 @@ def backup_ls(
     """
 
     def work():
+        from orchestrator.errors import ArchiveInvalid
         from orchestrator.fleet.archive_keys import keyring
-        from orchestrator.fleet.backup import (
-            BACKUPS_DIR,
-            ArchiveInvalid,
-            authenticate,
-            list_archives,
-        )
+        from orchestrator.fleet.backup import BACKUPS_DIR, authenticate, list_archives
         from orchestrator.fleet.store import load_fleet
 
         home = _home(writes=False)
@@ -244,7 +240,7 @@ key_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-backup_app.add_typer(key_app, name="key")
+backup_app.add_typer(key_app, name="key", rich_help_panel=BACKUPS)
 
 
 @key_app.command("export")
@@ -364,7 +360,7 @@ def key_ls(as_json: JsonOpt = False) -> None:
     _run("backup key ls", as_json, work)
 
 
-@app.command()
+@app.command(rich_help_panel=BACKUPS)
 def restore(
     name: Annotated[str, typer.Argument(help="The profile to restore.")],
     archive: Annotated[Path, typer.Argument(help="An archive of that profile.")],
@@ -435,7 +431,7 @@ def show_resumed(resumed: list[dict]) -> None:
         print(r["message"])
 
 
-@app.command()
+@app.command(rich_help_panel=BACKUPS)
 def upgrade(
     names: Names = None,
     image: Annotated[
@@ -501,7 +497,7 @@ def upgrade(
     _run("upgrade", as_json, work, ok=lambda d: all(r["ok"] for r in d["results"]), failed_exit=5)
 
 
-@app.command()
+@app.command(rich_help_panel=BACKUPS)
 def rollback(
     name: Annotated[str, typer.Argument(help="The profile to roll back.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _home, _run, app
+from orchestrator.cli.app import FLEET, JsonOpt, _home, _run, app
 from orchestrator.cli.lifecycle import AllAddressesOpt, Names
 
 export_app = typer.Typer(
     help="Write the fleet as a Compose file or a Swarm stack file.", no_args_is_help=True
 )
-app.add_typer(export_app, name="export")
+app.add_typer(export_app, name="export", rich_help_panel=FLEET)
 
 
 OutputOpt = Annotated[

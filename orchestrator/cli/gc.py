@@ -4,11 +4,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _engine_ready, _run, app
+from orchestrator.cli.app import HOST, JsonOpt, _engine_ready, _run, app
 from orchestrator.cli.options import age
 
 
-@app.command("gc")
+@app.command("gc", rich_help_panel=HOST)
 def gc_cmd(
     run_id: Annotated[Optional[str], typer.Option(help="Only what this run created.")] = None,
     older_than: Annotated[

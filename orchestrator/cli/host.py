@@ -5,12 +5,12 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _engine_ready, _home, _run, app
+from orchestrator.cli.app import HOST, JsonOpt, _engine_ready, _home, _run, app
 
 engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=True)
 images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
-app.add_typer(engine_app, name="engine")
-app.add_typer(images_app, name="images")
+app.add_typer(engine_app, name="engine", rich_help_panel=HOST)
+app.add_typer(images_app, name="images", rich_help_panel=HOST)
 
 
 @engine_app.command("start")
@@ -94,7 +94,7 @@ def images_ls(as_json: JsonOpt = False) -> None:
     _run("images ls", as_json, work)
 
 
-@app.command()
+@app.command(rich_help_panel=HOST)
 def doctor(as_json: JsonOpt = False) -> None:
     """Report the engine, its version, the images, free disk and what is missing.
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _confirm, _engine_ready, _project, _run, app
+from orchestrator.cli.app import LIFECYCLE, JsonOpt, _confirm, _engine_ready, _project, _run, app
 from orchestrator.cli.options import Timeout, count
 from orchestrator.errors import UsageError
 
@@ -59,7 +59,7 @@ def _parse_engine(value: str, all_addresses: bool = False) -> str:
     return value
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def up(
     names: Names = None,
     dry_run: Annotated[bool, typer.Option(help="Only print the plan.")] = False,
@@ -166,7 +166,7 @@ def _show_up(data: dict[str, Any], engine: str, remove_orphans: bool) -> None:
         print(f"orphan {name}: a container of this fleet not in the fleet file, {verb}")
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def down(
     names: Names = None,
     purge: Annotated[
@@ -236,7 +236,7 @@ def _show_down(data: dict[str, Any]) -> None:
         print(f"  kept    {path}{ADOPTED_NOTE}")
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def status(
     names: Names = None,
     engine: EngineOpt = "docker",
@@ -268,7 +268,7 @@ def _status(engine: str, names: list[str] | None, as_json: bool):
     return data, lambda: show_status(project.backend.name, rows)
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def logs(
     name: Annotated[str, typer.Argument(help="Profile.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
@@ -298,7 +298,7 @@ def _write_out(chunk: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def restart(
     name: Annotated[str, typer.Argument(help="Profile.")],
     timeout: Timeout = 120.0,
@@ -318,7 +318,11 @@ def _restart(engine: str, name: str, timeout: float):
     return {"profile": name, "ready": True}, lambda: print(f"{name}: restarted, ready")
 
 
-@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    "exec",
+    rich_help_panel=LIFECYCLE,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def exec_cmd(
     name: Annotated[str, typer.Argument(help="Profile.")],
     command: Annotated[list[str], typer.Argument(help="Command to run inside.")],

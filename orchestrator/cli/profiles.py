@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from orchestrator.cli.app import (
+    FLEET,
     JsonOpt,
     _check_name,
     _confirm,
@@ -22,7 +23,7 @@ from orchestrator.cli.output import print_json
 from orchestrator.errors import UsageError
 
 
-@app.command()
+@app.command(rich_help_panel=FLEET)
 def setup(
     name: Annotated[str, typer.Argument(help="Profile name, e.g. main or rescue.")],
     port: Annotated[
@@ -156,7 +157,7 @@ def setup(
     _run("setup", as_json, work)
 
 
-@app.command("rm")
+@app.command("rm", rich_help_panel=FLEET)
 def remove(
     name: Annotated[str, typer.Argument(help="Profile to remove.")],
     purge: Annotated[
@@ -214,7 +215,7 @@ def remove(
     _run("rm", as_json, work)
 
 
-@app.command("ls")
+@app.command("ls", rich_help_panel=FLEET)
 def list_profiles(as_json: JsonOpt = False) -> None:
     """List the profiles of the fleet.
 
@@ -234,7 +235,7 @@ def list_profiles(as_json: JsonOpt = False) -> None:
     _run("ls", as_json, work)
 
 
-@app.command()
+@app.command(rich_help_panel=FLEET)
 def ports(
     name: Annotated[Optional[str], typer.Argument(help="Only this profile.")] = None,
     as_json: JsonOpt = False,
@@ -255,7 +256,7 @@ def ports(
     _run("ports", as_json, work)
 
 
-@app.command()
+@app.command(rich_help_panel=FLEET)
 def check(as_json: JsonOpt = False) -> None:
     """Report every problem of the fleet at once (exit 0 clean, 1 problems).
 
@@ -296,7 +297,7 @@ def check(as_json: JsonOpt = False) -> None:
     _run("check", as_json, work, ok=lambda data: data["ok"])
 
 
-@app.command()
+@app.command(rich_help_panel=FLEET)
 def render(
     name: Annotated[str, typer.Argument(help="Profile to render.")],
     fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
@@ -330,7 +331,7 @@ def render(
     _run("render", as_json, work)
 
 
-@app.command()
+@app.command(rich_help_panel=FLEET)
 def schema(as_json: JsonOpt = False) -> None:
     """Print the JSON schema of the fleet file.
 

@@ -5,11 +5,11 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.app import JsonOpt, _engine_ready, _project, _run, app
+from orchestrator.cli.app import LIFECYCLE, JsonOpt, _engine_ready, _project, _run, app
 from orchestrator.cli.options import Timeout
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def rescue(
     target: Annotated[str, typer.Argument(help="The broken profile, e.g. main.")],
     from_: Annotated[

@@ -7,6 +7,8 @@ ports or paths, so a user fixes everything in one round.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.core.adoption import HostRoots, forbidden_reason
 from orchestrator.core.model import Fleet, Profile
-from orchestrator.core.paths import resolved_dirs
+from orchestrator.core.paths import profile_dirs, resolved_dirs
 from orchestrator.core.ports import (
     ROLE_OFFSETS,
     Overlap,
@@ -399,10 +401,6 @@ def file_problems(fleet: Fleet, home: Path) -> list[Problem]:
     """What `up` would find missing or unsafe on disk: each profile's dirs, its config
     file, its token file (there, mode 0600, owned by the user the gateway runs as).
     Reported, never repaired here: `orch setup NAME` repairs them."""
-    import os
-    import stat
-
-    from orchestrator.core.paths import profile_dirs
 
     problems = []
     root = os.geteuid() == 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -206,8 +207,6 @@ def _consts(schema: Any) -> list[Any] | None:
 def _message(error: Any) -> str:
     """The schema error in the gateway's words where we can: 'expected number,
     received string', the allowed values of an enum, the unknown key."""
-    import json
-
     got = error.instance
     if error.validator in ("anyOf", "oneOf", "enum", "const"):
         allowed = _consts(error.schema) or (

@@ -23,6 +23,7 @@ from pydantic import (
 from orchestrator.core.ports import DEFAULT_PUBLISH, MAX_BASE, MAX_PORT, MIN_PORT, Role
 from orchestrator.core.reference import validate_image
 from orchestrator.core.versions import BROWSER_IMAGE, GATEWAY_IMAGE
+from orchestrator.errors import UnknownProfileError
 
 FLEET_VERSION = 1
 DEFAULT_IMAGE = GATEWAY_IMAGE
@@ -316,7 +317,6 @@ class Fleet(BaseModel):
         return data
 
     def get(self, name: str) -> Profile:
-        from orchestrator.errors import UnknownProfileError
 
         if name not in self.profiles:
             known = ", ".join(sorted(self.profiles)) or "none yet"

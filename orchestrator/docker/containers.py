@@ -34,7 +34,7 @@ from orchestrator.core.spec import (
 )
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.sdk import client
-from orchestrator.docker.snapshot import exit_events
+from orchestrator.docker.snapshot import exit_events, port_holder
 from orchestrator.errors import (
     Cancelled,
     CheckFailed,
@@ -119,7 +119,6 @@ _PORT_IN_MESSAGE = re.compile(
 def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
     """The engine's "port is already allocated" / "address already in use" as a check
     failure: role, port, address and, when it can be found, who holds it."""
-    from orchestrator.docker.snapshot import port_holder
 
     match = _PORT_IN_MESSAGE.search(message)
     if not match:

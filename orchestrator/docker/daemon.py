@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 from orchestrator.base.locks import exclusive
@@ -395,8 +396,6 @@ def restore_gateways(since: float) -> list[str]:
     (label orch.managed; swarm tasks do not carry it) with a restart policy that
     exited after `since`, the moment this engine was started: a container someone
     stopped earlier is left alone. Returns what it did."""
-    from datetime import datetime
-
     done = []
     for raw in docker_http.containers({"label": ["orch.managed=true"], "status": ["exited"]}):
         info = docker_http.get(f"/containers/{raw['Id']}/json")

@@ -125,7 +125,7 @@ def read_from_image(image_id: str, path: str) -> bytes:
     `openclaw config schema` once in a throwaway container with no network."""
     import docker.errors  # the SDK (~0.15 s): only when a schema is read
 
-    from orchestrator.docker.sdk import client
+    from orchestrator.docker.sdk import client  # with the SDK, only to read a schema
 
     api = client().api
     created = api.create_container(image_id, command=["true"], network_disabled=True)

@@ -8,9 +8,12 @@ handed to the pure check and plan functions.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +45,6 @@ def list_containers() -> list[LiveContainer]:
 def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snapshot:
     """The engine's containers and networks (and, `with_listeners`, the host's
     listening sockets and swarm services' ports), asked for all at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=4) as pool:
         containers = pool.submit(list_containers)
         networks = pool.submit(docker_http.get, "/networks")
@@ -172,7 +173,6 @@ def _footprint_of(container: LiveContainer) -> list[Held]:
 
 
 def _decode_ip(hexaddr: str, v6: bool) -> str:
-    import ipaddress
 
     raw = bytes.fromhex(hexaddr)
     if not v6:
@@ -186,9 +186,6 @@ def exit_events(ids: list[str], since: int) -> dict[str, list[dict[str, Any]]]:
     """Die and OOM events of these containers since `since` (unix time), by id: the
     engine remembers them, while a container's state forgets an exit code or an OOM
     kill once its restart policy started it again. One call for all of them."""
-    import json
-    import time
-
     if not ids:
         return {}
     filters = {"type": ["container"], "event": ["die", "oom"], "container": ids}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orchestrator.base.atomic import atomic_write
 from orchestrator.errors import ExportError, UsageError
 
 
@@ -22,7 +23,6 @@ def write_export(text: str, output: Path) -> Path:
             f"cannot write {path}: {path.parent} is not an existing directory; nothing was written",
             hint="create the directory first, or choose another path (-o - prints)",
         )
-    from orchestrator.base.atomic import atomic_write
 
     try:
         atomic_write(path, text)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.base.atomic import atomic_write
-from orchestrator.errors import UsageError
+from orchestrator.errors import KeyFileError, UsageError
 
 KEYS_DIR = "keys"
 KEY_FILE = "backup.key"
@@ -35,10 +35,6 @@ DOMAIN = b"orch-backup/1 manifest\n"
 KEY_ID_LABEL = b"orch-backup key id"
 MAX_KEY_FILE = 4096
 _LINE = re.compile(rf"^{re.escape(KEY_FORMAT)} ([0-9a-f]{{64}})\s*$")
-
-
-class KeyFileError(UsageError):
-    """A key file that cannot be read, is not a key, or is readable by others."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,12 @@ from orchestrator import __version__
 from orchestrator.base.owner import pid_alive
 from orchestrator.core.model import NAME_RE, Profile
 from orchestrator.core.paths import DIR_KINDS, TOKEN_FILE, ProfileDirs
-from orchestrator.errors import OrchError
+from orchestrator.errors import (
+    ArchiveInvalid,
+    ArchiveUnauthenticated,
+    BackupFailed,
+    UnpackFailed,
+)
 from orchestrator.fleet.archive_keys import ALGORITHM, BackupKey, Keyring
 
 FORMAT = "orch-backup/1"
@@ -66,24 +71,6 @@ MAX_SIGNATURE = 4096
 MAX_FILE_SIZE = 1 << 50  # no real file is larger; a manifest that says so is malformed
 
 Say = Callable[[str], None]
-
-
-class ArchiveInvalid(OrchError):
-    """An archive that does not verify: tampered, truncated, foreign or too new."""
-
-    exit_code = 1
-
-
-class BackupFailed(OrchError):
-    """A backup that could not be taken (a file kept changing, the disk is full)."""
-
-    exit_code = 1
-
-
-class UnpackFailed(OrchError):
-    """A good archive that could not be unpacked here (the disk is full, a permission)."""
-
-    exit_code = 1
 
 
 def _safe_name(name: str) -> str:
@@ -480,10 +467,6 @@ def create_backup(
 
 # What reading a damaged archive raises, from tarfile, gzip and zlib.
 READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, OSError, EOFError, zlib.error)
-
-
-class ArchiveUnauthenticated(ArchiveInvalid):
-    """An archive whose manifest does not carry a valid MAC of a key this home trusts."""
 
 
 @dataclass

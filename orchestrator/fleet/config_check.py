@@ -50,7 +50,7 @@ def parse(text: str) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            import json5
+            import json5  # json5 is slow to import: only when an openclaw.json is read
 
             return json5.loads(text)
     except RecursionError:

@@ -29,7 +29,7 @@ from pydantic.dataclasses import dataclass
 
 from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import NAME_RE
-from orchestrator.errors import UsageError
+from orchestrator.errors import JournalError
 
 JOURNAL_DIR = "journal"
 STEPS = (
@@ -47,10 +47,6 @@ READY = STEPS.index("ready")
 KILL_ENV = "ORCH_TEST_KILL_AT"
 
 Text = Annotated[str, StringConstraints(max_length=4096)]
-
-
-class JournalError(UsageError):
-    """A journal that cannot be read or is not one of orch's."""
 
 
 @dataclass(config=ConfigDict(strict=True, extra="forbid"))

@@ -94,7 +94,7 @@ def read_config(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        import json5
+        import json5  # json5 is slow to import: only when an openclaw.json is read
 
         try:
             data = json5.loads(text)

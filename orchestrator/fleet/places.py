@@ -86,7 +86,7 @@ def cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser().absolute()
-    from platformdirs import user_cache_dir
+    from platformdirs import user_cache_dir  # platformdirs: only when no $XDG_CACHE_HOME says where
 
     return Path(user_cache_dir("orch"))
 

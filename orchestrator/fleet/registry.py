@@ -225,7 +225,7 @@ def native_reservations(skip: Iterable[Path] = ()) -> list[Reservation]:
     footprint counts on every address. `skip`: dirs an orch profile adopted (orch
     rewrites their port, so they are not a second gateway).
     """
-    import json5
+    import json5  # json5 is slow to import: only when an openclaw.json is read
 
     skipped = {os.path.realpath(p) for p in skip}
     out = []

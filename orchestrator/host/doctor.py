@@ -10,8 +10,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.check import check_fleet
 from orchestrator.docker import api as docker_http
 from orchestrator.errors import OrchError
+from orchestrator.fleet.adopt import host_roots
+from orchestrator.fleet.store import load_fleet
+from orchestrator.host.images import fleet_wants_browser, image_status
 
 
 def _item(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, Any]:
@@ -58,7 +62,6 @@ def _engine() -> dict[str, Any]:
 
 
 def _images(home: Path) -> list[dict[str, Any]]:
-    from orchestrator.host.images import fleet_wants_browser, image_status
 
     out = []
     for image in image_status(browser=fleet_wants_browser(home)):
@@ -81,9 +84,6 @@ def _disk(name: str, path: Path) -> dict[str, Any]:
 
 
 def _fleet(home: Path) -> dict[str, Any]:
-    from orchestrator.core.check import check_fleet
-    from orchestrator.fleet.adopt import host_roots
-    from orchestrator.fleet.store import load_fleet
 
     try:
         fleet = load_fleet(home)

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.base.atomic import atomic_write
+from orchestrator.core.gateway_config import relax_schema, schema_problems
+from orchestrator.docker import api as docker_http
 from orchestrator.docker.images import read_from_image
 from orchestrator.errors import EngineUnavailable, NotFound
 from orchestrator.fleet.config_check import SchemaGap
@@ -53,7 +56,6 @@ class GatewaySchema:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def problems(self, owner: str, file: str, text: str, data: Any) -> list:
-        from orchestrator.core.gateway_config import schema_problems
 
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if self._passed is None:
@@ -84,7 +86,6 @@ def _read_passed(path: Path | None) -> list[str]:
 
 def _store_passed(path: Path, digests: list[str]) -> None:
     """Best effort, atomically: a lost entry only costs one more validation."""
-    from orchestrator.base.atomic import atomic_write
 
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,6 @@ def schema_for(image: str) -> GatewaySchema | SchemaGap:
 def _load(image: str) -> GatewaySchema | SchemaGap:
     """The image's schema, read (or fetched and cached) only when a config must be
     validated; here only the image id is asked for."""
-    from orchestrator.docker import api as docker_http
 
     try:
         info = docker_http.get(f"/images/{image}/json", timeout=5.0)
@@ -151,7 +151,7 @@ def _load(image: str) -> GatewaySchema | SchemaGap:
 
 
 def _validator_of(image_id: str, path: Path) -> Any:
-    import jsonschema
+    import jsonschema  # jsonschema (~60 ms): only when a config is checked against the schema
 
     try:
         relaxed = json.loads(path.read_text(encoding="utf-8"))
@@ -162,7 +162,6 @@ def _validator_of(image_id: str, path: Path) -> Any:
 
 
 def _relaxed(image_id: str) -> dict[str, Any]:
-    from orchestrator.core.gateway_config import relax_schema
 
     raw = read_from_image(image_id, SCHEMA_PATH)
     return relax_schema(json.loads(raw))
@@ -170,7 +169,6 @@ def _relaxed(image_id: str) -> dict[str, Any]:
 
 def _store(path: Path, relaxed: dict[str, Any]) -> None:
     """Written atomically; an unwritable cache only costs the next check a copy."""
-    from orchestrator.base.atomic import atomic_write
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

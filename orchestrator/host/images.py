@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.base.locks import exclusive
-from orchestrator.core.versions import NODE_VERSION, OPENCLAW_VERSION
+from orchestrator.core.versions import BROWSER_IMAGE, NODE_VERSION, OPENCLAW_VERSION
 from orchestrator.docker.daemon import ensure_debootstrap, ensure_engine
 from orchestrator.docker.images import (
     HASH_LABEL,
@@ -39,6 +39,7 @@ from orchestrator.docker.images import (
     try_pull,
 )
 from orchestrator.errors import ImageError, OrchError
+from orchestrator.fleet.store import load_fleet
 
 UPSTREAM_BASE = "debian:bookworm-slim"
 OFFLINE_BASE = "orch/debian:bookworm"
@@ -379,8 +380,6 @@ def fleet_wants_browser(home: Path) -> bool:
     """A profile of the fleet in `home` runs the browser variant of orch's gateway
     image. No fleet file, or one that does not load, wants nothing: the images never
     depend on it (`orch check` reports the file)."""
-    from orchestrator.core.versions import BROWSER_IMAGE
-    from orchestrator.fleet.store import load_fleet
 
     try:
         fleet = load_fleet(home)

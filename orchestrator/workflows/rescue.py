@@ -14,6 +14,7 @@ TARGET's state dir or token.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import time
@@ -21,18 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.backends.base import Outcome, UpOptions
+from orchestrator.backends.local import container_of, remember_ready, status, up
 from orchestrator.backends.project import Project
 from orchestrator.core.check import Problem
-from orchestrator.core.gateway_config import CREDENTIAL_KEYS
+from orchestrator.core.gateway_config import CREDENTIAL_KEYS, managed_problems
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.spec import RESCUE_ROOT
 from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import exec_capture
+from orchestrator.docker.containers import exec_capture, wait_ready
 from orchestrator.errors import CheckFailed, EngineRefused, UsageError
 from orchestrator.fleet.config_check import config_problems, parse
 from orchestrator.fleet.config_history import GoodConfig, last_good_candidates, restore
+from orchestrator.fleet.openclaw_config import managed_config
 from orchestrator.fleet.store import locked
+from orchestrator.host.gateway_schema import GatewaySchema, schema_for
 
 
 @dataclass
@@ -76,7 +81,6 @@ def rescue(
     restart: bool = False,
     timeout: float = 120.0,
 ) -> RescueReport:
-    from orchestrator.backends.local import status
 
     fleet, home = project.fleet, project.home
     rescuer = rescuer_of(fleet, target, from_)
@@ -116,7 +120,6 @@ def _state(row: Any) -> dict[str, Any]:
 
 
 def _own_problems(fleet: Fleet, home: Path, target: str) -> list[Problem]:
-    from orchestrator.host.gateway_schema import schema_for
 
     return [p for p in config_problems(fleet, home, schema_for) if target in p.owners]
 
@@ -125,8 +128,6 @@ def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[
     """`openclaw config validate --json` on TARGET's config, run by the gateway in the
     rescue container (TARGET's config dir is mounted there): the gateway's own
     verdict, even when TARGET itself cannot start."""
-
-    from orchestrator.backends.local import container_of
 
     path = f"{RESCUE_ROOT}/{target}/config/openclaw.json"
     command = ["openclaw", "config", "validate", "--json"]
@@ -169,12 +170,9 @@ def _validate_output(out: str, err: str) -> dict[str, Any]:
 def _usable_good(fleet: Fleet, home: Path, target: str, dirs: Any) -> GoodConfig | None:
     """The newest last good config that passes orch's checks for TARGET now (a last
     good from before a port move would not start either)."""
-    from orchestrator.host.gateway_schema import GatewaySchema, schema_for
 
     profile = fleet.get(target)
     schema = schema_for(profile.image)
-    from orchestrator.core.gateway_config import managed_problems
-    from orchestrator.fleet.openclaw_config import managed_config
 
     for good in last_good_candidates(dirs):
         try:
@@ -220,9 +218,6 @@ def restart_target(project: Project, target: str, timeout: float) -> dict[str, A
     """Restart TARGET now and wait until it is ready: `docker restart` of its
     container (crash-looping or stopped: no back-off to wait out), or `orch up
     TARGET` when it has no container. Its config is checked first, as by `up`."""
-    from orchestrator.backends.base import Outcome, UpOptions
-    from orchestrator.backends.local import container_of, remember_ready, up
-    from orchestrator.docker.containers import wait_ready
 
     start = time.monotonic()
     home = project.home
@@ -257,7 +252,6 @@ _CRED = re.compile(
 
 def mask_credentials(text: str) -> str:
     """Each credential value replaced by a short fingerprint: a diff is printed."""
-    import hashlib
 
     def one(m: re.Match) -> str:
         if m.group("name").lower() not in CREDENTIAL_KEYS or not m.group("value"):

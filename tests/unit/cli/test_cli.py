@@ -99,6 +99,29 @@ def test_the_top_level_help_has_an_example(home: Path) -> None:
     assert proc.returncode == 0 and "Example: orch setup main" in proc.stdout
 
 
+def test_the_top_level_help_groups_commands_by_panel_with_setup_first(home: Path) -> None:
+    out = orch(home, "--help").stdout
+    heads = [line for line in out.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert heads == [
+        "Options:",
+        "Fleet:",
+        "Lifecycle:",
+        "Backups and upgrades:",
+        "Host and images:",
+    ]
+    first = out.split("Fleet:\n", 1)[1].splitlines()[0]
+    assert first.split()[0] == "setup"
+
+
+def test_each_example_of_a_command_prints_on_its_own_line(home: Path) -> None:
+    lines = orch(home, "setup", "--help").stdout.splitlines()
+    examples = [line.strip() for line in lines if line.strip().startswith("Example:")]
+    assert examples == [
+        "Example: orch setup rescue --port auto --rescues main",
+        "Example: orch setup web --port auto --browser --publish gateway,browser,cdp",
+    ]
+
+
 def test_version_prints_the_package_version(home: Path) -> None:
     proc = orch(home, "--version")
     assert proc.returncode == 0
