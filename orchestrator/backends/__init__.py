@@ -1,4 +1,4 @@
-"""Backends: one interface (base.py) to bring a fleet up and down and say how it is,
-with one implementation per engine: the local Docker engine (local.py), a swarm
+"""Backends: the fleet handle each command builds (project.py) and the one interface
+every engine implements (base.py): the local Docker engine (local.py), a swarm
 (swarm.py).
 """

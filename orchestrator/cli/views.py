@@ -1,6 +1,6 @@
 """What commands show: the data of each result (the JSON `data` field) and its
-human rendering. rich is imported only when a table is really printed, to keep
-`orch check` and `orch --version` fast.
+human rendering, in plain aligned columns: rich is never imported, to keep every
+command (and `orch --help`) fast.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""The host: the images orch builds (images.py) and `orch doctor` (doctor.py)."""
+"""The host: the images orch builds (images.py), the gateway's config schema
+(gateway_schema.py) and `orch doctor` (doctor.py)."""

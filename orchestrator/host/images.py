@@ -12,7 +12,7 @@ fails. orch builds the gateway image itself from images/ in the repo:
    `docker build` with the classic builder (no buildx on these machines).
 
 Only the stdlib and the docker CLI are used, so this also runs without orch's venv:
-`python3 -m orchestrator.images [--force]`.
+`python3 -m orchestrator.host.images [--force]`.
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ def image_status(version: str = OPENCLAW_VERSION, browser: bool = False) -> list
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python3 -m orchestrator.images [--force] [--status]`: build without orch's CLI."""
+    """`python3 -m orchestrator.host.images [--force] [--status]`: build without orch's CLI."""
     args = sys.argv[1:] if argv is None else argv
     try:
         for line in ensure_engine():
