@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,6 +32,7 @@ from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.store import load_fleet
 
 ORCH = orch_command()
+WALK_COUNTER = Path(__file__).resolve().parents[1] / "tests" / "integration" / "walk_counter.py"
 
 NOOP_RUNS = 5
 ROUNDS = 2  # whole lifecycles per tool; each number printed is the median over them
@@ -119,10 +121,26 @@ def bench_orch(home: Path) -> dict[str, float]:
     time.sleep(SETTLE_S)
     noop = [timed([*ORCH, "up"], env) for _ in range(NOOP_RUNS)]
     status = [timed([*ORCH, "status"], env) for _ in range(NOOP_RUNS)]
+    check = [timed([*ORCH, "check"], env) for _ in range(NOOP_RUNS)]
+    walk = {cmd: walk_counts(cmd, env) for cmd in ("up", "status", "check", "down")}
     down = timed([*ORCH, "down"], env)
     return {"up_ready": t_end - t0, "before_start": started - t0,
             "noop": statistics.median(noop), "status": statistics.median(status),
-            "down": down}  # fmt: skip
+            "check": statistics.median(check), "down": down, "walk": walk}  # fmt: skip
+
+
+def walk_counts(command: str, env: dict[str, str]) -> str:
+    """Fleet loads / spec renders / engine snapshots of one `orch COMMAND` (the
+    counter of tests/integration/test_walk.py); "-" where the tree has no counter."""
+    if not WALK_COUNTER.exists():
+        return "-"
+    proc = subprocess.run([sys.executable, str(WALK_COUNTER), command], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("COUNTS ")]
+    if not lines:
+        return "-"
+    counts = json.loads(lines[-1].removeprefix("COUNTS "))
+    return f"{counts['loads']}/{counts['renders']}/{counts['snapshots']}"
 
 
 def bench_compose(home: Path, compose: Path) -> dict[str, float]:
@@ -140,10 +158,11 @@ def bench_compose(home: Path, compose: Path) -> dict[str, float]:
     time.sleep(SETTLE_S)
     noop = [timed([*cmd, "up", "-d"]) for _ in range(NOOP_RUNS)]
     status = [timed([*cmd, "ps"]) for _ in range(NOOP_RUNS)]
+    config = [timed([*cmd, "config", "-q"]) for _ in range(NOOP_RUNS)]
     down = timed([*cmd, "down"])
     return {"up_d": up_d, "up_ready": t_ready - t0, "before_start": started - t0,
             "noop": statistics.median(noop), "status": statistics.median(status),
-            "down": down}  # fmt: skip
+            "check": statistics.median(config), "down": down}  # fmt: skip
 
 
 def bench_docker_run(home: Path) -> dict[str, float]:
@@ -171,8 +190,14 @@ def row(label: str, value: float | None, anchor: float | None) -> str:
     return f"  {label:<44} {value:8.2f} s {ratio}"
 
 
-def _medians(results: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the numbers; what is not a number (the walk counts), from the last."""
+    return {
+        key: statistics.median(r[key] for r in results)
+        if isinstance(results[0][key], float)
+        else results[-1][key]
+        for key in results[0]
+    }
 
 
 def main() -> None:
@@ -231,15 +256,28 @@ def main() -> None:
     print(row("  floor: python + typer + pydantic + model", floor, comp["noop"]))
     print(row("Compose v2 ps of the two (median)", comp["status"], None))
     print(row("orch status of the two (median)", orch["status"], comp["status"]))
+    print(row("Compose v2 config -q of the two (median)", comp["check"], None))
+    print(row("orch check of the two (median)", orch["check"], comp["check"]))
     print(row("Compose v2 down", comp["down"], None))
     print(row("docker stop + rm + network rm", run["down"], None))
     print(row("orch down", orch["down"], comp["down"]))
+    # Issue 18's targets: orch's own time, the command's minus the floor every command
+    # pays (measured above, in this run), against Compose v2's whole time.
+    print("  orch's time above the floor, against Compose v2's whole time:")
+    for label, key in (("no-op up", "noop"), ("status", "status"), ("check", "check")):
+        print(row(f"  {label}: orch - floor vs Compose", orch[key] - floor, comp[key]))
+    print("  fleet loads/renders/snapshots per command (2 profiles; 1/2/<=1 is the target):")
+    for command, counts in orch["walk"].items():
+        print(f"    orch {command:<8} {counts}")
     verdicts = {
         "orch up no slower than Compose up -d + wait": orch["up_ready"] <= comp["up_ready"] * 1.05,
         "start -> first gateway start <= 1x Compose": orch["before_start"] <= comp["before_start"],
         "no-op orch up <= 2x Compose no-op up -d": orch["noop"] <= 2 * comp["noop"],
         "orch status <= 4x Compose ps": orch["status"] <= 4 * comp["status"],
         "orch down <= 1x Compose down": orch["down"] <= comp["down"],
+        "no-op up: orch - floor <= 1x Compose": orch["noop"] - floor <= comp["noop"],
+        "status: orch - floor <= 1x Compose ps": orch["status"] - floor <= comp["status"],
+        "check: orch - floor <= 1x Compose config": orch["check"] - floor <= comp["check"],
     }
     for label, ok in verdicts.items():
         print(f"  {'PASS' if ok else 'MISS'}  {label}")
