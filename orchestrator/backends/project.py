@@ -27,10 +27,11 @@ class Project:
     """One fleet, for one command: its home, its fleet, its specs, its snapshot."""
 
     home: Path
-    backend: Backend
+    engine: str = "docker"
     loads: int = 0
     renders: int = 0
     snapshots: int = 0
+    _backend: Backend | None = field(default=None, repr=False)
     _fleet: Fleet | None = field(default=None, repr=False)
     _specs: dict[str, ContainerSpec] = field(default_factory=dict, repr=False)
     _snap: Snapshot | None = field(default=None, repr=False)
@@ -39,9 +40,16 @@ class Project:
     @classmethod
     def open(cls, home: Path, engine: str = "docker") -> Project:
         """The handle of the fleet in `home`, driven by the backend of `engine`."""
-        from orchestrator.backends.base import select  # base.py imports this module
+        return cls(home, engine)
 
-        return cls(home, select(engine))
+    @property
+    def backend(self) -> Backend:
+        """The backend of the engine, imported on first use: `orch check` needs none."""
+        if self._backend is None:
+            from orchestrator.backends.base import select  # base.py imports this module
+
+            self._backend = select(self.engine)
+        return self._backend
 
     @property
     def fleet(self) -> Fleet:
