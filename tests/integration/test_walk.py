@@ -40,7 +40,9 @@ def test_up_status_check_down_load_once_render_once_and_snapshot_at_most_once(
     once = {"loads": 1, "renders": 2, "snapshots": 1}  # two profiles: one render each
     assert again["up"] == once  # nothing to change: the plan's snapshot is the status's
     assert again["status"] == once
-    assert again["check"] == once
+    # check looks for orphans only when the engine answers within 0.5 s: 0 or 1 snapshot
+    assert again["check"]["loads"] == 1 and again["check"]["renders"] == 2
+    assert again["check"]["snapshots"] <= 1
     assert again["down"] == {"loads": 1, "renders": 0, "snapshots": 1}  # by label, no spec
     # A first `up` changes the engine: one more snapshot shows what it made.
     assert first_up == {"loads": 1, "renders": 2, "snapshots": 2}
