@@ -350,13 +350,13 @@ def resources(spec: ContainerSpec) -> dict[str, Any]:
     return out
 
 
-def seed_script(config_dir: str) -> str:
+def seed_script(config_dir: str, seed_dir: str = SEED_DIR) -> str:
     """Copy the seed into the config dir only when openclaw.json is missing there;
     written beside it and renamed, so a gateway never sees half a file."""
     target = f"{config_dir}/openclaw.json"
     return (
         f'if [ -e "{target}" ]; then echo "orch-seed: {target} kept"; exit 0; fi\n'
-        f'cp "{SEED_DIR}/openclaw.json" "{target}.orch-seed"\n'
+        f'cp "{seed_dir}/openclaw.json" "{target}.orch-seed"\n'
         f'chmod 0600 "{target}.orch-seed"\n'
         f'mv "{target}.orch-seed" "{target}"\n'
         f'echo "orch-seed: {target} seeded"\n'
