@@ -58,6 +58,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,8 @@ def container_ports(spec: ContainerSpec) -> list[dict[str, Any]]:
 def labels(spec: ContainerSpec, name: str, project: str) -> dict[str, str]:
     """app.kubernetes.io/* and orch's fleet labels (those that are valid label values)."""
     rescued = _rescued(spec)
-    tag = spec.image.rpartition(":")[2] if ":" in spec.image.rpartition("/")[2] else ""
+    last = spec.image.rpartition("/")[2]  # a registry's port is not a tag
+    tag = last.rpartition(":")[2] if ":" in last else ""
     out = {
         "app.kubernetes.io/name": APP_NAME,
         "app.kubernetes.io/instance": name,
@@ -553,12 +555,13 @@ def header(project: str, specs: list[ContainerSpec], names: dict[str, str], stre
     return HEADER.format(project=project, secret_note=note, secret_lines="\n".join(lines))
 
 
+@dataclass(frozen=True)
 class Rendered:
-    """The export in memory: file name -> text, and the one-stream form."""
+    """The export in memory: the kustomization's files (relative path -> text), and
+    the one-stream form (`-o -`), which has no secretGenerator and so no Secret."""
 
-    def __init__(self, files: dict[str, str], stream: str) -> None:
-        self.files = files
-        self.stream = stream
+    files: dict[str, str]
+    stream: str
 
 
 def render_kubernetes(fleet: Fleet, specs: list[ContainerSpec], storage: str = "pvc") -> Rendered:

@@ -210,3 +210,25 @@ def test_kube_down_and_volume_removal_leave_nothing_behind(played):
             assert name not in listing
     for spec in played.specs.values():
         assert http_get(spec.base_port, "/healthz")[0] is None
+
+
+def test_podmans_api_service_answers_on_orchs_socket_and_stops_by_its_pid(tmp_path):
+    """The starter the Podman engine will use: `podman system service` on a socket in
+    a dir of orch's, answering the Docker API (podman 4.3.1 says so in /version)."""
+    import docker
+
+    from orchestrator.docker.podman import start_api_service
+
+    ensure_podman()
+    conf = containers_conf(tmp_path / "podman")
+    sock = tmp_path / "podman" / "api.sock"
+    service = start_api_service(sock, conf)
+    try:
+        client = docker.DockerClient(base_url=f"unix://{sock}", timeout=30)
+        version = client.version()
+        assert any(c["Name"] == "Podman Engine" for c in version.get("Components", []))
+        client.close()
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    assert service.returncode is not None
