@@ -39,7 +39,7 @@ from orchestrator.export.kubernetes import (
 from orchestrator.fleet.provision import SetupRequest, setup
 from orchestrator.fleet.store import load_fleet, save_fleet
 
-from ..helpers import fleet_of, snapshot
+from ..helpers import fleet_of, save_with_files, snapshot
 
 K8S_VERSION = "1.37.0"  # pinned: the newest schemas kubernetes-validate 1.37 ships
 ORCH = [sys.executable, "-m", "orchestrator"]
@@ -230,6 +230,30 @@ def test_resources_and_hardening_come_from_the_spec(pair: Path) -> None:
         assert limits["cpu"] == f"{round(spec.cpus * 1000)}m"
         (tmp,) = [v for v in pod["volumes"] if "emptyDir" in v]
         assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": quantity(spec.tmpfs[0].size)}
+
+
+def test_a_writable_root_a_browser_profile_and_no_cpu_limit_follow_the_spec(home: Path) -> None:
+    fleet = fleet_of(
+        Profile(name="plain", port=18789, read_only_root=False, cpus=0, user="1001:1002"),
+        Profile(name="web", port=19000, browser=True),
+    )
+    save_with_files(home, fleet)
+    objects = stream_objects(home)
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    for spec in specs_of(home).values():
+        deployment = by_kind(objects, "Deployment")[spec.name]
+        pod = deployment["spec"]["template"]["spec"]
+        container = gateway_container(deployment)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is spec.read_only
+        assert container["resources"]["limits"]["memory"] == quantity(spec.mem_limit)
+        assert ("cpu" in container["resources"]["limits"]) is bool(spec.cpus)
+        assert pod["securityContext"]["runAsUser"] == int(spec.user.split(":")[0])
+        assert pod["securityContext"]["fsGroup"] == int(spec.user.split(":")[1])
+        sizes = [v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v]
+        assert sizes == [quantity(t.size) for t in spec.tmpfs]
+    specs = specs_of(home)
+    assert specs["plain"].tmpfs == () and specs["web"].mem_limit == "2g"
 
 
 def test_probes_use_the_gateways_own_endpoints(pair: Path) -> None:
