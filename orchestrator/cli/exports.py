@@ -90,8 +90,8 @@ def export_kubernetes(
         typer.Option(
             "--output",
             "-o",
-            help="New directory to write the kustomization into (atomically);"
-            " - prints one multi-document stream.",
+            help="Directory to write the kustomization into (atomically): new, empty, or"
+            " an earlier export (its token files are kept); - prints one stream.",
         ),
     ] = "-",
     storage: StorageOpt = "pvc",

@@ -410,6 +410,33 @@ def test_an_empty_directory_is_replaced(pair: Path, tmp_path: Path) -> None:
     assert (out / KUSTOMIZATION).is_file()
 
 
+def test_exporting_again_replaces_an_earlier_export_and_keeps_the_placed_tokens(
+    pair: Path, tmp_path: Path
+) -> None:
+    out = write_directory(export_kubernetes(pair).files, tmp_path / "k8s")
+    place_tokens(pair, out)
+    placed = {p.name: p.read_bytes() for p in (out / SECRETS_DIR).glob("*.token")}
+    setup(pair, SetupRequest(name="main", port=19100), force=True)
+    proc = orch(pair, "export", "kubernetes", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_bytes() for p in (out / SECRETS_DIR).glob("*.token")} == placed
+    assert "containerPort: 19100" in (out / f"{specs_of(pair)['main'].name}.yaml").read_text()
+    assert kustomize(out)  # still builds: the tokens are where the secretGenerator reads
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pair.name, "k8s"])
+
+
+def test_an_earlier_export_with_files_orch_did_not_write_is_refused(
+    pair: Path, tmp_path: Path
+) -> None:
+    out = write_directory(export_kubernetes(pair).files, tmp_path / "k8s")
+    (out / "my-patch.yaml").write_text("mine")
+    before = snapshot(tmp_path)
+    proc = orch(pair, "export", "kubernetes", "-o", str(out))
+    assert proc.returncode == 2
+    assert "files orch did not write" in proc.stderr and "my-patch.yaml" in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
 def test_a_fleet_that_fails_check_is_not_exported(home: Path, tmp_path: Path) -> None:
     save_fleet(home, fleet_of(Profile(name="a", port=18789), Profile(name="b", port=18799)))
     out = tmp_path / "k8s"
