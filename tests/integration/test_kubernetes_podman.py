@@ -168,7 +168,7 @@ def test_each_gateway_answers_the_real_client_with_its_own_token_only(played):
     assert rescue.base_port != main.base_port
 
 
-def test_the_pods_run_with_the_specs_hardening(played):
+def test_the_pods_run_with_the_specs_hardening_and_no_token_in_their_config(played):
     for name, spec in played.specs.items():
         info = played.podman(
             "inspect", played.pod(name) + "-gateway", "--format",
@@ -180,6 +180,9 @@ def test_the_pods_run_with_the_specs_hardening(played):
         assert read_only == "true"
         assert int(memory) == 1280 * 1024**2
         assert "no-new-privileges" in rest
+        inspected = played.podman("pod", "inspect", played.pod(name)).stdout
+        inspected += played.podman("inspect", played.pod(name) + "-gateway").stdout
+        assert played.fleet.token(name) not in inspected
 
 
 def test_rescue_holds_mains_config_claim_seeded_once(played):
