@@ -32,7 +32,10 @@ Per profile (one file `<name>.yaml`):
   OnRootMismatch: no recursive chown of a large claim on every start), seccomp
   RuntimeDefault, allowPrivilegeEscalation false (no-new-privileges), the spec's
   dropped capabilities, readOnlyRootFilesystem with a memory-backed emptyDir at
-  /tmp of the spec's tmpfs size, no service-account token, no service links;
+  /tmp of the spec's tmpfs size (memory-backed as the spec's tmpfs is, and because
+  a tmpfs root is mode 1777: the gateway refuses a temp root that is world-writable
+  without the sticky bit, which a disk emptyDir's 0777 is), no service-account
+  token, no service links;
   memory request = limit = the spec's limit (the gateway idles at ~730 MiB: a lower
   request lets a node overcommit into OOM kills), the spec's CPU limit.
   Not expressible per pod: the pids limit (a kubelet setting, podPidsLimit).
