@@ -79,12 +79,11 @@ from orchestrator.core.spec import (
 )
 from orchestrator.errors import ExportError, UsageError
 from orchestrator.export.compose import _Dumper
+from orchestrator.export.stack import RESCUE_ROLE, TOKEN_ROLE
 from orchestrator.fleet.openclaw_config import managed_config
 
 STORAGE_KINDS = ("pvc", "hostpath")
 DIR_ROLES = ("config", "state", "workspace")
-TOKEN_ROLE = "token"
-RESCUE_ROLE = "rescue:"
 TOKEN_KEY = "gateway_token"
 SEED_DIR = "/orch-seed"
 SECRETS_DIR = "secrets"
