@@ -10,7 +10,8 @@ from orchestrator.cli.app import FLEET, JsonOpt, _home, _run, app
 from orchestrator.cli.lifecycle import AllAddressesOpt, Names
 
 export_app = typer.Typer(
-    help="Write the fleet as a Compose file or a Swarm stack file.", no_args_is_help=True
+    help="Write the fleet as a Compose file, a Swarm stack file or a kustomization.",
+    no_args_is_help=True,
 )
 app.add_typer(export_app, name="export", rich_help_panel=FLEET)
 
@@ -69,3 +70,51 @@ def export_stack(
         return _exported(render_stack(_home(writes=False), names, all_addresses), output)
 
     _run("export stack", as_json, work)
+
+
+StorageOpt = Annotated[
+    str,
+    typer.Option(
+        "--storage",
+        help="pvc (a claim per dir, the cluster's default class) or hostpath (the"
+        " profile's own host dirs; single-node clusters only).",
+    ),
+]
+
+
+@export_app.command("kubernetes")
+def export_kubernetes(
+    names: Names = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Directory to write the kustomization into (atomically): new, empty, or"
+            " an earlier export (its token files are kept); - prints one stream.",
+        ),
+    ] = "-",
+    storage: StorageOpt = "pvc",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a kustomization a cluster applies as it is: per profile a single-writer
+    Deployment, claims, a Service, a NetworkPolicy; no secret in it.
+
+    Example: orch export kubernetes -o k8s/ && kubectl apply -k k8s/
+    (copy each token file into k8s/secrets first: the header of
+    k8s/kustomization.yaml gives the commands)
+    """
+
+    def work():
+        from orchestrator.export.kubernetes import export_kubernetes as render_k8s
+        from orchestrator.export.kubernetes import write_directory
+
+        rendered = render_k8s(_home(writes=False), names, storage)
+        if output == "-":
+            text = rendered.stream
+            return {"dir": None, "text": text}, lambda: sys.stdout.write(text)
+        path = write_directory(rendered.files, Path(output))
+        files = sorted(rendered.files)
+        return {"dir": str(path), "files": files}, lambda: print(f"wrote {path}/")
+
+    _run("export kubernetes", as_json, work)

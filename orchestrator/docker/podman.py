@@ -1,0 +1,220 @@
+"""Podman, the one way orch gets and drives it: installed from Debian when missing,
+run with orch's own containers.conf, fed images from the Docker engine, and (for a
+Docker-compatible API) served on a socket of orch's choosing.
+
+Why each piece (found on these machines, Debian's podman 4.3.1):
+- `catatonit` is podman's init for pods (`podman kube play` fails without it);
+  `uidmap` and `slirp4netns` are what rootless podman needs.
+- runc cannot set the default rlimits here, so every container fails to start
+  unless containers.conf sets `default_ulimits`. orch writes its OWN file under a
+  dir of orch's and passes it through CONTAINERS_CONF: the system's files under
+  /etc/containers and /usr/share/containers are never touched.
+- No registry is reachable: images move from the Docker engine with `docker save |
+  podman load` (about 45-70 s for the 800 MB gateway image), skipped when podman
+  already holds the same image id. Podman names a loaded `orch/x:t` as
+  `localhost/orch/x:t` and finds it under the short name too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.spec import ContainerSpec
+from orchestrator.docker.daemon import apt_install
+from orchestrator.errors import EngineRefused, EngineUnavailable, ImageError
+
+PACKAGES = ("podman", "catatonit", "uidmap", "slirp4netns")
+CONF_NAME = "containers.conf"
+CONF_ENV = "CONTAINERS_CONF"
+# 4096 is what the gateway needs and what a stock Debian host gives a process.
+CONTAINERS_CONF = """\
+# Written by orch; passed to podman through CONTAINERS_CONF. The system's own
+# containers.conf files are left as they are.
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+"""
+
+
+def ensure_podman(lock: Path | None = None) -> list[str]:
+    """Install podman and what it needs from Debian when missing; what was done."""
+    return apt_install(list(PACKAGES), lock=lock)
+
+
+def containers_conf(directory: Path) -> Path:
+    """orch's containers.conf in `directory` (one of orch's dirs), written when it
+    differs, whole or not at all."""
+    from orchestrator.fleet.store import atomic_write
+
+    path = directory / CONF_NAME
+    if not path.is_file() or path.read_text(encoding="utf-8") != CONTAINERS_CONF:
+        atomic_write(path, CONTAINERS_CONF)
+    return path
+
+
+def podman_env(conf: Path) -> dict[str, str]:
+    return {**os.environ, CONF_ENV: str(conf)}
+
+
+def podman(
+    args: list[str], conf: Path, stdin=None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `podman ARGS` with orch's containers.conf; EngineRefused with podman's own
+    message when it fails."""
+    binary = shutil.which("podman")
+    if binary is None:
+        raise EngineUnavailable("podman is not installed", hint="run as root: orch needs apt")
+    proc = subprocess.run(
+        [binary, *args],
+        env=podman_env(conf),
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+        raise EngineRefused(
+            f"podman {' '.join(args[:3])} failed (exit {proc.returncode}):\n{tail}",
+            hint="read podman's message above",
+        )
+    return proc
+
+
+def image_id(ref: str, conf: Path) -> str | None:
+    """The id podman has for `ref` ('sha256:...'), or None."""
+    try:
+        out = podman(["image", "inspect", "--format", "{{.Id}}", ref], conf).stdout.strip()
+    except EngineRefused:
+        return None
+    return f"sha256:{out.removeprefix('sha256:')}" if out else None
+
+
+def move_image(ref: str, conf: Path) -> bool:
+    """Make podman hold the Docker engine's image `ref` (same id); True when it was
+    loaded, False when podman already had it."""
+    from orchestrator.docker.daemon import docker_client
+
+    client = docker_client(timeout=600)
+    try:
+        wanted = client.images.get(ref).id
+    except Exception as exc:  # the SDK's ImageNotFound or an API error
+        raise ImageError(
+            f"the Docker engine has no image {ref}: {exc}", hint="run `orch images build`"
+        ) from None
+    if image_id(ref, conf) == wanted:
+        return False
+    binary = shutil.which("docker")
+    if binary is None:
+        raise EngineUnavailable("the docker CLI is not installed", hint="install docker.io")
+    # The CLI streams the archive straight into podman: no 800 MB temp file.
+    save = subprocess.Popen([binary, "save", ref], stdout=subprocess.PIPE)
+    try:
+        podman(["load", "-q"], conf, stdin=save.stdout)
+    finally:
+        if save.stdout:
+            save.stdout.close()
+        save.wait()
+    if save.returncode != 0 or image_id(ref, conf) != wanted:
+        raise ImageError(
+            f"moving {ref} from Docker into podman failed (docker save exit {save.returncode})",
+            hint="check free disk space under /var/lib/containers",
+        )
+    return True
+
+
+def start_api_service(sock: Path, conf: Path, timeout: float = 30) -> subprocess.Popen:
+    """`podman system service --time=0 unix://SOCK` (the Docker-compatible API),
+    started detached; returned once the socket answers. The caller stops it by its
+    pid (terminate)."""
+    binary = shutil.which("podman")
+    if binary is None:
+        raise EngineUnavailable("podman is not installed", hint="run as root: orch needs apt")
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [binary, "system", "service", "--time=0", f"unix://{sock}"],
+        env=podman_env(conf),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.is_socket() and _pings(sock):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.terminate()
+    proc.wait(timeout=10)
+    raise EngineUnavailable(
+        f"podman's API did not answer on {sock} within {timeout:.0f} s",
+        hint="run `podman system service --time=0 unix://PATH` by hand to see why",
+    )
+
+
+def _pings(sock: Path) -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b" 200 " in s.recv(64)
+    except OSError:
+        return False
+
+
+def for_kube_play(
+    objects: list[dict[str, Any]], specs: Iterable[ContainerSpec]
+) -> list[dict[str, Any]]:
+    """Built Kubernetes manifests (`kubectl kustomize` of `orch export kubernetes`)
+    changed only where `podman kube play` 4.3.1 needs it, each from the spec:
+    - the token Secret is dropped and its volume becomes a hostPath File of the
+      profile's 0600 token file at the spec's token path (4.3.1 panics on Secret
+      volumes);
+    - each container port gets the spec's hostPort and hostIP (127.0.0.1 by
+      default): podman has no Services, the host reaches a pod only that way;
+    - restartPolicy OnFailure: 4.3.1 applies the pod's policy to init containers,
+      restarts the finished seed container under Always and then fails removing it;
+    - emptyDir volumes get a per-profile name: 4.3.1 makes an emptyDir a named
+      volume called after the pod's volume name, which two pods would share.
+    The objects are changed in place and returned without the Secrets."""
+    by_name = {s.name.replace("_", "-"): s for s in specs}
+    out = []
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            continue
+        if obj["kind"] == "Deployment":
+            _adapt_pod(obj["spec"]["template"]["spec"], by_name[obj["metadata"]["name"]])
+        out.append(obj)
+    return out
+
+
+def _adapt_pod(pod: dict[str, Any], spec: ContainerSpec) -> None:
+    pod["restartPolicy"] = "OnFailure"
+    token = next(m for m in spec.mounts if m.role == "token")
+    token_volumes, renamed = set(), {}
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            del volume["secret"]
+            volume["hostPath"] = {"path": token.source, "type": "File"}
+            token_volumes.add(volume["name"])
+        if "emptyDir" in volume:
+            new = f"{spec.name.replace('_', '-')}-{volume['name']}"
+            renamed[volume["name"]], volume["name"] = new, new
+    published = {c: (b.host_ip, h) for b in spec.ports for c, h in b.expand()}
+    for container in pod["containers"]:
+        for mount in container["volumeMounts"]:
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+            if mount["name"] in token_volumes:
+                mount["mountPath"] = token.target
+        for port in container["ports"]:
+            port["hostIP"], port["hostPort"] = published[port["containerPort"]]
