@@ -49,7 +49,7 @@ def ensure_podman(lock: Path | None = None) -> list[str]:
 def containers_conf(directory: Path) -> Path:
     """orch's containers.conf in `directory` (one of orch's dirs), written when it
     differs, whole or not at all."""
-    from orchestrator.fleet.store import atomic_write
+    from orchestrator.base.atomic import atomic_write
 
     path = directory / CONF_NAME
     if not path.is_file() or path.read_text(encoding="utf-8") != CONTAINERS_CONF:
