@@ -23,6 +23,7 @@ SCRIPTS = (
     "browser.py",
     "backup_restore.py",
     "hardening.py",
+    "scale.py",
 )
 
 
