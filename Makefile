@@ -53,8 +53,9 @@ unit: install
 integration: images
 	$(BIN)/pytest -q tests/integration
 
+# The slowest tests are listed at the end, so CI's log shows where its time goes.
 test: images
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=25 tests
 
 # Tests that restart or kill dockerd: they skip while other containers run (the
 # main job's gateways), so CI runs them once more on a quiet engine, and there they
