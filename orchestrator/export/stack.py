@@ -22,8 +22,6 @@ from orchestrator.core.spec import (
 )
 from orchestrator.errors import CheckFailed
 from orchestrator.export.compose import bind_volume, dump_yaml, healthcheck
-from orchestrator.fleet.gate import checked_specs
-from orchestrator.fleet.store import load_fleet
 
 STACK_LABEL = "com.docker.stack.namespace"
 TOKEN_ROLE = "token"
@@ -205,6 +203,7 @@ def stack_specs(
 ) -> list[ContainerSpec]:
     """The specs to deploy, refused when `orch check` fails or, unless accepted,
     when a profile publishes on one address."""
+    from orchestrator.fleet.gate import checked_specs
 
     specs = checked_specs(fleet, home, names)
     problems = [] if all_addresses else address_problems(specs)
@@ -237,6 +236,7 @@ def stack_text(specs: list[ContainerSpec], stack: str) -> str:
 
 
 def export_stack(home: Path, names: list[str] | None = None, all_addresses: bool = False) -> str:
+    from orchestrator.fleet.store import load_fleet
 
     fleet = load_fleet(home)
     return stack_text(stack_specs(fleet, home, names, all_addresses), fleet.project)

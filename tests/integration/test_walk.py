@@ -33,7 +33,7 @@ def test_up_status_check_down_load_once_render_once_and_snapshot_at_most_once(
     try:
         fleet.run("setup", "a", "--port", str(free_base()))
         fleet.run("setup", "b", "--port", "auto")
-        first_up = counted(fleet, "up")
+        first_up = counted(fleet, "up", "--timeout", "300")  # cold starts on a busy host
         again = {cmd: counted(fleet, cmd) for cmd in ("up", "status", "check", "down")}
     finally:
         remove_fleet(engine, fleet)
