@@ -41,6 +41,9 @@ REGISTRY_PORT = 5000
 CHUNK = 1 << 20
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
+# The main engine, as the tests found it: images are read from it (docker save) even
+# while a test points DOCKER_HOST at a node.
+MAIN_DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
 @dataclass
@@ -312,7 +315,9 @@ def load_image(cluster: Cluster, image: str, nodes: list[Node] | None = None) ->
         )
         for n in targets
     ]
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    save = subprocess.Popen(
+        ["docker", "-H", MAIN_DOCKER_HOST, "save", image], stdout=subprocess.PIPE
+    )
     assert save.stdout is not None
     while chunk := save.stdout.read(CHUNK):
         for load in loads:
@@ -465,6 +470,11 @@ def leftovers(cluster: Cluster) -> list[str]:
     mounts = Path("/proc/self/mountinfo").read_text()
     found += [f"mount under {cluster.dir}"] if str(cluster.dir) + "/" in mounts else []
     return found
+
+
+def on_main_engine(image: str) -> bool:
+    probe = ["docker", "-H", MAIN_DOCKER_HOST, "image", "inspect", image]
+    return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 def describe(cluster: Cluster) -> str:

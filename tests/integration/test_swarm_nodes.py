@@ -69,3 +69,74 @@ def test_a_run_whose_owner_was_killed_is_taken_down_by_the_next(tmp_path):
     cleaned = swarm_cluster.clean_stale()
     assert run_id in cleaned
     assert swarm_cluster.leftovers(crashed) == []
+
+
+# --- the docker/ side: nodes, registry, images on a node ------------------------------
+
+
+@pytest.fixture
+def on_manager(cluster, monkeypatch):
+    """orch's own docker/ code, in this process, talking to the manager's engine."""
+    monkeypatch.setenv("DOCKER_HOST", cluster.manager.docker_host)
+    return cluster
+
+
+def test_the_nodes_are_listed_with_hostname_state_availability_and_address(on_manager):
+    from orchestrator.docker.swarm_nodes import swarm_nodes
+
+    nodes = {n.hostname: n for n in swarm_nodes() or []}
+    assert set(nodes) == {"orch-node1", "orch-node2"}
+    assert [nodes[h].address for h in sorted(nodes)] == ["10.213.0.1", "10.213.0.2"]
+    assert all(n.state == "ready" and n.availability == "active" for n in nodes.values())
+    assert nodes["orch-node1"].current and nodes["orch-node1"].manager
+    assert not nodes["orch-node2"].current and not nodes["orch-node2"].manager
+
+
+def test_an_image_pushed_to_the_registry_runs_on_the_other_node_by_its_digest(on_manager):
+    """The base image is loaded into node 1 only; node 2 gets it from the registry,
+    pinned by the digest the push returned. Timings against loading it directly."""
+    from orchestrator.docker.registry import push_image, require_image_on
+    from orchestrator.host.images import OFFLINE_BASE as BASE_IMAGE
+
+    if not swarm_cluster.on_main_engine(BASE_IMAGE):
+        pytest.skip(f"{BASE_IMAGE} is not on the main engine (`orch images build` makes it)")
+    node1, node2 = on_manager.nodes
+    loaded = swarm_cluster.load_image(on_manager, BASE_IMAGE, [node1])
+    started = time.monotonic()
+    pinned = push_image(BASE_IMAGE, on_manager.registry)
+    pushed = time.monotonic() - started
+    assert pinned.reference == f"{on_manager.registry}/orch/debian@{pinned.digest}"
+    assert pinned.digest.startswith("sha256:")
+    started = time.monotonic()
+    require_image_on(pinned.reference, [node2.hostname], {"orch.project": "it-registry"})
+    pulled = time.monotonic() - started
+    print(
+        f"{BASE_IMAGE}: docker load into one node {loaded:.1f} s;"
+        f" registry push {pushed:.1f} s + pull and start on node 2 {pulled:.1f} s"
+    )
+    digests = on_manager.docker(node2, "image", "ls", "--digests", "--format", "{{.Digest}}")
+    assert pinned.digest in digests.split()
+    jobs = on_manager.docker(node1, "service", "ls", "-q", "--filter", "label=orch.job")
+    assert jobs == ""  # the job's service is gone
+
+
+def test_a_node_that_cannot_get_the_image_is_named_in_the_error(on_manager):
+    from orchestrator.docker.registry import require_image_on
+    from orchestrator.errors import ImageError
+
+    missing = f"{on_manager.registry}/orch/none@sha256:{'0' * 64}"
+    with pytest.raises(ImageError) as caught:
+        require_image_on(missing, ["orch-node2"], {"orch.project": "it-registry"})
+    assert "1 node(s) cannot get image" in caught.value.message
+    assert "node orch-node2: rejected" in caught.value.message
+    assert f"docker pull {missing}" in caught.value.hint
+
+
+def test_a_push_to_a_registry_nobody_serves_says_where_it_tried(on_manager):
+    from orchestrator.core.versions import GATEWAY_IMAGE
+    from orchestrator.docker.registry import push_image
+    from orchestrator.errors import ImageError
+
+    with pytest.raises(ImageError) as caught:
+        push_image(GATEWAY_IMAGE, "10.213.0.2:5999")
+    assert f"pushing {GATEWAY_IMAGE} to 10.213.0.2:5999" in caught.value.message
