@@ -331,8 +331,13 @@ def up(
     does not get ready is removed again (unless keep_failed); an update that does
     not get ready is rolled back by Swarm (update_config.failure_action).
     """
+    from orchestrator.backends import swarm_placement
     from orchestrator.fleet.store import load_fleet, locked
 
+    if swarm_placement.is_placed(load_fleet(home), names):  # issue 19: nodes by hostname
+        return swarm_placement.up_placed(
+            home, names, None, dry_run, timeout, all_addresses, progress
+        )
     say = progress or (lambda _p, _m: None)
     with locked(home):
         fleet = load_fleet(home)

@@ -9,6 +9,7 @@ beyond `docker save`, and is taken down at the end, also when a test fails.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 
 import pytest
 import swarm_cluster
+from support import Orch, free_base, new_home, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
@@ -140,3 +142,106 @@ def test_a_push_to_a_registry_nobody_serves_says_where_it_tried(on_manager):
     with pytest.raises(ImageError) as caught:
         push_image(GATEWAY_IMAGE, "10.213.0.2:5999")
     assert f"pushing {GATEWAY_IMAGE} to 10.213.0.2:5999" in caught.value.message
+
+
+# --- a fleet placed on node 2, through the real CLI on the manager -------------------
+
+
+class OrchOnManager(Orch):
+    """The real CLI run where orch runs in a real cluster: on the manager, in its
+    network namespace (node 2's address is reachable from there, not from the
+    host's), talking to the manager's engine."""
+
+    def __init__(self, home, project, cluster) -> None:
+        super().__init__(home, project)
+        self.cluster = cluster
+
+    def run(self, *args, ok=True, timeout=300, env=None):
+        env = {**os.environ, **(env or {}), "ORCH_HOME": str(self.home)}
+        env["DOCKER_HOST"] = self.cluster.manager.docker_host
+        argv = self.cluster.manager.in_netns(sys.executable, "-m", "orchestrator", *args)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        if ok and proc.returncode != 0:
+            raise AssertionError(
+                f"orch {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+
+def stack_objects(cluster, node, stack: str) -> dict[str, str]:
+    label = f"label=com.docker.stack.namespace={stack}"
+    found = {
+        "containers": cluster.docker(node, "ps", "-aq", "--filter", label),
+        "networks": cluster.docker(node, "network", "ls", "-q", "--filter", label),
+    }
+    if node is cluster.manager:
+        found["services"] = cluster.docker(node, "service", "ls", "-q", "--filter", label)
+        found["secrets"] = cluster.docker(node, "secret", "ls", "-q", "--filter", label)
+        found["jobs"] = cluster.docker(node, "service", "ls", "-q", "--filter", "label=orch.job")
+    return {kind: ids.strip() for kind, ids in found.items() if ids.strip()}
+
+
+@pytest.fixture(scope="module")
+def placed_fleet(cluster, tmp_path_factory):
+    """t2 placed on node 2, deployed once by `orch up --engine swarm` on the manager."""
+    base = new_home(tmp_path_factory.mktemp("placed") / "home")
+    fleet = OrchOnManager(base.home, base.project, cluster)
+    port = free_base()
+    fleet.run("setup", "t2", "--port", str(port), "--bind-ip", "0.0.0.0", "--node", "orch-node2")
+    # As on a fresh node 2: its state and workspace dirs are not there yet.
+    for kind in ("state", "workspace"):
+        shutil.rmtree(fleet.home / "profiles" / "t2" / kind)
+    started = time.monotonic()
+    up = fleet.json("up", "--engine", "swarm", timeout=400)
+    print(f"orch up --engine swarm of t2 on node 2: ready in {time.monotonic() - started:.1f} s")
+    yield fleet, port, up
+    fleet.run("down", "--engine", "swarm", ok=False)
+
+
+def test_a_profile_placed_on_node_2_runs_there_and_answers_from_node_1(cluster, placed_fleet):
+    fleet, port, up = placed_fleet
+    assert [o["ready"] for o in up["data"]["outcomes"]] == [True]
+    service = f"{fleet.project}_t2"
+    nodes = cluster.docker(
+        cluster.manager, "service", "ps", service, "--filter", "desired-state=running",
+        "--format", "{{.Node}} {{.CurrentState}}",
+    )  # fmt: skip
+    assert nodes.split()[:2] == ["orch-node2", "Running"]
+    probe = cluster.manager.in_netns(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
+    )
+    assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
+
+
+def test_its_dirs_were_made_on_node_2_by_orch_for_the_gateway_user(placed_fleet):
+    fleet, _port, _up = placed_fleet
+    for kind in ("state", "workspace"):
+        made = (fleet.home / "profiles" / "t2" / kind).stat()
+        assert (made.st_uid, made.st_gid, made.st_mode & 0o777) == (1000, 1000, 0o700)
+
+
+def test_its_token_is_a_swarm_secret_never_in_the_service(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    token = fleet.token("t2")
+    inspect = cluster.docker(cluster.manager, "service", "inspect", f"{fleet.project}_t2")
+    assert token not in inspect
+    assert f"{fleet.project}_t2_token" in inspect  # mounted from the secret
+
+
+def test_status_shows_it_ready_on_node_2(placed_fleet):
+    fleet, port, _up = placed_fleet
+    (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+    assert row["ready"] is True
+    assert row["url"] == f"http://10.213.0.2:{port}"
+    assert row["tasks"][0]["node"] == "orch-node2"
+
+
+def test_down_leaves_nothing_of_the_fleet_on_either_node(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    fleet.run("down", "--engine", "swarm")
+    for node in cluster.nodes:
+        wait_for(
+            lambda n=node: stack_objects(cluster, n, fleet.project) == {},
+            60,
+            f"the fleet's objects gone from {node.hostname}",
+        )
