@@ -285,7 +285,7 @@ def up_placed(
         labels = _fleet_labels(specs[0])
         require_images(placed, pinned, labels)
         make_node_dirs([p for p in placed if p.spec.profile in changing], fleet, home, pinned)
-        if changing:
+        if changing or pinned:  # a pinned digest may be new even when the spec is not
             deploy(docker_cli(), stack, placed_text(placed, pinned, stack))
         kinds = {a.profile: a.kind for a in actions}
         outcomes = [wait_placed(p, stack, timeout, say, kinds[p.spec.profile]) for p in placed]

@@ -8,6 +8,7 @@ beyond `docker save`, and is taken down at the end, also when a test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -234,6 +235,40 @@ def test_status_shows_it_ready_on_node_2(placed_fleet):
     assert row["ready"] is True
     assert row["url"] == f"http://10.213.0.2:{port}"
     assert row["tasks"][0]["node"] == "orch-node2"
+
+
+def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, placed_fleet):
+    """The registry path (the CLI's --registry is wired with the Backend interface):
+    the same function `orch up --engine swarm` runs, called on the manager."""
+    fleet, port, _up = placed_fleet
+    code = (
+        "import json, sys, time; from pathlib import Path;"
+        "from orchestrator.backends.swarm_placement import up_placed;"
+        "t = time.monotonic();"
+        f"r = up_placed(Path({str(fleet.home)!r}), None, {cluster.registry!r});"
+        "print(json.dumps({'ready': [o.ready for o in r.outcomes],"
+        " 'seconds': time.monotonic() - t}))"
+    )
+    argv = cluster.manager.in_netns(sys.executable, "-c", code)
+    env = {**os.environ, "ORCH_HOME": str(fleet.home), "DOCKER_HOST": cluster.manager.docker_host}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    print(f"up with --registry (push, pull on node 2, update): {result['seconds']:.1f} s")
+    assert result["ready"] == [True]
+    image = cluster.docker(
+        cluster.manager, "service", "inspect", f"{fleet.project}_t2",
+        "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+    ).strip()  # fmt: skip
+    assert image.startswith(f"{cluster.registry}/orch/openclaw-gateway@sha256:")
+    wait_for(
+        lambda: "orch-node2 Running" in cluster.docker(
+            cluster.manager, "service", "ps", f"{fleet.project}_t2",
+            "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}",
+        ),
+        60,
+        "the pinned task running on node 2",
+    )  # fmt: skip
 
 
 def test_down_leaves_nothing_of_the_fleet_on_either_node(cluster, placed_fleet):
