@@ -182,6 +182,26 @@ def stack_objects(cluster, node, stack: str) -> dict[str, str]:
     return {kind: ids.strip() for kind, ids in found.items() if ids.strip()}
 
 
+def test_check_refuses_a_node_the_swarm_does_not_have_and_local_up_a_placed_profile(
+    cluster, tmp_path
+):
+    base = new_home(tmp_path / "home")
+    fleet = OrchOnManager(base.home, base.project, cluster)
+    fleet.run("setup", "t9", "--port", str(free_base()), "--node", "orch-node9")
+    check = fleet.json("check", ok=False)["data"]
+    (problem,) = [p for p in check["problems"] if p["code"] == "node-unknown"]
+    assert "which this swarm does not have (nodes: orch-node1, orch-node2)" in problem["message"]
+    up = fleet.json("up", ok=False)  # the local engine
+    assert up["error"]["type"] == "CheckFailed"
+    assert "local engine runs every profile on this host" in up["error"]["problems"][0]["message"]
+    assert (
+        cluster.docker(
+            cluster.manager, "ps", "-aq", "--filter", f"label=orch.project={fleet.project}"
+        )
+        == ""
+    )
+
+
 @pytest.fixture(scope="module")
 def placed_fleet(cluster, tmp_path_factory):
     """t2 placed on node 2, deployed once by `orch up --engine swarm` on the manager."""
