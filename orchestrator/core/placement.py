@@ -43,9 +43,6 @@ class SwarmNode:
     def usable(self) -> bool:
         return self.state == "ready" and self.availability == "active"
 
-    def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
 
 def manager_of(nodes: Sequence[SwarmNode] | None) -> str | None:
     """The hostname of the node orch talks to, where unplaced profiles run."""

@@ -33,10 +33,9 @@ def checked_specs(
     `files`: it runs here, on the local engine: profiles placed on a swarm node are
     refused (core/placement.py says why); also each profile's dirs and token on this
     host (what runs here needs; an export may run where they are made), and each
-    profile's openclaw.json: the
-    gateway's schema (`schema_of`: image -> its schema), orch's keys, no credential
-    held by two profiles. So a running, ready gateway is never replaced by one whose
-    config would not start."""
+    profile's openclaw.json: the gateway's schema (`schema_of`: image -> its schema),
+    orch's keys, no credential held by two profiles. So a running, ready gateway is
+    never replaced by one whose config would not start."""
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)

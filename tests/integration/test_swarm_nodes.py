@@ -249,6 +249,14 @@ def test_its_token_is_a_swarm_secret_never_in_the_service(cluster, placed_fleet)
     assert f"{fleet.project}_t2_token" in inspect  # mounted from the secret
 
 
+def test_export_stack_is_the_file_up_deployed_pinned_to_node_2(cluster, placed_fleet):
+    fleet, port, _up = placed_fleet
+    text = fleet.run("export", "stack").stdout
+    assert "- node.hostname==orch-node2" in text
+    assert f"published: {port}" in text and "mode: host" in text
+    assert fleet.token("t2") not in text
+
+
 def test_status_shows_it_ready_on_node_2(placed_fleet):
     fleet, port, _up = placed_fleet
     (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
@@ -281,14 +289,16 @@ def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, p
         "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
     ).strip()  # fmt: skip
     assert image.startswith(f"{cluster.registry}/orch/openclaw-gateway@sha256:")
-    wait_for(
-        lambda: "orch-node2 Running" in cluster.docker(
-            cluster.manager, "service", "ps", f"{fleet.project}_t2",
-            "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}",
-        ),
-        60,
-        "the pinned task running on node 2",
+    running = cluster.docker(
+        cluster.manager, "service", "ps", f"{fleet.project}_t2", "--no-trunc",
+        "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}} {{.Image}}",
     )  # fmt: skip
+    node, state, *_rest, task_image = running.split()
+    assert (node, state, task_image) == ("orch-node2", "Running", image)  # ready was the new one
+    probe = cluster.manager.in_netns(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
+    )
+    assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
 
 
 def test_down_leaves_nothing_of_the_fleet_on_either_node(cluster, placed_fleet):

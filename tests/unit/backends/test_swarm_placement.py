@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.backends import swarm_placement
-from orchestrator.backends.swarm_placement import dirs_script, placed_document, placement_of
+from orchestrator.backends.swarm_placement import dirs_script, placement_of
 from orchestrator.core.model import Profile
 from orchestrator.core.placement import SwarmNode
 from orchestrator.core.spec import render
 from orchestrator.docker.registry import PinnedImage
-from orchestrator.errors import CheckFailed
+from orchestrator.errors import CheckFailed, ExportError
+from orchestrator.export.stack_placement import export_placed, placed_document
 
 from ..helpers import fleet_of
 
@@ -58,9 +59,9 @@ def test_a_node_that_is_down_or_unknown_stops_the_deploy(home) -> None:
 
 def test_the_stack_pins_each_service_to_its_node_by_hostname_and_image_digest(home) -> None:
     fleet, specs = fleet_and_specs(home, Profile(name="b", port=18789, node="n2"))
-    placed = placement_of(fleet, home, specs, NODES)
-    pinned = {specs[0].image: PinnedImage(specs[0].image, "r:5000/gw", "1", "sha256:" + "d" * 64)}
-    service = placed_document(placed, pinned)["services"]["b"]
+    pinned = PinnedImage(specs[0].image, "r:5000/gw", "1", "sha256:" + "d" * 64)
+    document = placed_document(specs, {"b": "n2"}, {specs[0].image: pinned.reference})
+    service = document["services"]["b"]
     assert service["deploy"]["placement"] == {"constraints": ["node.hostname==n2"]}
     assert service["image"] == "r:5000/gw@sha256:" + "d" * 64
     assert {p["mode"] for p in service["ports"]} == {"host"}
@@ -89,3 +90,21 @@ def test_the_dirs_script_makes_only_what_is_missing_and_changes_nothing_that_exi
     assert config.read_bytes() == b'{"gateway": {}}\n'
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert not (node_root / sources["token"].lstrip("/")).exists()  # a secret, no file
+
+
+def test_export_of_a_fully_placed_fleet_needs_no_engine_and_names_each_node(home) -> None:
+    fleet, specs = fleet_and_specs(home, Profile(name="b", port=18789, node="n2"))
+    text = export_placed(fleet, specs)
+    assert "node.hostname==n2" in text
+    assert "orch.dirs." not in text  # no node labels to set by hand
+    assert "secrets:" in text and "b_token" in text
+
+
+def test_export_of_an_unplaced_profile_without_a_manager_says_how_to_place_it(home) -> None:
+    fleet, specs = fleet_and_specs(
+        home, Profile(name="a", port=18789), Profile(name="b", port=18900, node="n2")
+    )
+    with pytest.raises(ExportError) as caught:
+        export_placed(fleet, specs)
+    assert "a name(s) no node, and no swarm manager answers" in caught.value.message
+    assert caught.value.hint.endswith("orch setup a --node HOSTNAME --force")
