@@ -151,6 +151,8 @@ def setup(
             )
             for change in result.changes:
                 print(f"  changed {change}")
+            if p["node"]:
+                print(f"  {'node':<10} {p['node']} (swarm: orch up --engine swarm runs it there)")
             for kind, path in p["dirs"].items():
                 print(f"  {kind:<10} {path}{ADOPTED_NOTE if kind in data['adopted'] else ''}")
             print(f"  {'token':<10} {p['token_file']} (0600, never printed)")

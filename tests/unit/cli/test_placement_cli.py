@@ -13,6 +13,8 @@ def test_setup_places_a_profile_on_a_node_and_an_empty_node_drops_it(home: Path)
     proc = orch(home, "setup", "a", "--port", "18789", "--node", "worker-2", "--json")
     assert envelope(proc, "setup", True)["data"]["profile"]["node"] == "worker-2"
     assert load_fleet(home).profiles["a"].node == "worker-2"
+    shown = orch(home, "setup", "b", "--port", "18900", "--node", "worker-2").stdout
+    assert "  node       worker-2 (swarm: orch up --engine swarm runs it there)" in shown
     proc = orch(home, "setup", "a", "--port", "18789", "--node", "", "--force", "--json")
     assert proc.returncode == 0, proc.stderr
     assert load_fleet(home).profiles["a"].node is None
