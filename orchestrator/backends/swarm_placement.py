@@ -296,9 +296,10 @@ def up_placed(
             return UpResult(actions, dry_run=True)
         changing = {a.profile for a in actions if a.kind != Kind.NOOP}
         pinned = pin_images(placed, registry)
-        labels = _fleet_labels(specs[0])
-        require_images(placed, pinned, labels)
-        make_node_dirs([p for p in placed if p.spec.profile in changing], fleet, home, pinned)
+        # What gets a new task: the changed profiles, or all when images are pinned.
+        moving = placed if pinned else [p for p in placed if p.spec.profile in changing]
+        require_images(moving, pinned, _fleet_labels(specs[0]))
+        make_node_dirs(moving, fleet, home, pinned)
         before = {p.spec.profile: _task_ids(stack, p.spec.profile) for p in placed}
         if changing or pinned:  # a pinned digest may be new even when the spec is not
             manager = manager_of(nodes) or "?"

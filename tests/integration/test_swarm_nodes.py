@@ -249,6 +249,17 @@ def test_its_token_is_a_swarm_secret_never_in_the_service(cluster, placed_fleet)
     assert f"{fleet.project}_t2_token" in inspect  # mounted from the secret
 
 
+def test_up_again_changes_nothing_on_node_2(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    service = f"{fleet.project}_t2"
+    tasks = cluster.docker(cluster.manager, "service", "ps", "-q", service)
+    again = fleet.json("up", "--engine", "swarm")["data"]
+    assert [(o["action"], o["ready"]) for o in again["outcomes"]] == [("noop", True)]
+    assert cluster.docker(cluster.manager, "service", "ps", "-q", service) == tasks
+    jobs = cluster.docker(cluster.manager, "service", "ls", "-q", "--filter", "label=orch.job")
+    assert jobs == ""
+
+
 def test_export_stack_is_the_file_up_deployed_pinned_to_node_2(cluster, placed_fleet):
     fleet, port, _up = placed_fleet
     text = fleet.run("export", "stack").stdout
