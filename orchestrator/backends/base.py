@@ -122,6 +122,8 @@ class UpOptions:
     remove_orphans: bool = False
     build: bool = True
     all_addresses: bool = False
+    # swarm: a registry (HOST:PORT) every node pulls the image from, pinned by digest
+    registry: str | None = None
     progress: Progress | None = None
 
 

@@ -321,8 +321,14 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     does not get ready is removed again (unless keep_failed); an update that does
     not get ready is rolled back by Swarm (update_config.failure_action).
     """
+    from orchestrator.backends import swarm_placement
 
     home, timeout, keep_failed = project.home, options.timeout, options.keep_failed
+    if swarm_placement.is_placed(project.fleet, names):  # profiles pinned to nodes
+        return swarm_placement.up_placed(
+            home, names, options.registry, options.dry_run, timeout, options.all_addresses,
+            options.progress,
+        )  # fmt: skip
     say = options.progress or (lambda _p, _m: None)
     with locked(home):
         fleet = project.fleet

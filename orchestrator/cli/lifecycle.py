@@ -2,6 +2,7 @@
 engine or a swarm.
 """
 
+import re
 import sys
 from typing import Annotated, Any, Optional
 
@@ -48,6 +49,31 @@ AllAddressesOpt = Annotated[
 ]
 
 
+RegistryOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--registry",
+        metavar="HOST:PORT",
+        help="Swarm: push the image to this registry and pin it by digest; every node"
+        " pulls it from there.",
+    ),
+]
+_REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
+
+
+def _parse_registry(value: str | None, engine: str) -> str | None:
+    if value is None:
+        return None
+    if engine != "swarm":
+        raise UsageError("--registry only applies to --engine swarm")
+    if not _REGISTRY.fullmatch(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+        raise UsageError(
+            f"--registry: '{value}' is not HOST:PORT",
+            hint="name the registry the nodes reach, e.g. --registry 10.0.0.1:5000",
+        )
+    return value
+
+
 def _parse_engine(value: str, all_addresses: bool = False) -> str:
     if value not in ("docker", "swarm"):
         raise UsageError(
@@ -74,6 +100,7 @@ def up(
         typer.Option(help="auto: first move profiles whose ports are taken on this host."),
     ] = None,
     remove_orphans: RemoveOrphansOpt = False,
+    registry: RegistryOpt = None,
     build: Annotated[
         bool,
         typer.Option(
@@ -98,6 +125,7 @@ def up(
 
     flags = {"dry_run": dry_run, "timeout": timeout, "keep_failed": keep_failed}
     flags |= {"remove_orphans": remove_orphans, "build": build, "all_addresses": all_addresses}
+    flags["registry"] = registry
     _run("up", as_json, lambda: _up(engine, names, port, flags, as_json))
 
 
@@ -112,6 +140,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
         raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
     if _parse_engine(engine, flags["all_addresses"]) != "docker" and port:
         raise UsageError("--port auto only applies to --engine docker")
+    flags["registry"] = _parse_registry(flags["registry"], engine)
     options = UpOptions(**flags, progress=_progress(as_json))
     project = _project(engine)
     here, dry_run = project.backend.runs_here, options.dry_run

@@ -70,6 +70,13 @@ def setup(
             help="Read-only root with a tmpfs /tmp (new profiles: read-only); default: keep.",
         ),
     ] = None,
+    node: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="HOSTNAME",
+            help="Swarm node to run on with --engine swarm ('' drops it; default: keep).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Change an existing profile.")] = False,
     chown: Annotated[
         bool,
@@ -97,6 +104,7 @@ def setup(
 
     Example: orch setup rescue --port auto --rescues main
     Example: orch setup web --port auto --browser --publish gateway,browser,cdp
+    Example: orch setup tenant2 --port 18789 --bind-ip 0.0.0.0 --node worker2
     """
 
     def work():
@@ -118,6 +126,7 @@ def setup(
             browser=browser,
             cpus=cpus,
             read_only_root=read_only_root,
+            node=node,
         )
         home = _home()
         from orchestrator.docker.snapshot import foreign_projects, held_except
@@ -144,6 +153,8 @@ def setup(
             )
             for change in result.changes:
                 print(f"  changed {change}")
+            if p["node"]:
+                print(f"  {'node':<10} {p['node']} (swarm: orch up --engine swarm runs it there)")
             for kind, path in p["dirs"].items():
                 print(f"  {kind:<10} {path}{ADOPTED_NOTE if kind in data['adopted'] else ''}")
             print(f"  {'token':<10} {p['token_file']} (0600, never printed)")
@@ -266,22 +277,22 @@ def check(as_json: JsonOpt = False) -> None:
     def work():
         from orchestrator.cli.views import check_data, show_problems
         from orchestrator.core.check import check_fleet, file_problems
+        from orchestrator.docker.daemon import engine_answers
         from orchestrator.fleet.adopt import host_roots
+        from orchestrator.fleet.config_check import config_report
         from orchestrator.fleet.registry import foreign_reservations
+        from orchestrator.host.gateway_schema import NO_ENGINE, schema_for, without_engine
 
         project = _project(writes=False)
         home, fleet = project.home, project.fleet
-        problems = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
-        problems += file_problems(fleet, home)
-        from orchestrator.docker.daemon import engine_answers
-        from orchestrator.fleet.config_check import config_report
-        from orchestrator.host.gateway_schema import NO_ENGINE, schema_for, without_engine
-
         engine = engine_answers(timeout=0.5)
+        nodes, unplaced = _live_nodes(fleet, engine)
+        problems = check_fleet(fleet, home, foreign_reservations(home), host_roots(home), nodes)
+        problems += file_problems(fleet, home)
         schema_of = schema_for if engine else without_engine
         report = config_report(fleet, home, schema_of, lambda p: project.spec(p.name))
         problems += report.problems
-        unchecked = report.unchecked
+        unchecked = report.unchecked + unplaced
         if engine:
             from orchestrator.workflows.orphans import orphan_problems
 
@@ -295,6 +306,28 @@ def check(as_json: JsonOpt = False) -> None:
         return data, lambda: show_problems(problems, len(fleet.profiles), unchecked)
 
     _run("check", as_json, work, ok=lambda data: data["ok"])
+
+
+def _live_nodes(fleet, engine: bool) -> tuple[list | None, list]:
+    """The swarm's nodes when a profile is placed on one and this engine is a manager
+    (then `check` also refuses a node the swarm does not have), else None and what
+    could not be checked, and why."""
+    from orchestrator.core.check import Unchecked
+
+    placed = sorted(p.name for p in fleet.profiles.values() if p.node)
+    if not placed:
+        return None, []
+    what = "the swarm nodes the profiles are placed on"
+    if not engine:
+        return None, [Unchecked(what, "no Docker engine answers", "start it, or run on a manager")]
+    from orchestrator.docker.swarm_nodes import swarm_nodes
+
+    nodes = swarm_nodes()
+    if nodes is None:
+        why = "this engine is not a swarm manager"
+        hint = "run `orch check` on a manager of the swarm"
+        return None, [Unchecked(what, why, hint, owners=tuple(placed))]
+    return nodes, []
 
 
 @app.command(rich_help_panel=FLEET)

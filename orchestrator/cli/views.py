@@ -35,6 +35,7 @@ def profile_data(profile: Profile, home: Path) -> dict[str, Any]:
         "publish": [r.value for r in profile.publish],
         "user": profile.user,
         "rescues": profile.rescues,
+        "node": profile.node,
         "dirs": {k: str(p) for k, p in dirs.items()},
         "token_file": str(dirs.token_file),
         "config_file": str(dirs.config_file),
@@ -47,6 +48,7 @@ def ports_data(profile: Profile) -> dict[str, Any]:
         "name": profile.name,
         "port": profile.port,
         "footprint": [lo, hi],
+        "node": profile.node,
         "roles": [
             {
                 "role": r.role,
@@ -118,13 +120,18 @@ def show_ports(rows: list[dict[str, Any]]) -> None:
     if not rows:
         print("No profiles yet. Add one with: orch setup main")
         return
-    table = _table("PROFILE", "ROLE", "HOST IP", "PORTS", "PUBLISHED", "WHAT")
+    # Placement matters once a profile names a swarm node: ports are per node then.
+    placed = any(row.get("node") for row in rows)
+    nodes = ("NODE",) if placed else ()
+    table = _table("PROFILE", *nodes, "ROLE", "HOST IP", "PORTS", "PUBLISHED", "WHAT")
     for row in rows:
+        node = (row.get("node") or "(manager)",) if placed else ()
         for role in row["roles"]:
             known = role["role"] in Role._value2member_map_
             what = ROLE_HELP[Role(role["role"])] if known else "cdpPort of a browser profile"
             table.add_row(
                 row["name"],
+                *node,
                 role["role"],
                 role["host_ip"],
                 format_range(role["start"], role["end"]),

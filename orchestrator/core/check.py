@@ -17,6 +17,13 @@ from pathlib import Path
 from orchestrator.core.adoption import HostRoots, forbidden_reason
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs, resolved_dirs
+from orchestrator.core.placement import (
+    SwarmNode,
+    manager_of,
+    node_of,
+    on_this_host,
+    placed_overlaps,
+)
 from orchestrator.core.ports import (
     ROLE_OFFSETS,
     Overlap,
@@ -102,20 +109,26 @@ def check_fleet(
     home: Path,
     foreign: Sequence[Reservation] = (),
     roots: HostRoots | None = None,
+    nodes: Sequence[SwarmNode] | None = None,
 ) -> list[Problem]:
     """All problems of the fleet: ports, cdpPorts, CDP URLs, dirs, rescue links, and
     footprints that overlap what `foreign` says other fleets and test runs of the
     host own (orchestrator.registry); with `roots` (what of the host no profile dir
-    may be), the dirs written in the fleet file that point at one of them."""
+    may be), the dirs written in the fleet file that point at one of them.
+    Ports are checked per swarm node (core/placement.py); with `nodes`, the live
+    node list, a node the swarm does not have is a problem too."""
     all_res = fleet_reservations(fleet)
-    problems = port_problems(sweep(all_res), all_res, fleet)
-    problems += foreign_problems(fleet, all_res, foreign)
+    manager = manager_of(nodes)
+    problems = port_problems(placed_overlaps(all_res, fleet, manager), all_res, fleet)
+    here = on_this_host(fleet, manager)
+    problems += foreign_problems(fleet, [r for r in all_res if r.owner in here], foreign)
     problems += cdp_port_problems(fleet)
     problems += cdp_url_problems(fleet)
     if roots is not None:
         problems += forbidden_dir_problems(fleet, home, roots)
     problems += dir_problems(fleet, home)
     problems += rescue_problems(fleet)
+    problems += placement_problems(fleet, nodes)
     return problems
 
 
@@ -459,3 +472,87 @@ def problems_for(problems: Iterable[Problem], names: Iterable[str]) -> list[Prob
     """The problems that involve any of `names`."""
     wanted = set(names)
     return [p for p in problems if wanted.intersection(p.owners)]
+
+
+def placement_problems(fleet: Fleet, nodes: Sequence[SwarmNode] | None = None) -> list[Problem]:
+    """Nodes the swarm does not have (when `nodes`, the live list, is known), and
+    rescue profiles on another node than the config dir they repair."""
+    manager = manager_of(nodes)
+    problems = unknown_node_problems(fleet, nodes) if nodes is not None else []
+    return problems + rescue_node_problems(fleet, manager)
+
+
+def unknown_node_problems(fleet: Fleet, nodes: Sequence[SwarmNode]) -> list[Problem]:
+    known = {n.hostname for n in nodes}
+    listed = ", ".join(sorted(known)) or "none"
+    return [
+        Problem(
+            code="node-unknown",
+            message=(
+                f"{p.name} is placed on node {p.node}, which this swarm does not have"
+                f" (nodes: {listed})"
+            ),
+            owners=(p.name,),
+            hint=f"orch setup {p.name} --node HOSTNAME --force (hostnames: `docker node ls`)",
+        )
+        for p in fleet.select(None)
+        if p.node is not None and p.node not in known
+    ]
+
+
+def rescue_node_problems(fleet: Fleet, manager: str | None = None) -> list[Problem]:
+    """A rescue mounts its target's config dir, which lives on the target's node: both
+    must run on one node (unplaced means the manager's)."""
+    problems = []
+    for rescue in fleet.select(None):
+        target = fleet.profiles.get(rescue.rescues or "")
+        if target is None:
+            continue
+        mine, theirs = node_of(rescue, manager), node_of(target, manager)
+        if mine == theirs:
+            continue
+        problems.append(
+            Problem(
+                code="rescue-node",
+                message=(
+                    f"{rescue.name} rescues {target.name}, whose config dir is on"
+                    f" {_where(theirs, target)}, but {rescue.name} runs on {_where(mine, rescue)}:"
+                    " a container mounts dirs of its own node only"
+                ),
+                owners=(rescue.name, target.name),
+                hint=(
+                    f"orch setup {rescue.name} --node {target.node} --force"
+                    if target.node
+                    else f"orch setup {rescue.name} --node '' --force (unplaced, as {target.name})"
+                ),
+            )
+        )
+    return problems
+
+
+def _where(node: str | None, profile: Profile) -> str:
+    if node is None:
+        return "the manager (unplaced)"
+    return f"node {node}" + ("" if profile.node else " (unplaced: the manager)")
+
+
+def local_engine_problems(profiles: Sequence[Profile]) -> list[Problem]:
+    """Profiles placed on a node, asked to run on the local engine: refused, not
+    ignored, because the fleet's check let them share ports with profiles of other
+    nodes, which on one host would collide."""
+    return [
+        Problem(
+            code="node-local",
+            message=(
+                f"{p.name} is placed on swarm node {p.node}; the local engine runs every"
+                " profile on this host and cannot honour it"
+            ),
+            owners=(p.name,),
+            hint=(
+                f"run it with --engine swarm, or drop the placement:"
+                f" orch setup {p.name} --node '' --force"
+            ),
+        )
+        for p in profiles
+        if p.node is not None
+    ]

@@ -115,6 +115,22 @@ def validate_ip(value: str) -> str:
         ) from None
 
 
+#: A hostname as Swarm's `node.hostname` holds it (RFC 1123 labels, dots allowed).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+NODE_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+
+
+def validate_node(value: str) -> str:
+    """A node's hostname: checked here, because it goes into a placement constraint
+    (`node.hostname==NODE`) where a space or a quote would change its meaning."""
+    if len(value) > 253 or not NODE_RE.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a hostname a swarm node can have: use letters, digits, '-'"
+            " and '.', as `docker node ls` shows it"
+        )
+    return value
+
+
 PRIVILEGED_BELOW = 1024
 
 
@@ -204,6 +220,13 @@ class Profile(BaseModel):
     read_only_root: bool = Field(
         default=True, description="read-only root filesystem; /tmp is a tmpfs"
     )
+    node: str | None = Field(
+        default=None,
+        description=(
+            "swarm node (its hostname) the gateway runs on, with --engine swarm;"
+            " unset: the manager orch talks to"
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -236,6 +259,11 @@ class Profile(BaseModel):
     @classmethod
     def _rescues(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str | None) -> str | None:
+        return None if value is None else validate_node(value)
 
     @field_validator("cpus")
     @classmethod

@@ -239,4 +239,9 @@ def export_stack(home: Path, names: list[str] | None = None, all_addresses: bool
     from orchestrator.fleet.store import load_fleet
 
     fleet = load_fleet(home)
-    return stack_text(stack_specs(fleet, home, names, all_addresses), fleet.project)
+    specs = stack_specs(fleet, home, names, all_addresses)
+    if any(fleet.profiles[s.profile].node for s in specs):  # issue 19: placed by hostname
+        from orchestrator.export.stack_placement import export_placed
+
+        return export_placed(fleet, specs)
+    return stack_text(specs, fleet.project)

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.core.check import check_fleet, file_problems, problems_for
+from orchestrator.core.check import (
+    check_fleet,
+    file_problems,
+    local_engine_problems,
+    problems_for,
+)
 from orchestrator.core.model import Fleet
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.errors import CheckFailed, UsageError
@@ -39,16 +44,18 @@ def require_passes(
     """Refuse `names` (all when None) when `orch check` finds a problem
     involving any of them (a dir in a system tree or a home included): the one gate
     of every backend (engine, compose, swarm).
-    `files`: also each profile's dirs and token on this host (what runs here needs;
-    an export may run where they are made), and each profile's openclaw.json: the
-    gateway's schema (`schema_of`: image -> its schema), orch's keys, no credential
-    held by two profiles. So a running, ready gateway is never replaced by one whose
-    config would not start."""
+    `files`: it runs here, on the local engine: profiles placed on a swarm node are
+    refused (core/placement.py says why); also each profile's dirs and token on this
+    host (what runs here needs; an export may run where they are made), and each
+    profile's openclaw.json: the gateway's schema (`schema_of`: image -> its schema),
+    orch's keys, no credential held by two profiles. So a running, ready gateway is
+    never replaced by one whose config would not start."""
     if not fleet.profiles:
         raise UsageError("the fleet has no profiles yet", hint="add one with `orch setup main`")
     selected = fleet.select(names)
     found = check_fleet(fleet, home, foreign_reservations(home), host_roots(home))
     if files:
+        found += local_engine_problems(selected)
         found += file_problems(fleet, home)
         found += config_problems(fleet, home, schema_of, spec_of)
     problems = problems_for(found, [p.name for p in selected])

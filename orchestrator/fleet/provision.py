@@ -80,6 +80,7 @@ class SetupRequest:
     browser: bool | None = None
     cpus: float | None = None
     read_only_root: bool | None = None
+    node: str | None = None  # a swarm node's hostname; "" drops the placement
 
 
 @dataclass
@@ -223,6 +224,8 @@ def _build_profile(
         "read_only_root": req.read_only_root,
     }
     base.update({k: v for k, v in given.items() if v is not None})
+    if req.node is not None:
+        base["node"] = req.node or None
     if req.bind_ip is not None:
         # Before --port auto compares it with the fleet's addresses (and normalised:
         # "::0" is "::").

@@ -1,0 +1,84 @@
+"""Which swarm node each profile runs on, and what placement makes impossible.
+
+A profile names its node by hostname (`node:` in the fleet file, `orch setup NAME
+--node HOSTNAME`). An unplaced profile runs on the manager orch talks to: that is
+the one node where `orch setup` made its dirs and token, so it is the only node
+where it is known to have them (Swarm's "any node" would start it where its dirs
+are missing, and move it there again after a failure).
+
+Footprints are per node: two profiles on different nodes may use the same ports,
+because Swarm publishes them in host mode on the node that runs the task. While
+the manager's hostname is not known (no engine asked), an unplaced profile is
+checked against the profiles of every node: wherever the manager is, it is safe.
+Dirs are still checked as if on one filesystem: orch names, makes and backs up a
+profile's dirs by the same path whatever its node, so two profiles never share one.
+
+Pure: the live node list comes in as `SwarmNode`s, read by docker/swarm_nodes.py.
+The problems placement makes are check.py's (placement_problems), with the rest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator.core.model import Fleet, Profile
+from orchestrator.core.ports import Overlap, Reservation, sweep
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    """One node of the swarm as the manager sees it."""
+
+    id: str
+    hostname: str
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # active, pause, drain
+    address: str
+    manager: bool
+    current: bool = False  # the node whose engine orch talks to
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "ready" and self.availability == "active"
+
+
+def manager_of(nodes: Sequence[SwarmNode] | None) -> str | None:
+    """The hostname of the node orch talks to, where unplaced profiles run."""
+    return next((n.hostname for n in nodes or () if n.current), None)
+
+
+def node_of(profile: Profile, manager: str | None) -> str | None:
+    """The node a profile runs on; None: the manager, whose name is not known here."""
+    return profile.node or manager
+
+
+def placed_overlaps(
+    reservations: list[Reservation], fleet: Fleet, manager: str | None = None
+) -> list[Overlap]:
+    """The port overlaps of the fleet's own reservations that can happen: between
+    profiles on one node, and between an unplaced profile and any other when the
+    manager's hostname is not known. One sweep per node, as check.sweep is."""
+    groups: dict[str | None, list[Reservation]] = defaultdict(list)
+    for res in reservations:
+        profile = fleet.profiles.get(res.owner)
+        groups[node_of(profile, manager) if profile else None].append(res)
+    anywhere = groups.pop(None, [])
+    if not groups:
+        return sweep(anywhere)
+    found = sweep(anywhere)
+    for placed in groups.values():
+        owners = {r.owner for r in placed}
+        found += [
+            ov
+            for ov in sweep([*placed, *anywhere])
+            if ov.first.owner in owners or ov.second.owner in owners
+        ]
+    return sorted(found, key=lambda ov: (ov.start, ov.first.owner, ov.second.owner))
+
+
+def on_this_host(fleet: Fleet, manager: str | None = None) -> set[str]:
+    """Profiles that run on the host orch runs on: the unplaced ones and those placed
+    on the manager. Only their ports can clash with other fleets of this host."""
+    return {p.name for p in fleet.profiles.values() if p.node is None or p.node == manager}

@@ -1,0 +1,131 @@
+"""One-shot tasks pinned to one swarm node: how orch does work on a node it has no
+other way to reach (no SSH, no shared filesystem assumed).
+
+A job is a swarm service in `replicated-job` mode (engine API 1.41+) with one
+task, constrained to `node.hostname==NODE`, never restarted; orch waits for the
+task to end, reads its state and error, and removes the service. Its labels carry
+the fleet's project, so a job left by a killed orch is found like the rest of the
+fleet's objects.
+
+Uses: does a node get an image (the task must pull it and start it), and making a
+profile's dirs on the node that runs it (backends/swarm_placement.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.docker import api as docker_http
+from orchestrator.errors import EngineRefused, NotFound
+
+JOB_LABEL = "orch.job"
+JOB_TIMEOUT_S = 300.0
+POLL_S = 0.2
+TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+JOB_MEMORY = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: str
+    target: str
+
+
+@dataclass
+class Job:
+    """What to run on which node; `labels` mark it as the fleet's."""
+
+    node: str
+    image: str
+    command: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+    mounts: list[BindMount] = field(default_factory=list)
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    node: str
+    state: str  # complete, failed, rejected, ... or "timeout"
+    error: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "complete"
+
+
+def job_spec(job: Job, name: str) -> dict[str, Any]:
+    """The ServiceSpec of a one-task job pinned to `job.node`."""
+    labels = {**job.labels, JOB_LABEL: "true"}
+    container: dict[str, Any] = {
+        "Image": job.image,
+        # Command replaces the image's entrypoint: the job runs just this.
+        "Command": list(job.command),
+        "Labels": labels,
+        "Mounts": [{"Type": "bind", "Source": m.source, "Target": m.target} for m in job.mounts],
+    }
+    if job.user:
+        container["User"] = job.user
+    return {
+        "Name": name,
+        "Labels": labels,
+        "TaskTemplate": {
+            "ContainerSpec": container,
+            "Placement": {"Constraints": [f"node.hostname=={job.node}"]},
+            "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
+            "Resources": {"Limits": {"MemoryBytes": JOB_MEMORY}},
+        },
+        "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+    }
+
+
+def start_job(job: Job, prefix: str = "orch-job") -> str:
+    """Create the job's service; its ID."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return docker_http.request("POST", "/services/create", body=job_spec(job, name))["ID"]
+
+
+def wait_job(service_id: str, node: str, timeout: float = JOB_TIMEOUT_S) -> JobResult:
+    """Wait until the job's task ended (or `timeout`), then remove the service."""
+    started = time.monotonic()
+    try:
+        while True:
+            task = _task_of(service_id)
+            status = (task or {}).get("Status") or {}
+            state = status.get("State", "")
+            if state in TERMINAL:
+                error = status.get("Err") or ("" if state == "complete" else status.get("Message"))
+                return JobResult(node, state, error or "", time.monotonic() - started)
+            if time.monotonic() - started > timeout:
+                seen = f"{state} ({status.get('Message', '')})" if task else "not scheduled"
+                why = f"no result after {timeout:.0f} s; its task is {seen}"
+                return JobResult(node, "timeout", why, time.monotonic() - started)
+            time.sleep(POLL_S)
+    finally:
+        remove_job(service_id)
+
+
+def run_jobs(jobs: list[Job], timeout: float = JOB_TIMEOUT_S) -> list[JobResult]:
+    """Start every job, then wait for each: nodes work at the same time."""
+    ids = [start_job(job) for job in jobs]
+    return [wait_job(sid, job.node, timeout) for sid, job in zip(ids, jobs, strict=True)]
+
+
+def remove_job(service_id: str) -> None:
+    with contextlib.suppress(NotFound):
+        docker_http.request("DELETE", f"/services/{service_id}")
+
+
+def _task_of(service_id: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        tasks = docker_http.get("/tasks", {"filters": json.dumps({"service": [service_id]})})
+    except EngineRefused:
+        return None
+    return max(tasks or [], key=lambda t: t.get("CreatedAt", ""), default=None)

@@ -1,0 +1,321 @@
+"""A fleet over a real two-node Docker Swarm, built by the tests on this machine.
+
+The cluster (swarm_cluster.py) is made once for the module: two dockerds in
+network namespaces of their own, joined as a swarm, the gateway image loaded into
+both, a registry on the test network. It never touches the host's main engine
+beyond `docker save`, and is taken down at the end, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import swarm_cluster
+from support import Orch, free_base, new_home, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.gateway]
+
+
+@pytest.fixture(scope="module")
+def cluster(gateway_image):
+    cluster = swarm_cluster.start_cluster([gateway_image])
+    print(f"two-node swarm up: {cluster.timings}")
+    try:
+        yield cluster
+    finally:
+        swarm_cluster.stop_cluster(cluster)
+        assert swarm_cluster.leftovers(cluster) == []
+
+
+def test_the_cluster_has_two_ready_nodes_with_their_own_hostnames(cluster):
+    rows = cluster.docker(cluster.manager, "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    assert sorted(rows.split("\n")[:-1]) == ["orch-node1 Ready", "orch-node2 Ready"]
+
+
+def test_the_registry_answers_from_the_second_node(cluster):
+    probe = subprocess.run(
+        cluster.nodes[1].in_netns("curl", "-fsS", f"http://{cluster.registry}/v2/"),
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_a_run_whose_owner_was_killed_is_taken_down_by_the_next(tmp_path):
+    """A pytest killed mid-run leaves daemons, namespaces, mounts and cgroups: the
+    next run's clean_stale() removes all of it, and nothing of another live run."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {os.path.dirname(swarm_cluster.__file__)!r})\n"
+        "import swarm_cluster\n"
+        "c = swarm_cluster.start_cluster([], registry=False)\n"
+        "print(c.run_id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    run_id = child.stdout.readline().strip()
+    assert run_id, "the child did not start its cluster"
+    crashed = swarm_cluster.Cluster.load(swarm_cluster.RUNS_ROOT / run_id / "run.json")
+    assert swarm_cluster.leftovers(crashed)  # daemons, namespaces and dirs are there
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    time.sleep(0.2)
+    cleaned = swarm_cluster.clean_stale()
+    assert run_id in cleaned
+    assert swarm_cluster.leftovers(crashed) == []
+
+
+# --- the docker/ side: nodes, registry, images on a node ------------------------------
+
+
+@pytest.fixture
+def on_manager(cluster, monkeypatch):
+    """orch's own docker/ code, in this process, talking to the manager's engine."""
+    monkeypatch.setenv("DOCKER_HOST", cluster.manager.docker_host)
+    return cluster
+
+
+def test_the_nodes_are_listed_with_hostname_state_availability_and_address(on_manager):
+    from orchestrator.docker.swarm_nodes import swarm_nodes
+
+    nodes = {n.hostname: n for n in swarm_nodes() or []}
+    assert set(nodes) == {"orch-node1", "orch-node2"}
+    assert [nodes[h].address for h in sorted(nodes)] == ["10.213.0.1", "10.213.0.2"]
+    assert all(n.state == "ready" and n.availability == "active" for n in nodes.values())
+    assert nodes["orch-node1"].current and nodes["orch-node1"].manager
+    assert not nodes["orch-node2"].current and not nodes["orch-node2"].manager
+
+
+def test_an_image_pushed_to_the_registry_runs_on_the_other_node_by_its_digest(on_manager):
+    """The base image is loaded into node 1 only; node 2 gets it from the registry,
+    pinned by the digest the push returned. Timings against loading it directly."""
+    from orchestrator.docker.registry import push_image, require_image_on
+    from orchestrator.host.images import OFFLINE_BASE as BASE_IMAGE
+
+    if not swarm_cluster.on_main_engine(BASE_IMAGE):
+        pytest.skip(f"{BASE_IMAGE} is not on the main engine (`orch images build` makes it)")
+    node1, node2 = on_manager.nodes
+    loaded = swarm_cluster.load_image(on_manager, BASE_IMAGE, [node1])
+    started = time.monotonic()
+    pinned = push_image(BASE_IMAGE, on_manager.registry)
+    pushed = time.monotonic() - started
+    assert pinned.reference == f"{on_manager.registry}/orch/debian@{pinned.digest}"
+    assert pinned.digest.startswith("sha256:")
+    started = time.monotonic()
+    require_image_on(pinned.reference, [node2.hostname], {"orch.project": "it-registry"})
+    pulled = time.monotonic() - started
+    print(
+        f"{BASE_IMAGE}: docker load into one node {loaded:.1f} s;"
+        f" registry push {pushed:.1f} s + pull and start on node 2 {pulled:.1f} s"
+    )
+    digests = on_manager.docker(node2, "image", "ls", "--digests", "--format", "{{.Digest}}")
+    assert pinned.digest in digests.split()
+    jobs = on_manager.docker(node1, "service", "ls", "-q", "--filter", "label=orch.job")
+    assert jobs == ""  # the job's service is gone
+
+
+def test_a_node_that_cannot_get_the_image_is_named_in_the_error(on_manager):
+    from orchestrator.docker.registry import require_image_on
+    from orchestrator.errors import ImageError
+
+    missing = f"{on_manager.registry}/orch/none@sha256:{'0' * 64}"
+    with pytest.raises(ImageError) as caught:
+        require_image_on(missing, ["orch-node2"], {"orch.project": "it-registry"})
+    assert "1 node(s) cannot get image" in caught.value.message
+    assert "node orch-node2: rejected" in caught.value.message
+    assert f"docker pull {missing}" in caught.value.hint
+
+
+def test_a_push_to_a_registry_nobody_serves_says_where_it_tried(on_manager):
+    from orchestrator.core.versions import GATEWAY_IMAGE
+    from orchestrator.docker.registry import push_image
+    from orchestrator.errors import ImageError
+
+    with pytest.raises(ImageError) as caught:
+        push_image(GATEWAY_IMAGE, "10.213.0.2:5999")
+    assert f"pushing {GATEWAY_IMAGE} to 10.213.0.2:5999" in caught.value.message
+
+
+# --- a fleet placed on node 2, through the real CLI on the manager -------------------
+
+
+class OrchOnManager(Orch):
+    """The real CLI run where orch runs in a real cluster: on the manager, in its
+    network namespace (node 2's address is reachable from there, not from the
+    host's), talking to the manager's engine."""
+
+    def __init__(self, home, project, cluster) -> None:
+        super().__init__(home, project)
+        self.cluster = cluster
+
+    def run(self, *args, ok=True, timeout=300, env=None):
+        env = {**os.environ, **(env or {}), "ORCH_HOME": str(self.home)}
+        env["DOCKER_HOST"] = self.cluster.manager.docker_host
+        argv = self.cluster.manager.in_netns(sys.executable, "-m", "orchestrator", *args)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        if ok and proc.returncode != 0:
+            raise AssertionError(
+                f"orch {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+
+def stack_objects(cluster, node, stack: str) -> dict[str, str]:
+    label = f"label=com.docker.stack.namespace={stack}"
+    found = {
+        "containers": cluster.docker(node, "ps", "-aq", "--filter", label),
+        "networks": cluster.docker(node, "network", "ls", "-q", "--filter", label),
+    }
+    if node is cluster.manager:
+        found["services"] = cluster.docker(node, "service", "ls", "-q", "--filter", label)
+        found["secrets"] = cluster.docker(node, "secret", "ls", "-q", "--filter", label)
+        found["jobs"] = cluster.docker(node, "service", "ls", "-q", "--filter", "label=orch.job")
+    return {kind: ids.strip() for kind, ids in found.items() if ids.strip()}
+
+
+def test_check_refuses_a_node_the_swarm_does_not_have_and_local_up_a_placed_profile(
+    cluster, tmp_path
+):
+    base = new_home(tmp_path / "home")
+    fleet = OrchOnManager(base.home, base.project, cluster)
+    fleet.run("setup", "t9", "--port", str(free_base()), "--node", "orch-node9")
+    check = fleet.json("check", ok=False)["data"]
+    (problem,) = [p for p in check["problems"] if p["code"] == "node-unknown"]
+    assert "which this swarm does not have (nodes: orch-node1, orch-node2)" in problem["message"]
+    up = fleet.json("up", ok=False)  # the local engine
+    assert up["error"]["type"] == "CheckFailed"
+    assert "local engine runs every profile on this host" in up["error"]["problems"][0]["message"]
+    assert (
+        cluster.docker(
+            cluster.manager, "ps", "-aq", "--filter", f"label=orch.project={fleet.project}"
+        )
+        == ""
+    )
+
+
+@pytest.fixture(scope="module")
+def placed_fleet(cluster, tmp_path_factory):
+    """t2 placed on node 2, deployed once by `orch up --engine swarm` on the manager."""
+    base = new_home(tmp_path_factory.mktemp("placed") / "home")
+    fleet = OrchOnManager(base.home, base.project, cluster)
+    port = free_base()
+    fleet.run("setup", "t2", "--port", str(port), "--bind-ip", "0.0.0.0", "--node", "orch-node2")
+    # As on a fresh node 2: its state and workspace dirs are not there yet.
+    for kind in ("state", "workspace"):
+        shutil.rmtree(fleet.home / "profiles" / "t2" / kind)
+    started = time.monotonic()
+    up = fleet.json("up", "--engine", "swarm", timeout=400)
+    print(f"orch up --engine swarm of t2 on node 2: ready in {time.monotonic() - started:.1f} s")
+    yield fleet, port, up
+    fleet.run("down", "--engine", "swarm", ok=False)
+
+
+def test_a_profile_placed_on_node_2_runs_there_and_answers_from_node_1(cluster, placed_fleet):
+    fleet, port, up = placed_fleet
+    assert [o["ready"] for o in up["data"]["outcomes"]] == [True]
+    service = f"{fleet.project}_t2"
+    nodes = cluster.docker(
+        cluster.manager, "service", "ps", service, "--filter", "desired-state=running",
+        "--format", "{{.Node}} {{.CurrentState}}",
+    )  # fmt: skip
+    assert nodes.split()[:2] == ["orch-node2", "Running"]
+    probe = cluster.manager.in_netns(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
+    )
+    assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
+
+
+def test_its_dirs_were_made_on_node_2_by_orch_for_the_gateway_user(placed_fleet):
+    fleet, _port, _up = placed_fleet
+    for kind in ("state", "workspace"):
+        made = (fleet.home / "profiles" / "t2" / kind).stat()
+        assert (made.st_uid, made.st_gid, made.st_mode & 0o777) == (1000, 1000, 0o700)
+
+
+def test_its_token_is_a_swarm_secret_never_in_the_service(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    token = fleet.token("t2")
+    inspect = cluster.docker(cluster.manager, "service", "inspect", f"{fleet.project}_t2")
+    assert token not in inspect
+    assert f"{fleet.project}_t2_token" in inspect  # mounted from the secret
+
+
+def test_up_again_changes_nothing_on_node_2(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    service = f"{fleet.project}_t2"
+    tasks = cluster.docker(cluster.manager, "service", "ps", "-q", service)
+    again = fleet.json("up", "--engine", "swarm")["data"]
+    assert [(o["action"], o["ready"]) for o in again["outcomes"]] == [("noop", True)]
+    assert cluster.docker(cluster.manager, "service", "ps", "-q", service) == tasks
+    jobs = cluster.docker(cluster.manager, "service", "ls", "-q", "--filter", "label=orch.job")
+    assert jobs == ""
+
+
+def test_export_stack_is_the_file_up_deployed_pinned_to_node_2(cluster, placed_fleet):
+    fleet, port, _up = placed_fleet
+    text = fleet.run("export", "stack").stdout
+    assert "- node.hostname==orch-node2" in text
+    assert f"published: {port}" in text and "mode: host" in text
+    assert fleet.token("t2") not in text
+
+
+def test_status_shows_it_ready_on_node_2(placed_fleet):
+    fleet, port, _up = placed_fleet
+    (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+    assert row["ready"] is True
+    assert row["url"] == f"http://10.213.0.2:{port}"
+    assert row["tasks"][0]["node"] == "orch-node2"
+
+
+def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, placed_fleet):
+    """`orch up --engine swarm --registry HOST:PORT` on the manager: the image is pushed,
+    pinned by digest in the service, pulled by node 2, and the gateway gets ready there."""
+    fleet, port, _up = placed_fleet
+    orch = str(Path(sys.executable).with_name("orch"))
+    argv = cluster.manager.in_netns(
+        orch, "up", "--engine", "swarm", "--registry", cluster.registry, "--timeout", "300"
+    )
+    env = {**os.environ, "ORCH_HOME": str(fleet.home), "DOCKER_HOST": cluster.manager.docker_host}
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = {"seconds": time.monotonic() - start}
+    print(f"up with --registry (push, pull on node 2, update): {result['seconds']:.1f} s")
+    assert result["ready"] == [True]
+    image = cluster.docker(
+        cluster.manager, "service", "inspect", f"{fleet.project}_t2",
+        "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+    ).strip()  # fmt: skip
+    assert image.startswith(f"{cluster.registry}/orch/openclaw-gateway@sha256:")
+    running = cluster.docker(
+        cluster.manager, "service", "ps", f"{fleet.project}_t2", "--no-trunc",
+        "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}} {{.Image}}",
+    )  # fmt: skip
+    # The new task (Swarm says "Starting" until the image's healthcheck first passes).
+    node, state, *_rest, task_image = running.split()
+    assert (node, task_image) == ("orch-node2", image)
+    assert state in ("Starting", "Running")
+    probe = cluster.manager.in_netns(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
+    )
+    assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
+
+
+def test_down_leaves_nothing_of_the_fleet_on_either_node(cluster, placed_fleet):
+    fleet, _port, _up = placed_fleet
+    fleet.run("down", "--engine", "swarm")
+    for node in cluster.nodes:
+        wait_for(
+            lambda n=node: stack_objects(cluster, n, fleet.project) == {},
+            60,
+            f"the fleet's objects gone from {node.hostname}",
+        )
