@@ -119,6 +119,7 @@ def test_each_example_of_a_command_prints_on_its_own_line(home: Path) -> None:
     assert examples == [
         "Example: orch setup rescue --port auto --rescues main",
         "Example: orch setup web --port auto --browser --publish gateway,browser,cdp",
+        "Example: orch setup tenant2 --port 18789 --bind-ip 0.0.0.0 --node worker2",
     ]
 
 
