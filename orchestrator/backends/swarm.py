@@ -615,9 +615,14 @@ def _status_of(
     tasks = sorted(tasks_of(name), key=lambda t: t.get("CreatedAt", ""), reverse=True)
     running = [t for t in tasks if _state(t) == "running" and t["DesiredState"] == "running"]
     desired = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+    # "starting": the container runs and Swarm waits for its first healthcheck; /readyz
+    # decides whether it is ready, as `up` decides it.
+    live = running or [
+        t for t in tasks if _state(t) == "starting" and t["DesiredState"] == "running"
+    ]
     url, ready = spec.url(), False
-    if running:
-        node_id = running[0]["NodeID"]
+    if live:
+        node_id = live[0]["NodeID"]
         host = node_address(node_id, info.node_id, nodes.get(node_id))
         url = f"http://{host}:{port}"
         ready = http_status(host, port, "/readyz", 1.0) == 200
@@ -637,7 +642,7 @@ def _status_of(
         )
         for t in tasks
     ]
-    state = _state(running[0]) if running else (rows[0].state if rows else "no task")
+    state = _state(live[0]) if live else (rows[0].state if rows else "no task")
     return ServiceStatus(
         spec.profile, name, state, f"{len(running)}/{desired}", ready, drift, url, rows
     )

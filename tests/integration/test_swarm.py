@@ -230,14 +230,12 @@ def test_status_shows_each_service_with_its_running_task(deployed, fleet):
     rows = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
     for row in rows:
         assert row["service"] == f"{fleet.project}_{row['profile']}"
-        assert (row["state"], row["replicas"], row["ready"], row["drift"]) == (
-            "running",
-            "1/1",
-            True,
-            None,
-        )
+        # Right after up, Swarm may still say "starting" (its healthcheck has not run
+        # yet): /readyz answering is what makes the row ready, as it made up return.
+        assert (row["ready"], row["drift"]) == (True, None)
+        assert (row["state"], row["replicas"]) in (("running", "1/1"), ("starting", "0/1"))
         (task,) = row["tasks"]
-        assert (task["state"], task["desired"], task["error"]) == ("running", "running", "")
+        assert (task["state"], task["desired"], task["error"]) == (row["state"], "running", "")
 
 
 def test_a_second_up_changes_nothing(deployed, fleet, engine):
