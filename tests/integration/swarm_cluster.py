@@ -261,7 +261,7 @@ def _start_dockerd(cluster: Cluster, node: Node) -> None:
         f"--config-file={config}",
     ]
     script = f"hostname {node.hostname} && exec " + " ".join(dockerd)
-    log = open(node.root / "dockerd.log", "wb")  # noqa: SIM115 - the child keeps it
+    log = open(node.root / "dockerd.log", "ab")  # noqa: SIM115 - the child keeps it
     subprocess.Popen(
         node.in_netns("unshare", "--uts", "sh", "-c", script),
         stdin=subprocess.DEVNULL,
@@ -299,6 +299,53 @@ def _form_swarm(cluster: Cluster) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"swarm nodes not ready: {states}")
+
+
+# --- faults: a node's engine killed, and back -----------------------------------------
+
+
+def stop_node(cluster: Cluster, node: Node, sig: int = signal.SIGKILL) -> None:
+    """Kill one node's dockerd by its pidfile PID, as a crash does (SIGKILL: its
+    containerd dies with it, its containers keep running and their host-mode ports keep
+    answering; SIGTERM instead stops the containers). Returns once the daemon is gone;
+    the manager marks the node Down some 15 s later (the caller waits for what it
+    needs). The namespace, dirs and data-root stay for `start_node`."""
+    pid = _pid_of(node.pidfile)
+    if not pid or "dockerd" not in _cmdline(pid):
+        raise RuntimeError(f"dockerd of {node.hostname} is not running (pidfile {node.pidfile})")
+    os.kill(pid, sig)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dockerd of {node.hostname} (PID {pid}) did not stop")
+        time.sleep(0.1)
+
+
+def start_node(cluster: Cluster, node: Node) -> float:
+    """Start a node's dockerd again after `stop_node` (same data-root, same swarm
+    identity) and wait until its API answers and, for a worker, the manager sees it
+    Ready again; the seconds it took."""
+    started = time.monotonic()
+    _start_dockerd(cluster, node)
+    _wait_for_socket(node)
+    if node is not cluster.manager:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        state = "?"
+        while time.monotonic() < deadline:
+            state = node_state(cluster, node)
+            if state == "ready":
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{node.hostname} is {state}, not ready, after its restart")
+    return time.monotonic() - started
+
+
+def node_state(cluster: Cluster, node: Node) -> str:
+    """The node's state as the manager sees it: ready, down, unknown, disconnected."""
+    return cluster.docker(
+        cluster.manager, "node", "inspect", node.hostname, "--format", "{{.Status.State}}"
+    ).strip()
 
 
 def load_image(cluster: Cluster, image: str, nodes: list[Node] | None = None) -> float:
