@@ -7,7 +7,16 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli.app import BACKUPS, JsonOpt, _confirm, _engine_ready, _home, _run, app
+from orchestrator.cli.app import (
+    BACKUPS,
+    JsonOpt,
+    _confirm,
+    _engine_ready,
+    _home,
+    _project,
+    _run,
+    app,
+)
 from orchestrator.cli.lifecycle import Names, _progress
 from orchestrator.cli.options import Timeout, count, image_reference
 from orchestrator.errors import UsageError
@@ -74,23 +83,39 @@ def backup_create(
     def work():
         from orchestrator.workflows.backup import backup
 
-        home = _home()
+        project = _project()
+        placed = [p.name for p in project.fleet.select(names) if p.node]
+        here = [p.name for p in project.fleet.select(names) if not p.node]
         _engine_ready(as_json)
-        results = backup(
-            home,
-            names,
-            output.absolute() if output else None,
-            offline=offline,
-            include_token=include_token,
-            keep=keep,
-            progress=_progress(as_json),
-            timeout=timeout,
-        )
-        rows = [r.to_json() for r in results]
+        rows = [
+            r.to_json()
+            for r in _backup_on_nodes(
+                project, placed, output, keep, include_token, timeout, as_json
+            )
+        ]
+        if here:
+            results = backup(
+                project.home,
+                here,
+                output.absolute() if output else None,
+                offline=offline,
+                include_token=include_token,
+                keep=keep,
+                progress=_progress(as_json),
+                timeout=timeout,
+            )
+            rows += [r.to_json() for r in results]
 
         def show() -> None:
             for r in rows:
                 down = f", down {r['downtime_s']:.1f} s" if r["downtime_s"] is not None else ""
+                if "node" in r:
+                    print(
+                        f"{r['profile']}: {r['where']} (on node {r['node']};"
+                        f" {_human_bytes(r['bytes'])}, {r['mode']}, {r['seconds']:.1f} s{down},"
+                        f" sha256 {r['sha256']})"
+                    )
+                    continue
                 print(
                     f"{r['profile']}: {r['archive']} ({_human_bytes(r['bytes'])}, {r['files']}"
                     f" files, {r['mode']}, {r['seconds']:.1f} s{down})"
@@ -101,6 +126,32 @@ def backup_create(
         return {"backups": rows}, show
 
     _run("backup create", as_json, work)
+
+
+def _backup_on_nodes(
+    project: Any,
+    names: list[str],
+    output: Optional[Path],
+    keep: Optional[int],
+    include_token: bool,
+    timeout: float,
+    as_json: bool,
+) -> list[Any]:
+    """Profiles placed on swarm nodes: archived on their node (workflows/node_backup)."""
+    if not names:
+        return []
+    from orchestrator.workflows.node_backup import backup_on_node
+
+    if keep is not None or include_token:
+        raise UsageError(
+            f"--keep and --include-token are not supported yet for profiles on swarm nodes"
+            f" ({', '.join(names)}); nothing was backed up",
+            hint="back them up without these options",
+        )
+    out = output.absolute() if output else None
+    return [
+        backup_on_node(project, n, out, timeout=timeout, progress=_progress(as_json)) for n in names
+    ]
 
 
 TrustOpt = Annotated[
@@ -386,7 +437,10 @@ def restore(
         from orchestrator.fleet.backup import check_authentic
         from orchestrator.workflows.backup import restore as do_restore
 
-        home = _home()
+        project = _project()
+        if project.fleet.get(name).node:
+            return _restore_on_node(project, name, archive, yes, keep_old, timeout, as_json)
+        home = project.home
         manifest, _ = check_authentic(archive, keyring(home, trust))
         if trust and not as_json:
             print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
@@ -412,6 +466,37 @@ def restore(
         return data, show
 
     _run("restore", as_json, work)
+
+
+def _restore_on_node(
+    project: Any, name: str, archive: Path, yes: bool, keep_old: bool, timeout: float, as_json: bool
+) -> Any:
+    """A profile placed on a swarm node: ARCHIVE is a path on that node, as `orch backup`
+    printed it; its .sha256 beside it vouches for it."""
+    from orchestrator.workflows.node_backup import restore_on_node
+
+    node = project.fleet.get(name).node
+    if not yes:
+        _confirm(
+            f"restoring '{name}' stops its gateway on {node} and replaces its state",
+            f"Stop '{name}' on {node} and replace its config, state and workspace with"
+            f" {node}:{archive}?",
+            as_json,
+        )
+    _engine_ready(as_json)
+    result = restore_on_node(
+        project, name, str(archive.absolute()), None, keep_old, timeout, _progress(as_json)
+    )
+
+    def show() -> None:
+        down = f", down {result.downtime_s:.1f} s" if result.downtime_s is not None else ""
+        print(f"{name}: restored from {result.node}:{archive} ({result.seconds:.1f} s{down})")
+        if result.note:
+            print(f"{name}: {result.note}")
+        for path in result.kept:
+            print(f"{name}: kept the replaced {result.node}:{path}")
+
+    return result.to_json(), show
 
 
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:

@@ -199,8 +199,22 @@ def remove_service(service_id: str) -> None:
     request("DELETE", f"/services/{service_id}")
 
 
+def scale_service(service_id: str, replicas: int) -> None:
+    """Set a replicated service's replicas (0: Swarm stops its task gracefully, within
+    its stop grace period); the rest of its spec stays as it is."""
+    service = get(f"/services/{service_id}")
+    spec = service["Spec"]
+    spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    version = {"version": service["Version"]["Index"]}
+    request("POST", f"/services/{service_id}/update", version, body=spec)
+
+
 def remove_secret(secret_id: str) -> None:
     request("DELETE", f"/secrets/{secret_id}")
+
+
+def remove_config(config_id: str) -> None:
+    request("DELETE", f"/configs/{config_id}")
 
 
 def containers(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ JOB_MEMORY = 64 * 1024 * 1024
 class BindMount:
     source: str
     target: str
+    read_only: bool = False
 
 
 @dataclass
@@ -53,6 +54,7 @@ class JobResult:
     state: str  # complete, failed, rejected, ... or "timeout"
     error: str
     seconds: float
+    output: str = ""  # the job's stdout, when asked for
 
     @property
     def ok(self) -> bool:
@@ -67,7 +69,10 @@ def job_spec(job: Job, name: str) -> dict[str, Any]:
         # Command replaces the image's entrypoint: the job runs just this.
         "Command": list(job.command),
         "Labels": labels,
-        "Mounts": [{"Type": "bind", "Source": m.source, "Target": m.target} for m in job.mounts],
+        "Mounts": [
+            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            for m in job.mounts
+        ],
     }
     if job.user:
         container["User"] = job.user
@@ -90,8 +95,12 @@ def start_job(job: Job, prefix: str = "orch-job") -> str:
     return docker_http.request("POST", "/services/create", body=job_spec(job, name))["ID"]
 
 
-def wait_job(service_id: str, node: str, timeout: float = JOB_TIMEOUT_S) -> JobResult:
-    """Wait until the job's task ended (or `timeout`), then remove the service."""
+def wait_job(
+    service_id: str, node: str, timeout: float = JOB_TIMEOUT_S, capture: bool = False
+) -> JobResult:
+    """Wait until the job's task ended (or `timeout`), then remove the service;
+    `capture`: with what it printed on stdout (read through the manager, which asks
+    the node's engine)."""
     started = time.monotonic()
     try:
         while True:
@@ -100,7 +109,8 @@ def wait_job(service_id: str, node: str, timeout: float = JOB_TIMEOUT_S) -> JobR
             state = status.get("State", "")
             if state in TERMINAL:
                 error = status.get("Err") or ("" if state == "complete" else status.get("Message"))
-                return JobResult(node, state, error or "", time.monotonic() - started)
+                output = job_output(service_id) if capture else ""
+                return JobResult(node, state, error or "", time.monotonic() - started, output)
             if time.monotonic() - started > timeout:
                 seen = f"{state} ({status.get('Message', '')})" if task else "not scheduled"
                 why = f"no result after {timeout:.0f} s; its task is {seen}"
@@ -114,6 +124,20 @@ def run_jobs(jobs: list[Job], timeout: float = JOB_TIMEOUT_S) -> list[JobResult]
     """Start every job, then wait for each: nodes work at the same time."""
     ids = [start_job(job) for job in jobs]
     return [wait_job(sid, job.node, timeout) for sid, job in zip(ids, jobs, strict=True)]
+
+
+def run_job(job: Job, timeout: float = JOB_TIMEOUT_S, capture: bool = False) -> JobResult:
+    return wait_job(start_job(job), job.node, timeout, capture)
+
+
+def job_output(service_id: str) -> str:
+    """Everything the job's task wrote on stdout and stderr."""
+    from orchestrator.docker.containers import service_logs
+
+    chunks: list[bytes] = []
+    with contextlib.suppress(NotFound, EngineRefused):
+        service_logs(service_id, 10_000, False, chunks.append)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def remove_job(service_id: str) -> None:

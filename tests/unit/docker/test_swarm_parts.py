@@ -34,7 +34,7 @@ def test_a_job_is_one_task_pinned_to_its_node_never_restarted() -> None:
         "img",
         ["mkdir", "-p", "/h/x"],
         {"orch.project": "p"},
-        [BindMount("/h", "/h")],
+        [BindMount("/h", "/h"), BindMount("/d", "/src", read_only=True)],
         user="0:0",
     )
     spec = job_spec(job, "orch-job-1")
@@ -44,7 +44,10 @@ def test_a_job_is_one_task_pinned_to_its_node_never_restarted() -> None:
     assert template["RestartPolicy"]["Condition"] == "none"
     assert template["ContainerSpec"]["Command"] == ["mkdir", "-p", "/h/x"]
     assert template["ContainerSpec"]["User"] == "0:0"
-    assert template["ContainerSpec"]["Mounts"] == [{"Type": "bind", "Source": "/h", "Target": "/h"}]
+    assert template["ContainerSpec"]["Mounts"] == [
+        {"Type": "bind", "Source": "/h", "Target": "/h", "ReadOnly": False},
+        {"Type": "bind", "Source": "/d", "Target": "/src", "ReadOnly": True},
+    ]
     assert spec["Labels"] == {"orch.project": "p", "orch.job": "true"}
 
 
