@@ -1,9 +1,13 @@
 """One-shot tasks pinned to one swarm node: how orch does work on a node it has no
 other way to reach (no SSH, no shared filesystem assumed).
 
-A job is a swarm service in `replicated-job` mode (engine API 1.41+) with one
-task, constrained to `node.hostname==NODE`, never restarted; orch waits for the
-task to end, reads its state and error, and removes the service. Its labels carry
+A job is a swarm service with one replica, constrained to `node.hostname==NODE`,
+restart condition `none` (its task runs once), no healthcheck (the image's would
+hold the task in "starting"); orch waits for the task to end, reads its state,
+error (and output, when asked), and removes the service. Not Swarm's
+`replicated-job` mode: removing a job service there leaves its tasks in the store
+and their containers on the node, a running one still running (found on 20.10);
+removing a replicated service removes both. Its labels carry
 the fleet's project, so a job left by a killed orch is found like the rest of the
 fleet's objects.
 
@@ -27,6 +31,7 @@ JOB_TIMEOUT_S = 300.0
 POLL_S = 0.2
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 JOB_MEMORY = 64 * 1024 * 1024
+JOB_STOP_GRACE_NS = 2_000_000_000  # a job removed while it runs: a stray one
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ def job_spec(job: Job, name: str) -> dict[str, Any]:
         # Command replaces the image's entrypoint: the job runs just this.
         "Command": list(job.command),
         "Labels": labels,
+        "Healthcheck": {"Test": ["NONE"]},
+        "StopGracePeriod": JOB_STOP_GRACE_NS,
         "Mounts": [
             {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
             for m in job.mounts
@@ -85,7 +92,7 @@ def job_spec(job: Job, name: str) -> dict[str, Any]:
             "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
             "Resources": {"Limits": {"MemoryBytes": JOB_MEMORY}},
         },
-        "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+        "Mode": {"Replicated": {"Replicas": 1}},
     }
 
 

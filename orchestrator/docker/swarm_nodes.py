@@ -20,7 +20,7 @@ def swarm_nodes() -> list[SwarmNode] | None:
     info = swarm_info()
     if info.state != "active" or not info.manager:
         return None
-    return [_node(raw, info.node_id) for raw in docker_http.get("/nodes") or []]
+    return [node_from_api(raw, info.node_id) for raw in docker_http.get("/nodes") or []]
 
 
 def require_nodes() -> list[SwarmNode]:
@@ -39,7 +39,8 @@ def node_named(nodes: list[SwarmNode], hostname: str) -> SwarmNode | None:
     return next((n for n in nodes if n.hostname == hostname), None)
 
 
-def _node(raw: dict[str, Any], current_id: str) -> SwarmNode:
+def node_from_api(raw: dict[str, Any], current_id: str = "") -> SwarmNode:
+    """One node of GET /nodes; `current`: its ID is `current_id`."""
     spec = raw.get("Spec") or {}
     status = raw.get("Status") or {}
     manager = raw.get("ManagerStatus") or {}

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.docker.node_jobs import BindMount, Job, job_spec
 from orchestrator.docker.registry import PinnedImage, registry_name
-from orchestrator.docker.swarm_nodes import _node
+from orchestrator.docker.swarm_nodes import node_from_api
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,8 @@ def test_a_job_is_one_task_pinned_to_its_node_never_restarted() -> None:
     )
     spec = job_spec(job, "orch-job-1")
     template = spec["TaskTemplate"]
-    assert spec["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
+    assert template["ContainerSpec"]["Healthcheck"] == {"Test": ["NONE"]}
     assert template["Placement"]["Constraints"] == ["node.hostname==node-2"]
     assert template["RestartPolicy"]["Condition"] == "none"
     assert template["ContainerSpec"]["Command"] == ["mkdir", "-p", "/h/x"]
@@ -59,7 +60,7 @@ def test_a_node_record_says_which_node_orch_talks_to_and_where_a_manager_is() ->
         "Status": {"State": "ready", "Addr": "0.0.0.0"},
         "ManagerStatus": {"Addr": "10.0.0.1:2377"},
     }
-    node = _node(raw, "abc")
+    node = node_from_api(raw, "abc")
     assert (node.hostname, node.address, node.manager, node.current) == (
         "n1",
         "10.0.0.1",
@@ -67,5 +68,5 @@ def test_a_node_record_says_which_node_orch_talks_to_and_where_a_manager_is() ->
         True,
     )
     assert node.usable
-    down = _node({**raw, "Status": {"State": "down", "Addr": "10.0.0.2"}}, "other")
+    down = node_from_api({**raw, "Status": {"State": "down", "Addr": "10.0.0.2"}}, "other")
     assert (down.address, down.current, down.usable) == ("10.0.0.2", False, False)
