@@ -17,13 +17,15 @@ label), so it goes through the API and waits for the tasks to stop gracefully.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import (
     Backend,
     Outcome,
+    PortState,
     Progress,
     UpOptions,
     UpResult,
@@ -31,8 +33,9 @@ from orchestrator.backends.base import (
     seconds_since,
 )
 from orchestrator.backends.project import Project
-from orchestrator.core.check import Problem
+from orchestrator.core.check import Problem, node_down_problems
 from orchestrator.core.observed import Snapshot, live_problems, owned_by
+from orchestrator.core.placement import SwarmNode
 from orchestrator.core.plan import Action, Kind
 from orchestrator.core.spec import (
     LABEL_HASH,
@@ -42,9 +45,17 @@ from orchestrator.core.spec import (
     ContainerSpec,
 )
 from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import http_status, log_tail, require_images, service_logs
+from orchestrator.docker.containers import (
+    http_status,
+    log_tail,
+    require_images,
+    service_logs,
+    tcp_answers,
+)
+from orchestrator.docker.node_jobs import JOB_LABEL
 from orchestrator.docker.snapshot import SERVICE_KIND, SwarmInfo, _listed, swarm_info, take_snapshot
 from orchestrator.docker.stack import deploy, docker_cli
+from orchestrator.docker.swarm_nodes import node_from_api, require_nodes
 from orchestrator.errors import (
     CheckFailed,
     EngineRefused,
@@ -165,24 +176,11 @@ def placement(
                 )
             )
         elif len(hosts) == 1 and len(chosen) == len(dirs_held(spec)):
-            node = next(iter(hosts.values()))
-            state = (node.get("Status") or {}).get("State")
-            availability = node["Spec"].get("Availability")
-            if state != "ready" or availability != "active":
-                problems.append(
-                    Problem(
-                        code="swarm-node-down",
-                        message=(
-                            f"{spec.profile}'s node {_hostname(node)} is {state},"
-                            f" availability {availability}: its task could not start"
-                        ),
-                        owners=(spec.profile,),
-                        hint=f"docker node update --availability active {_hostname(node)}",
-                    )
-                )
-            else:
-                node_of[spec.profile] = node
-    return problems, node_of
+            node_of[spec.profile] = next(iter(hosts.values()))
+    down = node_down_problems({p: node_from_api(n) for p, n in node_of.items()})
+    for problem in down:
+        node_of.pop(problem.owners[0])
+    return problems + down, node_of
 
 
 def _label_problem(
@@ -295,7 +293,8 @@ def _on_all_addresses(spec: ContainerSpec) -> ContainerSpec:
 
 
 def plan_stack(specs: list[ContainerSpec], services: list[dict[str, Any]]) -> list[Action]:
-    """create (no service), recreate (spec hash changed: Swarm replaces the task) or noop."""
+    """create (no service), recreate (spec hash changed: Swarm replaces the task), start
+    (scaled to 0 and left there) or noop."""
     current = _by_profile(services)
     actions = []
     for spec in specs:
@@ -304,7 +303,13 @@ def plan_stack(specs: list[ContainerSpec], services: list[dict[str, Any]]) -> li
             actions.append(Action(Kind.CREATE, spec.profile, "no service yet", spec))
             continue
         old = (service["Spec"].get("Labels") or {}).get(LABEL_HASH)
-        if old != spec.spec_hash:
+        mode = (service["Spec"].get("Mode") or {}).get("Replicated") or {}
+        if old == spec.spec_hash and mode.get("Replicas", 1) == 0:
+            # A backup or restore on its node scales it to 0 for the copy; one that was
+            # killed half-way leaves it there. The stack file says 1 replica.
+            reason = "scaled to 0 (a backup or restore was interrupted); deployed again"
+            actions.append(Action(Kind.START, spec.profile, reason, spec))
+        elif old != spec.spec_hash:
             reason = (
                 f"spec changed ({old or 'no hash'} -> {spec.spec_hash}); Swarm replaces the task"
             )
@@ -326,7 +331,7 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     home, timeout, keep_failed = project.home, options.timeout, options.keep_failed
     if swarm_placement.is_placed(project.fleet, names):  # profiles pinned to nodes
         return swarm_placement.up_placed(
-            home, names, options.registry, options.dry_run, timeout, options.all_addresses,
+            project, names, options.registry, options.dry_run, timeout, options.all_addresses,
             options.progress,
         )  # fmt: skip
     say = options.progress or (lambda _p, _m: None)
@@ -386,6 +391,12 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
                 ),
             )
         return UpResult(actions, outcomes, status=status(project, names))
+
+
+def fleet_jobs(project: str, home: Path) -> list[dict[str, Any]]:
+    """The one-shot job services orch started for this fleet (docker/node_jobs.py)."""
+    labels = [JOB_LABEL, f"{LABEL_PROJECT}={project}", f"{LABEL_HOME}={home}"]
+    return _listed("/services", {"label": labels})
 
 
 def tasks_of(service: str) -> list[dict[str, Any]]:
@@ -495,7 +506,7 @@ def down(
         current = _by_profile(services)
         targets = wanted if wanted is not None else sorted(set(fleet.profiles) | set(current))
         start = time.monotonic()
-        _remove(stack, targets if wanted is not None else None, say)
+        _remove(stack, targets if wanted is not None else None, say, home)
         return [
             Outcome(n, "removed", service_name(stack, n), False, seconds_since(start))
             if n in current
@@ -504,17 +515,26 @@ def down(
         ]
 
 
-def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
-    """Remove the stack's services of `profiles` (all when None), wait until their
-    tasks stopped, then remove their networks and secrets."""
+def _remove(
+    stack: str, profiles: list[str] | None, say: Progress, home: Path | None = None
+) -> None:
+    """Remove the stack's services of `profiles` (all when None) and, given the fleet's
+    `home`, any one-shot job orch left of this fleet (a killed `up`, backup or restore:
+    jobs only run under the fleet's lock, so none of them is still working); wait until
+    their tasks stopped, then remove their networks, secrets and configs. Only objects
+    labelled as this stack's (or this fleet's jobs: project and home) are touched."""
 
     def mine(labels: dict[str, str] | None) -> bool:
         return profiles is None or (labels or {}).get(LABEL_PROFILE) in profiles
 
     services = [s for s in stack_services(stack) if mine(s["Spec"].get("Labels"))]
+    if home is not None:
+        services += fleet_jobs(stack, home)
     ids = {s["ID"] for s in services}
     for service in services:
-        say((service["Spec"].get("Labels") or {}).get(LABEL_PROFILE, "?"), "removing service")
+        labels = service["Spec"].get("Labels") or {}
+        what = "removing a one-shot job left behind" if JOB_LABEL in labels else "removing service"
+        say(labels.get(LABEL_PROFILE, "-"), what)
         docker_http.remove_service(service["ID"])
     deadline = time.monotonic() + REMOVE_TIMEOUT_S
     while any(
@@ -530,6 +550,9 @@ def _remove(stack: str, profiles: list[str] | None, say: Progress) -> None:
     for secret in _listed("/secrets", stack_filter):
         if mine((secret.get("Spec") or {}).get("Labels")):
             _retry(lambda s=secret: docker_http.remove_secret(s["ID"]), deadline)
+    for config in _listed("/configs", stack_filter):
+        if mine((config.get("Spec") or {}).get("Labels")):
+            _retry(lambda c=config: docker_http.remove_config(c["ID"]), deadline)
     # Swarm removes the stopped task containers shortly after; wait for those on
     # this node, so that a `down` leaves nothing behind when it returns.
     while time.monotonic() < deadline and any(
@@ -566,6 +589,10 @@ class TaskStatus:
 
 @dataclass
 class ServiceStatus:
+    """A profile's row in `orch status --engine swarm`: its service, the node it runs
+    on (or is pinned to) and that node's state, its current task (state, desired
+    state, last error), and its published ports dialled from the manager."""
+
     profile: str
     service: str | None
     state: str
@@ -574,6 +601,12 @@ class ServiceStatus:
     drift: str | None
     url: str
     tasks: list[TaskStatus]
+    node: str | None = None
+    node_state: str | None = None  # ready, down, unknown, disconnected; or "drain", "pause"
+    desired: str | None = None
+    error: str = ""
+    ports: list[PortState] = field(default_factory=list)
+    ready_reason: str = ""
 
     @property
     def should_run(self) -> bool:
@@ -583,49 +616,50 @@ class ServiceStatus:
     def to_json(self) -> dict[str, Any]:
         data = self.__dict__.copy()
         data["tasks"] = [t.__dict__ for t in self.tasks]
+        data["ports"] = [p.__dict__ for p in self.ports]
         return data
 
 
 def status(project: Project, names: list[str] | None = None) -> list[ServiceStatus]:
-    """Each profile's service: replicas, its tasks (node, state, error), readiness, drift."""
+    """Each profile's service: its node and the node's state, its tasks, its ports
+    dialled from here, readiness (/readyz on its node) and drift. All probes at once."""
     fleet, home, specs = project.fleet, project.home, project.specs(names)
-    info = require_manager()
+    require_manager()
     mine = [
         s
         for s in stack_services(fleet.project)
         if owned_by(s["Spec"].get("Labels") or {}, fleet.project, home)
     ]
     current = _by_profile(mine)
-    nodes = {n["ID"]: n for n in _listed("/nodes")}
-    return [_status_of(s, fleet.project, current.get(s.profile), nodes, info) for s in specs]
+    nodes = {n.id: n for n in require_nodes()}
+    rows = [
+        _status_of(s, fleet.project, current.get(s.profile), nodes, fleet.profiles[s.profile].node)
+        for s in specs
+    ]
+    _probe(rows, specs, nodes)
+    return rows
 
 
 def _status_of(
     spec: ContainerSpec,
     stack: str,
     service: dict[str, Any] | None,
-    nodes: dict[str, dict[str, Any]],
-    info: SwarmInfo,
+    nodes: dict[str, SwarmNode],
+    pinned: str | None,
 ) -> ServiceStatus:
-
-    port = next((b.host_port for b in spec.ports if b.role == "gateway"), spec.base_port)
+    """The row as the manager's records tell it; `_probe` then dials its ports."""
     if service is None:
-        return ServiceStatus(spec.profile, None, "absent", "0/0", False, None, spec.url(), [])
+        row = ServiceStatus(spec.profile, None, "absent", "0/0", False, None, spec.url(), [])
+        row.node = pinned
+        row.ready_reason = f"no service: `orch up --engine swarm {spec.profile}` deploys it"
+        return row
     name = service["Spec"]["Name"]
     tasks = sorted(tasks_of(name), key=lambda t: t.get("CreatedAt", ""), reverse=True)
     running = [t for t in tasks if _state(t) == "running" and t["DesiredState"] == "running"]
     desired = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
-    # "starting": the container runs and Swarm waits for its first healthcheck; /readyz
-    # decides whether it is ready, as `up` decides it.
-    live = running or [
-        t for t in tasks if _state(t) == "starting" and t["DesiredState"] == "running"
-    ]
-    url, ready = spec.url(), False
-    if live:
-        node_id = live[0]["NodeID"]
-        host = node_address(node_id, info.node_id, nodes.get(node_id))
-        url = f"http://{host}:{port}"
-        ready = http_status(host, port, "/readyz", 1.0) == 200
+    wanted = [t for t in tasks if t["DesiredState"] == "running"]
+    # The task that matters: the one meant to run now (running, or pending a node).
+    task = (running or wanted or tasks or [None])[0]
     old = (service["Spec"].get("Labels") or {}).get(LABEL_HASH)
     drift = (
         None if old == spec.spec_hash else f"service runs spec {old}, fleet wants {spec.spec_hash}"
@@ -634,7 +668,7 @@ def _status_of(
         TaskStatus(
             id=t["ID"][:12],
             name=f"{name}.{t.get('Slot', '?')}",
-            node=_hostname(nodes[t["NodeID"]]) if t.get("NodeID") in nodes else "-",
+            node=nodes[t["NodeID"]].hostname if t.get("NodeID") in nodes else "-",
             desired=t.get("DesiredState", ""),
             state=_state(t),
             error=(t.get("Status") or {}).get("Err", ""),
@@ -642,10 +676,97 @@ def _status_of(
         )
         for t in tasks
     ]
-    state = _state(live[0]) if live else (rows[0].state if rows else "no task")
-    return ServiceStatus(
-        spec.profile, name, state, f"{len(running)}/{desired}", ready, drift, url, rows
+    node = nodes.get(task.get("NodeID", "")) if task else None
+    if node is None and pinned:
+        node = next((n for n in nodes.values() if n.hostname == pinned), None)
+    row = ServiceStatus(
+        spec.profile,
+        name,
+        _state(task) if task else "no task",
+        f"{len(running)}/{desired}",
+        False,
+        drift,
+        spec.url(),
+        rows,
+        node=node.hostname if node else pinned,
+        node_state=_node_state(node),
+        desired=task.get("DesiredState") if task else None,
+        error=next((r.error for r in rows if r.error), ""),
     )
+    if node is not None:
+        row.url = f"http://{reach(node)}:{_gateway_port(spec)}"
+    return row
+
+
+def _node_state(node: SwarmNode | None) -> str | None:
+    if node is None:
+        return None
+    return node.state if node.state != "ready" else node.availability.replace("active", "ready")
+
+
+def _gateway_port(spec: ContainerSpec) -> int:
+    return next((b.host_port for b in spec.ports if b.role == "gateway"), spec.base_port)
+
+
+def reach(node: SwarmNode) -> str:
+    """Where orch (on the manager) dials a host-mode port of a task on `node`."""
+    return "127.0.0.1" if node.current else node.address
+
+
+def _probe(rows: list[ServiceStatus], specs: list[ContainerSpec], nodes: dict) -> None:
+    """Dial every published port of every deployed profile and ask /readyz of each
+    gateway, all at once, on the address of the node its task runs (or ran) on; then
+    decide each row's readiness and say why."""
+    by_name = {n.hostname: n for n in nodes.values()}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        probes = {}
+        for row, spec in zip(rows, specs, strict=True):
+            node = by_name.get(row.node or "")
+            if row.service is None or node is None:
+                continue
+            host = reach(node)
+            ports = [pool.submit(tcp_answers, host, b.host_port) for b in spec.ports]
+            ready = pool.submit(http_status, host, _gateway_port(spec), "/readyz", 1.0)
+            probes[row.profile] = (host, ports, ready)
+        for row, spec in zip(rows, specs, strict=True):
+            if row.profile not in probes:
+                continue
+            host, ports, ready = probes[row.profile]
+            row.ports = [
+                PortState(b.role, host, _span(b), f.result())
+                for b, f in zip(spec.ports, ports, strict=True)
+            ]
+            _decide(row, ready.result() == 200)
+
+
+def _span(binding: Any) -> str:
+    return (
+        str(binding.host_port) if binding.count == 1 else f"{binding.host_port}-{binding.host_end}"
+    )
+
+
+def _decide(row: ServiceStatus, answers: bool) -> None:
+    """Ready: its node is ready, its task runs there (Swarm's "starting" is a task
+    whose container runs while Swarm waits for the first healthcheck: /readyz decides,
+    as `up` decides) and /readyz answers. A node that is down may still have the old
+    container answering (a killed engine leaves its containers running): not ready,
+    because the swarm no longer manages it."""
+    up_task = row.state in UP_STATES and row.desired == "running"
+    if row.node_state not in (None, "ready"):
+        row.ready_reason = (
+            f"node {row.node} is {row.node_state}: its task cannot run, and Swarm starts it"
+            " on no other node (it is pinned to the node that holds its dirs)"
+        )
+        if answers:
+            row.ready_reason += "; the old container still answers there, unmanaged"
+    elif not up_task:
+        why = f": {row.error}" if row.error else ""
+        row.ready_reason = f"task {row.state} (desired {row.desired}){why}"
+    elif not answers:
+        row.ready_reason = f"task {row.state} on {row.node}, /readyz does not answer yet"
+    else:
+        row.ready = True
+        row.ready_reason = f"answers /readyz on {row.node}"
 
 
 class Swarm(Backend):

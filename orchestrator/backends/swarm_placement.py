@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Outcome, Progress, UpResult, seconds_since
-from orchestrator.core.check import Problem, check_fleet, problems_for
+from orchestrator.backends.project import Project
+from orchestrator.core.check import check_fleet, node_down_problems, problems_for
 from orchestrator.core.model import Fleet
 from orchestrator.core.placement import SwarmNode, manager_of, node_of
 from orchestrator.core.plan import Kind
@@ -72,11 +73,9 @@ def placement_of(
     placed = []
     for spec in specs:
         node = by_name.get(node_of(fleet.profiles[spec.profile], manager) or "")
-        if node is None:
-            continue  # check_fleet named it (node-unknown)
-        if not node.usable:
-            problems.append(_node_unusable(spec.profile, node))
-        placed.append(Placed(spec, node))
+        if node is not None:  # else check_fleet named it (node-unknown)
+            placed.append(Placed(spec, node))
+    problems += node_down_problems({p.spec.profile: p.node for p in placed})
     if problems:
         raise CheckFailed(
             f"{len(problems)} problem(s) stop the deploy to the swarm; nothing was changed",
@@ -84,19 +83,6 @@ def placement_of(
             hint=problems[0].hint,
         )
     return placed
-
-
-def _node_unusable(profile: str, node: SwarmNode) -> Problem:
-    return Problem(
-        code="swarm-node-down",
-        message=(
-            f"{profile}'s node {node.hostname} is {node.state}, availability"
-            f" {node.availability}: its task could not start"
-        ),
-        owners=(profile,),
-        hint=f"bring {node.hostname} back, or: docker node update --availability active"
-        f" {node.hostname}",
-    )
 
 
 def pin_images(placed: list[Placed], registry: str | None) -> dict[str, PinnedImage]:
@@ -255,7 +241,7 @@ def _image(task: dict[str, Any]) -> str | None:
 
 
 def up_placed(
-    home: Path,
+    project: Project,
     names: list[str] | None = None,
     registry: str | None = None,
     dry_run: bool = False,
@@ -276,11 +262,12 @@ def up_placed(
     )
     from orchestrator.docker.swarm_nodes import require_nodes
     from orchestrator.export.stack import stack_specs
-    from orchestrator.fleet.store import load_fleet, locked
+    from orchestrator.fleet.store import locked
 
+    home = project.home
     say = progress or (lambda _p, _m: None)
     with locked(home):
-        fleet = load_fleet(home)
+        fleet = project.fleet
         stack = fleet.project
         require_manager()
         specs = stack_specs(fleet, home, names, all_addresses)

@@ -276,8 +276,9 @@ def status(
     Exits 5 when a gateway that has a container (a service, on a swarm) is not ready
     (crash-looping, exited, not answering), so a script can wait on it.
 
-    With --engine swarm: each profile's service, its tasks (node, state, error),
-    readiness and drift.
+    With --engine swarm: each profile's service, its node and the node's state (down
+    when its engine is gone), its task (state, desired state, last error), its ports
+    dialled from the manager, readiness (/readyz on its node) and drift.
 
     Example: orch status --json
     """

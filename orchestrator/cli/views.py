@@ -225,13 +225,27 @@ def _show_containers(rows: list[dict[str, Any]]) -> None:
 
 
 def show_swarm_status(rows: list[dict[str, Any]]) -> None:
+    """One line per profile (its node and that node's state, its task, readiness),
+    its ports as dialled from the manager, why it is not ready, then its newest tasks."""
     for row in rows:
         ready = "ready" if row["ready"] else "not ready"
+        where = f" on {row['node']} ({row['node_state'] or 'node unknown'})" if row["node"] else ""
+        task = f"task {row['state']} (desired {row['desired']})" if row["desired"] else row["state"]
         print(
-            f"{row['profile']}: service {row['service'] or '-'} {row['state']},"
+            f"{row['profile']}: service {row['service'] or '-'}{where}, {task},"
             f" {row['replicas']} running, {ready}, {row['url'] or 'gateway not published'}"
             + (f", drift: {row['drift']}" if row["drift"] else "")
         )
+        ports = ", ".join(
+            f"{p['role']} {p['host_ip']}:{p['ports']} {'answers' if p['answering'] else 'silent'}"
+            for p in row.get("ports") or []
+        )
+        if ports:
+            print(f"  ports from the manager: {ports}")
+        if not row["ready"] and row.get("ready_reason"):
+            print(f"  {row['ready_reason']}")
+        if row.get("error") and row["ready"]:
+            print(f"  last error: {row['error']}")
         for task in row["tasks"][:3]:
             error = f" ({task['error']})" if task["error"] else ""
             print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -480,6 +480,29 @@ def placement_problems(fleet: Fleet, nodes: Sequence[SwarmNode] | None = None) -
     manager = manager_of(nodes)
     problems = unknown_node_problems(fleet, nodes) if nodes is not None else []
     return problems + rescue_node_problems(fleet, manager)
+
+
+def node_down_problems(assigned: Mapping[str, SwarmNode]) -> list[Problem]:
+    """Profiles (name -> the node they run on) whose node cannot start a task now:
+    down, drained or paused. Swarm would hold their task pending, and `up` would wait
+    for nothing. The one rule for both ways a swarm fleet is placed (`node:` and node
+    labels)."""
+    return [
+        Problem(
+            code="swarm-node-down",
+            message=(
+                f"{profile}'s node {node.hostname} is {node.state}, availability"
+                f" {node.availability}: its task could not start"
+            ),
+            owners=(profile,),
+            hint=(
+                f"bring {node.hostname} back, or: docker node update --availability active"
+                f" {node.hostname}"
+            ),
+        )
+        for profile, node in assigned.items()
+        if not node.usable
+    ]
 
 
 def unknown_node_problems(fleet: Fleet, nodes: Sequence[SwarmNode]) -> list[Problem]:

@@ -8,11 +8,14 @@ beyond `docker save`, and is taken down at the end, also when a test fails.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -174,11 +177,23 @@ def stack_objects(cluster, node, stack: str) -> dict[str, str]:
     found = {
         "containers": cluster.docker(node, "ps", "-aq", "--filter", label),
         "networks": cluster.docker(node, "network", "ls", "-q", "--filter", label),
+        "job containers": cluster.docker(
+            node,
+            "ps",
+            "-aq",
+            "--filter",
+            "label=orch.job",
+            "--filter",
+            f"label=orch.project={stack}",
+        ),
     }
     if node is cluster.manager:
         found["services"] = cluster.docker(node, "service", "ls", "-q", "--filter", label)
         found["secrets"] = cluster.docker(node, "secret", "ls", "-q", "--filter", label)
-        found["jobs"] = cluster.docker(node, "service", "ls", "-q", "--filter", "label=orch.job")
+        found["jobs"] = cluster.docker(
+            node, "service", "ls", "-q", "--filter", "label=orch.job",
+            "--filter", f"label=orch.project={stack}",
+        )  # fmt: skip
     return {kind: ids.strip() for kind, ids in found.items() if ids.strip()}
 
 
@@ -270,12 +285,130 @@ def test_export_stack_is_the_file_up_deployed_pinned_to_node_2(cluster, placed_f
     assert fleet.token("t2") not in text
 
 
-def test_status_shows_it_ready_on_node_2(placed_fleet):
+def test_status_shows_its_node_task_and_ports_answering_from_the_manager(placed_fleet):
     fleet, port, _up = placed_fleet
-    (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
-    assert row["ready"] is True
+    data = fleet.json("status", "--engine", "swarm")["data"]
+    (row,) = data["profiles"]
+    assert data["failing"] == []
+    assert row["ready"] is True, row["ready_reason"]
     assert row["url"] == f"http://10.213.0.2:{port}"
+    assert (row["node"], row["node_state"], row["desired"]) == ("orch-node2", "ready", "running")
+    assert row["state"] in ("starting", "running") and row["error"] == ""
     assert row["tasks"][0]["node"] == "orch-node2"
+    gateway = next(p for p in row["ports"] if p["role"] == "gateway")
+    assert (gateway["host_ip"], gateway["ports"], gateway["answering"]) == (
+        "10.213.0.2",
+        str(port),
+        True,
+    )
+    text = fleet.run("status", "--engine", "swarm").stdout
+    assert f"t2: service {fleet.project}_t2 on orch-node2 (ready), task" in text
+    assert f"gateway 10.213.0.2:{port} answers" in text
+
+
+def tasks_by_node(cluster, service: str) -> list[tuple[str, str, str]]:
+    """(node, desired state, current state) of each task of a service ("" node: pending)."""
+    rows = cluster.docker(
+        cluster.manager, "service", "ps", service,
+        "--format", "{{.Node}}|{{.DesiredState}}|{{.CurrentState}}",
+    )  # fmt: skip
+    return [tuple(line.split("|")) for line in rows.splitlines()]  # type: ignore[misc]
+
+
+def test_a_killed_node_is_down_and_its_gateway_ready_again_when_it_is_back_without_up(
+    cluster, placed_fleet
+):
+    """node 2's dockerd killed: status says the node is down and t2 not ready (exit 5),
+    and Swarm starts t2 nowhere else (it is pinned to the node with its dirs). node 2
+    back: its task runs there again and /readyz answers, with no `orch up`."""
+    fleet, port, _up = placed_fleet
+    node2, service = cluster.nodes[1], f"{fleet.project}_t2"
+    swarm_cluster.stop_node(cluster, node2)
+    killed = time.monotonic()
+    try:
+        wait_for(lambda: swarm_cluster.node_state(cluster, node2) == "down", 60, "node 2 down")
+        print(f"node 2 marked down {time.monotonic() - killed:.1f} s after its engine was killed")
+        # Swarm replaces the task of a down node: the replacement waits, pinned.
+        wait_for(
+            lambda: any(
+                d == "Running" and s.startswith("Pending")
+                for _, d, s in tasks_by_node(cluster, service)
+            ),
+            60,
+            "a replacement task pending",
+        )
+        proc = fleet.run("status", "--engine", "swarm", "--json", ok=False)
+        assert proc.returncode == 5, proc.stderr
+        data = json.loads(proc.stdout)["data"]
+        (row,) = data["profiles"]
+        assert data["failing"] == ["t2"]
+        assert (row["node"], row["node_state"], row["ready"]) == ("orch-node2", "down", False)
+        assert row["ready_reason"].startswith("node orch-node2 is down: its task cannot run")
+        assert row["state"] == "pending" and row["desired"] == "running"
+        text = fleet.run("status", "--engine", "swarm", ok=False).stdout
+        assert "on orch-node2 (down)" in text and "not ready" in text
+        assert [n for n, _d, _s in tasks_by_node(cluster, service) if n == "orch-node1"] == []
+    finally:
+        back = swarm_cluster.start_node(cluster, node2)
+    print(f"node 2's engine answering and the node ready again in {back:.1f} s")
+    restarted = time.monotonic()
+    wait_for(
+        lambda: fleet.run("status", "--engine", "swarm", ok=False).returncode == 0,
+        180,
+        "t2 ready again without orch up",
+        interval=1.0,
+    )
+    print(f"t2 ready again {time.monotonic() - restarted:.1f} s after node 2 was back (no up)")
+    running = [t for t in tasks_by_node(cluster, service) if t[1] == "Running"]
+    assert [n for n, _d, _s in running] == ["orch-node2"]
+    probe = cluster.manager.in_netns(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
+    )
+    assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
+    again = fleet.json("up", "--engine", "swarm")["data"]
+    assert [(o["action"], o["ready"]) for o in again["outcomes"]] == [("noop", True)]
+
+
+def test_a_backup_of_a_profile_on_node_2_is_made_there_and_restored_there(cluster, placed_fleet):
+    """`orch backup t2` on the manager: archived on node 2 by a job pinned there, the
+    output says where; `orch restore t2 PATH` brings the archived state back there.
+    (The test reads node 2's files directly: in this harness both nodes share the
+    machine's filesystem; orch itself only reaches node 2 through the engine.)"""
+    fleet, port, _up = placed_fleet
+    marker = fleet.workspace_dir("t2") / "marker.txt"
+    marker.write_text("before")
+    os.chown(marker, 1000, 1000)
+    backup = fleet.json("backup", "t2", timeout=600)["data"]["backups"][0]
+    path = Path(backup["archive"])
+    assert backup["node"] == "orch-node2" and backup["where"] == f"orch-node2:{path}"
+    assert path.parent == fleet.home / "backups" / "t2" and path.name.endswith(".node.tar.gz")
+    assert (path.stat().st_mode & 0o777, path.stat().st_size) == (0o600, backup["bytes"])
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == backup["sha256"]
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+    assert {"config/openclaw.json", "workspace/marker.txt"} <= names
+    print(f"backup on node 2: {backup['seconds']:.1f} s, gateway down {backup['downtime_s']:.1f} s")
+    assert fleet.run("status", "--engine", "swarm", ok=False).returncode == 0
+
+    marker.write_text("after")
+    bad = path.with_name("t2-bad.node.tar.gz")
+    bad.write_bytes(path.read_bytes()[:-10])
+    bad.with_name(bad.name + ".sha256").write_text(f"{backup['sha256']}  {bad.name}\n")
+    refused = fleet.json("restore", "t2", str(bad), "--yes", ok=False, timeout=600)
+    assert "the archive does not match its sha256" in refused["error"]["message"]
+    assert marker.read_text() == "after"  # nothing changed, the gateway kept running
+
+    restored = fleet.json("restore", "t2", str(path), "--yes", timeout=600)["data"]
+    assert restored["ok"] and restored["node"] == "orch-node2" and restored["kept"] == []
+    assert marker.read_text() == "before"
+    print(f"restore on node 2: {restored['seconds']:.1f} s, down {restored['downtime_s']:.1f} s")
+    profile = fleet.home / "profiles" / "t2"
+    assert sorted(p.name for p in profile.iterdir()) == ["config", "state", "workspace"]
+    assert (fleet.workspace_dir("t2").stat().st_uid, marker.stat().st_uid) == (1000, 1000)
+    (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+    assert row["ready"] and row["node"] == "orch-node2"
+    jobs = cluster.docker(cluster.manager, "service", "ls", "-q", "--filter", "label=orch.job")
+    assert jobs == ""
 
 
 def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, placed_fleet):
@@ -311,12 +444,58 @@ def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, p
     assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
 
 
-def test_down_leaves_nothing_of_the_fleet_on_either_node(cluster, placed_fleet):
+@pytest.fixture
+def other_fleet(cluster, tmp_path):
+    """A second fleet on the same swarm: u1 on node 1 (the manager)."""
+    base = new_home(tmp_path / "other")
+    other = OrchOnManager(base.home, base.project, cluster)
+    other.run(
+        "setup", "u1", "--port", str(free_base()), "--bind-ip", "0.0.0.0", "--node", "orch-node1"
+    )
+    other.json("up", "--engine", "swarm", timeout=400)
+    yield other
+    other.run("down", "--engine", "swarm", ok=False)
+
+
+def leave_a_stray_job(cluster, fleet, profile: str, image: str) -> None:
+    """A one-shot job of the fleet on node 2 that never ends, as a killed orch leaves."""
+    from orchestrator.docker.node_jobs import Job, start_job
+
+    home = cluster.docker(
+        cluster.manager, "service", "inspect", f"{fleet.project}_{profile}",
+        "--format", '{{index .Spec.Labels "orch.home"}}',
+    ).strip()  # fmt: skip
+    labels = {"orch.project": fleet.project, "orch.home": home}
+    os.environ["DOCKER_HOST"] = cluster.manager.docker_host
+    try:
+        start_job(Job(node="orch-node2", image=image, command=["sleep", "600"], labels=labels))
+    finally:
+        os.environ.pop("DOCKER_HOST")
+
+
+def test_down_leaves_nothing_of_its_fleet_on_either_node_and_another_fleet_runs_on(
+    cluster, placed_fleet, other_fleet, gateway_image
+):
     fleet, _port, _up = placed_fleet
+    leave_a_stray_job(cluster, fleet, "t2", gateway_image)
+    leave_a_stray_job(cluster, other_fleet, "u1", gateway_image)
+    theirs = {n.hostname: stack_objects(cluster, n, other_fleet.project) for n in cluster.nodes}
+    assert theirs["orch-node1"].keys() >= {"services", "secrets", "networks", "jobs"}
     fleet.run("down", "--engine", "swarm")
     for node in cluster.nodes:
         wait_for(
             lambda n=node: stack_objects(cluster, n, fleet.project) == {},
             60,
             f"the fleet's objects gone from {node.hostname}",
+        )
+    # The other fleet: its service, secret, network and stray job all still there, ready.
+    assert stack_objects(cluster, cluster.manager, other_fleet.project) == theirs["orch-node1"]
+    (row,) = other_fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+    assert row["ready"] and row["node"] == "orch-node1"
+    other_fleet.run("down", "--engine", "swarm")
+    for node in cluster.nodes:
+        wait_for(
+            lambda n=node: stack_objects(cluster, n, other_fleet.project) == {},
+            60,
+            f"the other fleet's objects gone from {node.hostname}",
         )
