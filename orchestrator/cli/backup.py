@@ -77,6 +77,10 @@ def backup_create(
     Online by default: SQLite databases are copied with SQLite's backup API while
     the gateway runs, every other file is checked not to change during its copy.
 
+    A profile placed on a swarm node (`--node`) is archived on that node by a task
+    pinned there, offline (its service scaled to 0 for the copy, then back); the
+    output says node:path and the archive's sha256.
+
     Example: orch backup main --keep 7
     """
 
@@ -428,6 +432,9 @@ def restore(
     gracefully, swap the dirs, start it and wait until ready. The token is kept
     (the archive's when it has one). If the restored gateway does not get ready,
     its previous state is put back.
+
+    A profile placed on a swarm node: ARCHIVE is a path on that node, as `orch backup`
+    printed it; its .sha256 beside it is checked there.
 
     Example: orch restore main backups/main/main-20261201T101500.000000Z.tar.gz --yes
     """
