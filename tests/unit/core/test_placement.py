@@ -173,3 +173,18 @@ def test_per_node_overlaps_are_exactly_the_pairs_that_can_meet(profiles, manager
 
     expected = {pair for pair in everything if can_meet(*(fleet.profiles[name] for name in pair))}
     assert {pair for pair in found if len(pair) == 2} == expected
+
+
+def test_a_node_that_is_down_drained_or_paused_is_one_problem_per_profile_on_it() -> None:
+    from dataclasses import replace
+
+    from orchestrator.core.check import node_down_problems
+
+    drained = replace(node("n3"), availability="drain")
+    found = node_down_problems({"a": node("n1"), "b": node("n2", state="down"), "c": drained})
+    assert [(p.code, p.owners) for p in found] == [
+        ("swarm-node-down", ("b",)),
+        ("swarm-node-down", ("c",)),
+    ]
+    assert found[0].message == "b's node n2 is down, availability active: its task could not start"
+    assert found[1].hint == "bring n3 back, or: docker node update --availability active n3"
