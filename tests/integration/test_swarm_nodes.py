@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -218,20 +219,43 @@ def test_check_refuses_a_node_the_swarm_does_not_have_and_local_up_a_placed_prof
 
 
 @pytest.fixture(scope="module")
-def placed_fleet(cluster, tmp_path_factory):
-    """t2 placed on node 2, deployed once by `orch up --engine swarm` on the manager."""
+def fleets(cluster, tmp_path_factory):
+    """Two fleets on the one swarm, deployed at the same time by `orch up --engine
+    swarm` on the manager: t2 placed on node 2 (its dirs missing there, as on a fresh
+    node) and, in another home, u1 on node 1. The second proves that one fleet's
+    commands leave the other alone."""
     base = new_home(tmp_path_factory.mktemp("placed") / "home")
     fleet = OrchOnManager(base.home, base.project, cluster)
     port = free_base()
     fleet.run("setup", "t2", "--port", str(port), "--bind-ip", "0.0.0.0", "--node", "orch-node2")
-    # As on a fresh node 2: its state and workspace dirs are not there yet.
     for kind in ("state", "workspace"):
         shutil.rmtree(fleet.home / "profiles" / "t2" / kind)
+    second = new_home(tmp_path_factory.mktemp("other") / "home")
+    other = OrchOnManager(second.home, second.project, cluster)
+    other_port = free_base()
+    other.run(
+        "setup", "u1", "--port", str(other_port), "--bind-ip", "0.0.0.0", "--node", "orch-node1"
+    )
     started = time.monotonic()
-    up = fleet.json("up", "--engine", "swarm", timeout=400)
-    print(f"orch up --engine swarm of t2 on node 2: ready in {time.monotonic() - started:.1f} s")
-    yield fleet, port, up
-    fleet.run("down", "--engine", "swarm", ok=False)
+    with ThreadPoolExecutor(2) as pool:
+        ups = [pool.submit(f.json, "up", "--engine", "swarm", timeout=400) for f in (fleet, other)]
+        up = ups[0].result()
+        ups[1].result()
+    took = time.monotonic() - started
+    print(f"orch up --engine swarm of t2 on node 2 and u1 on node 1: {took:.1f} s")
+    yield fleet, port, up, other
+    for f in (fleet, other):
+        f.run("down", "--engine", "swarm", ok=False)
+
+
+@pytest.fixture(scope="module")
+def placed_fleet(fleets):
+    return fleets[:3]
+
+
+@pytest.fixture(scope="module")
+def other_fleet(fleets):
+    return fleets[3]
 
 
 def test_a_profile_placed_on_node_2_runs_there_and_answers_from_node_1(cluster, placed_fleet):
@@ -316,11 +340,12 @@ def tasks_by_node(cluster, service: str) -> list[tuple[str, str, str]]:
 
 
 def test_a_killed_node_is_down_and_its_gateway_ready_again_when_it_is_back_without_up(
-    cluster, placed_fleet
+    cluster, placed_fleet, other_fleet
 ):
     """node 2's dockerd killed: status says the node is down and t2 not ready (exit 5),
-    and Swarm starts t2 nowhere else (it is pinned to the node with its dirs). node 2
-    back: its task runs there again and /readyz answers, with no `orch up`."""
+    and Swarm starts t2 nowhere else (it is pinned to the node with its dirs); the
+    other fleet, on node 1, stays ready. node 2 back: its task runs there again and
+    /readyz answers, with no `orch up`."""
     fleet, port, _up = placed_fleet
     node2, service = cluster.nodes[1], f"{fleet.project}_t2"
     swarm_cluster.stop_node(cluster, node2)
@@ -348,6 +373,7 @@ def test_a_killed_node_is_down_and_its_gateway_ready_again_when_it_is_back_witho
         text = fleet.run("status", "--engine", "swarm", ok=False).stdout
         assert "on orch-node2 (down)" in text and "not ready" in text
         assert [n for n, _d, _s in tasks_by_node(cluster, service) if n == "orch-node1"] == []
+        assert other_fleet.run("status", "--engine", "swarm", ok=False).returncode == 0
     finally:
         back = swarm_cluster.start_node(cluster, node2)
     print(f"node 2's engine answering and the node ready again in {back:.1f} s")
@@ -442,19 +468,6 @@ def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, p
         "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://10.213.0.2:{port}/readyz"
     )
     assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
-
-
-@pytest.fixture
-def other_fleet(cluster, tmp_path):
-    """A second fleet on the same swarm: u1 on node 1 (the manager)."""
-    base = new_home(tmp_path / "other")
-    other = OrchOnManager(base.home, base.project, cluster)
-    other.run(
-        "setup", "u1", "--port", str(free_base()), "--bind-ip", "0.0.0.0", "--node", "orch-node1"
-    )
-    other.json("up", "--engine", "swarm", timeout=400)
-    yield other
-    other.run("down", "--engine", "swarm", ok=False)
 
 
 def leave_a_stray_job(cluster, fleet, profile: str, image: str) -> None:
