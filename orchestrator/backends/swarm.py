@@ -752,7 +752,12 @@ def _decide(row: ServiceStatus, answers: bool) -> None:
     container answering (a killed engine leaves its containers running): not ready,
     because the swarm no longer manages it."""
     up_task = row.state in UP_STATES and row.desired == "running"
-    if row.node_state not in (None, "ready"):
+    if row.replicas.endswith("/0"):
+        row.ready_reason = (
+            "scaled to 0 (a backup or restore on its node was interrupted):"
+            f" `orch up --engine swarm {row.profile}` deploys it again"
+        )
+    elif row.node_state not in (None, "ready"):
         row.ready_reason = (
             f"node {row.node} is {row.node_state}: its task cannot run, and Swarm starts it"
             " on no other node (it is pinned to the node that holds its dirs)"

@@ -70,6 +70,16 @@ def test_a_pending_or_failed_task_says_its_state_and_error() -> None:
     assert not pending.ready and not silent.ready
 
 
+def test_a_service_left_at_0_replicas_says_how_to_bring_it_back() -> None:
+    left = row(replicas="0/0", state="shutdown", desired="shutdown")
+    _decide(left, answers=False)
+    assert not left.ready
+    assert left.ready_reason == (
+        "scaled to 0 (a backup or restore on its node was interrupted):"
+        " `orch up --engine swarm t2` deploys it again"
+    )
+
+
 def test_the_status_text_names_the_node_its_state_the_task_and_the_ports(capsys) -> None:
     from orchestrator.backends.base import PortState
 
