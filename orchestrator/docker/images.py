@@ -15,6 +15,7 @@ import os
 import subprocess
 import tarfile
 from collections.abc import Callable
+from typing import Any
 
 from orchestrator.errors import ImageError, NotFound
 
@@ -136,15 +137,41 @@ def read_from_image(image_id: str, path: str) -> bytes:
         pass
     finally:
         api.remove_container(created["Id"], force=True)
-    return client().containers.run(
+    return _run_for_output(api, image_id, ["openclaw", "config", "schema"])
+
+
+SCHEMA_RUN_TIMEOUT = 300
+
+
+def _run_for_output(api: Any, image_id: str, command: list[str]) -> bytes:
+    """What `command` printed on stdout in a throwaway container of the image with no
+    network, read once it has exited.
+
+    Not the SDK's `containers.run`: it follows the log stream while the container
+    runs, and Podman's API ends a followed stream when the container exits, before
+    the last of its output (the 2.4 MB schema came back cut at 12-13 kB). The log of
+    an exited container is whole on both engines."""
+    created = api.create_container(
         image_id,
-        ["config", "schema"],
-        entrypoint=["openclaw"],
-        network_mode="none",
-        remove=True,
-        stderr=False,
+        command[1:],
+        entrypoint=command[:1],
+        network_disabled=True,
         environment={"HOME": "/tmp", "OPENCLAW_STATE_DIR": "/tmp/state"},
     )
+    try:
+        api.start(created["Id"])
+        code = api.wait(created["Id"], timeout=SCHEMA_RUN_TIMEOUT).get("StatusCode")
+        out = api.logs(created["Id"], stdout=True, stderr=False)
+        if code != 0:
+            err = api.logs(created["Id"], stdout=False, stderr=True, tail=10)
+            raise ImageError(
+                f"`{' '.join(command)}` in image {image_id[:19]} exited {code}:\n"
+                + err.decode("utf-8", "replace").strip(),
+                hint="is it an OpenClaw gateway image? `orch images build` builds orch's own",
+            )
+        return out
+    finally:
+        api.remove_container(created["Id"], force=True)
 
 
 def _first_file(tar_bytes: bytes, path: str) -> bytes:
