@@ -50,7 +50,7 @@ class PodmanEngine(LocalEngine):
         warnings = limit_warnings(project, names)
         if warnings and options.progress:
             for w in warnings:
-                options.progress(w.profile, f"warning: {w.message}")
+                options.progress(w.profile, f"warning: {w.detail}")
         result = super().up(project, names, options)
         result.warnings = [w.to_json() for w in warnings]
         with_health(result.status)

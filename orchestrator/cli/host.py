@@ -116,16 +116,30 @@ def images_ls(as_json: JsonOpt = False) -> None:
 
 
 @app.command(rich_help_panel=HOST)
-def doctor(as_json: JsonOpt = False) -> None:
-    """Report the engine, its version, the images, free disk and what is missing.
+def doctor(
+    podman: Annotated[
+        bool,
+        typer.Option("--podman", help="Look at Podman's API socket (as --engine podman finds it)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report the engine (Docker or Podman, its version), the images, free disk and
+    what is missing.
 
     Example: orch doctor
+
+    Example: orch doctor --podman
     """
 
     def work():
         from orchestrator.host.doctor import diagnose
 
-        report = diagnose(_home(writes=False))
+        home = _home(writes=False)
+        if podman:
+            from orchestrator.docker.podman import use_podman  # --podman only
+
+            use_podman()
+        report = diagnose(home)
 
         def show() -> None:
             for item in report["checks"]:

@@ -102,11 +102,15 @@ class Unenforced:
     engine: str  # "rootless Podman 4.3.1 on cgroup v1"
 
     @property
-    def message(self) -> str:
+    def detail(self) -> str:
         return (
-            f"{self.profile}: {', '.join(self.limits)} not enforced: {self.engine} has no"
-            f" cgroup controller for {'it' if len(self.limits) == 1 else 'them'}"
+            f"{', '.join(self.limits)} not enforced: {self.engine} has no cgroup"
+            f" controller for {'it' if len(self.limits) == 1 else 'them'}"
         )
+
+    @property
+    def message(self) -> str:
+        return f"{self.profile}: {self.detail}"
 
     hint = (
         "run rootful, or on a cgroup v2 host with controllers delegated to the user"

@@ -52,7 +52,12 @@ def _engine() -> dict[str, Any]:
         info = docker_http.get("/info", timeout=5.0)
         podman = podman_facts()
     except OrchError as exc:
-        return _item("engine", False, exc.message, "orch engine start")
+        return _item(
+            "engine",
+            False,
+            exc.message,
+            "orch engine start (Docker), or orch engine start --podman and orch doctor --podman",
+        )
     swarm = info.get("Swarm", {}).get("LocalNodeState")
     if podman is not None:  # no swarm there; whether it is rootless, and its cgroups
         where = docker_http.socket_path() or "DOCKER_HOST"
