@@ -86,15 +86,16 @@ def podman_env(conf: Path) -> dict[str, str]:
 
 
 def podman(
-    args: list[str], conf: Path, stdin=None, timeout: float = 600
+    args: list[str], conf: Path, stdin=None, timeout: float = 600, prefix: Iterable[str] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """Run `podman ARGS` with orch's containers.conf; EngineRefused with podman's own
-    message when it fails."""
+    """Run `podman ARGS` with orch's containers.conf (after `prefix`: `runuser -u USER
+    -- env XDG_RUNTIME_DIR=...` runs a user's rootless podman); EngineRefused with
+    podman's own message when it fails."""
     binary = shutil.which("podman")
     if binary is None:
         raise EngineUnavailable("podman is not installed", hint="run as root: orch needs apt")
     proc = subprocess.run(
-        [binary, *args],
+        [*prefix, binary, *args],
         env=podman_env(conf),
         stdin=stdin,
         capture_output=True,
@@ -111,18 +112,21 @@ def podman(
     return proc
 
 
-def image_id(ref: str, conf: Path) -> str | None:
+def image_id(ref: str, conf: Path, prefix: Iterable[str] = ()) -> str | None:
     """The id podman has for `ref` ('sha256:...'), or None."""
     try:
-        out = podman(["image", "inspect", "--format", "{{.Id}}", ref], conf).stdout.strip()
+        args = ["image", "inspect", "--format", "{{.Id}}", ref]
+        out = podman(args, conf, prefix=prefix).stdout.strip()
     except EngineRefused:
         return None
     return f"sha256:{out.removeprefix('sha256:')}" if out else None
 
 
-def move_image(ref: str, conf: Path) -> bool:
+def move_image(ref: str, conf: Path, prefix: Iterable[str] = ()) -> bool:
     """Make podman hold the Docker engine's image `ref` (same id); True when it was
-    loaded, False when podman already had it."""
+    loaded, False when podman already had it. `prefix` runs podman as another user
+    (a rootless user's own store: see `podman`)."""
+    prefix = list(prefix)
     from orchestrator.docker.daemon import docker_client
 
     client = docker_client(timeout=600)
@@ -132,7 +136,7 @@ def move_image(ref: str, conf: Path) -> bool:
         raise ImageError(
             f"the Docker engine has no image {ref}: {exc}", hint="run `orch images build`"
         ) from None
-    if image_id(ref, conf) == wanted:
+    if image_id(ref, conf, prefix) == wanted:
         return False
     binary = shutil.which("docker")
     if binary is None:
@@ -140,12 +144,12 @@ def move_image(ref: str, conf: Path) -> bool:
     # The CLI streams the archive straight into podman: no 800 MB temp file.
     save = subprocess.Popen([binary, "save", ref], stdout=subprocess.PIPE)
     try:
-        podman(["load", "-q"], conf, stdin=save.stdout)
+        podman(["load", "-q"], conf, stdin=save.stdout, prefix=prefix)
     finally:
         if save.stdout:
             save.stdout.close()
         save.wait()
-    if save.returncode != 0 or image_id(ref, conf) != wanted:
+    if save.returncode != 0 or image_id(ref, conf, prefix) != wanted:
         raise ImageError(
             f"moving {ref} from Docker into podman failed (docker save exit {save.returncode})",
             hint="check free disk space under /var/lib/containers",
