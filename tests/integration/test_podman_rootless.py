@@ -37,6 +37,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -128,7 +129,7 @@ def _wheels(target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def user(tmp_path_factory, gateway_image, tun_open):
+def user(gateway_image, tun_open):
     """A throwaway user with subuid/subgid, orch installed, its rootless Podman API
     started by `orch engine start --podman`, and the image in its store."""
     if os.geteuid() != 0:
@@ -141,15 +142,18 @@ def user(tmp_path_factory, gateway_image, tun_open):
     name = f"orchrl{uuid.uuid4().hex[:8]}"
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
     info = pwd.getpwnam(name)
-    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    # Not under pytest's temp dir: that is root's alone (0700), and the user must
+    # reach its runtime dir and the wheels.
+    shared = Path(tempfile.mkdtemp(prefix="orch-rootless-"))
+    os.chmod(shared, 0o755)
+    runtime = shared / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
     os.chown(runtime, info.pw_uid, info.pw_gid)
-    os.chmod(runtime, 0o700)
     user = User(name, info.pw_uid, Path(info.pw_dir), runtime)
     service_pid = None
     try:
         assert name in Path("/etc/subuid").read_text(), "useradd made no subuid range"
-        wheels = _wheels(tmp_path_factory.mktemp("wheels"))
-        os.chmod(wheels.parent, 0o755)
+        wheels = _wheels(shared / "wheels")
         for path in [wheels, *wheels.iterdir()]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         user.run("/usr/bin/python3", "-m", "venv", str(user.home / "venv"))
@@ -162,6 +166,7 @@ def user(tmp_path_factory, gateway_image, tun_open):
         yield user
     finally:
         _remove(user, service_pid)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def _remove(user: User, service_pid: int | None) -> None:
