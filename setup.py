@@ -4,9 +4,15 @@ The build contexts of the images (images/ at the top of the checkout, where the
 user asked for it) become orchestrator/images in a wheel, so `pip install .`
 (not editable) and then `orch images build` work. The generated parts (.cache,
 the npm tree in gateway/.build) are left out.
+
+A checkout the installing user may not write (root's, a read-only mount: a
+rootless Podman user installing orch) still installs: setuptools' scratch dirs
+(orch.egg-info, build/) then go to a temp dir instead of the source tree.
 """
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -24,4 +30,15 @@ class BuildPyWithImages(build_py):
         shutil.copytree("images", target, dirs_exist_ok=True, ignore=GENERATED)
 
 
-setup(cmdclass={"build_py": BuildPyWithImages})
+def scratch_options() -> dict:
+    """Where setuptools writes its scratch dirs when the checkout is not writable."""
+    here = Path(__file__).resolve().parent
+    if os.access(here, os.W_OK) and (
+        not (here / "orch.egg-info").exists() or os.access(here / "orch.egg-info", os.W_OK)
+    ):
+        return {}
+    scratch = Path(tempfile.mkdtemp(prefix="orch-build-"))
+    return {"egg_info": {"egg_base": str(scratch)}, "build": {"build_base": str(scratch / "build")}}
+
+
+setup(cmdclass={"build_py": BuildPyWithImages}, options=scratch_options())

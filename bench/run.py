@@ -24,6 +24,7 @@ SCRIPTS = (
     "backup_restore.py",
     "hardening.py",
     "kubernetes_podman.py",
+    "podman.py",
     "scale.py",
 )
 

@@ -54,6 +54,9 @@ class UpResult:
     # Images it built because they were missing ({tag, action, seconds}); on a dry
     # run, those it would build (action "build").
     images: list[dict[str, Any]] = field(default_factory=list)
+    # Limits the engine accepts and does not enforce (core.check.Unenforced.to_json):
+    # said, never refused.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -182,12 +185,28 @@ def failing(rows: list[StatusRow]) -> list[str]:
 
 ENGINES = {
     "docker": ("orchestrator.backends.local", "LocalEngine"),
+    "podman": ("orchestrator.backends.podman", "PodmanEngine"),
     "swarm": ("orchestrator.backends.swarm", "Swarm"),
 }
 
 
 def select(engine: str) -> Backend:
-    """The backend of `--engine`: docker (this host) or swarm. Imported on demand: a
+    """The backend of `--engine`: docker (this host), podman or swarm; docker when
+    DOCKER_HOST points at a Podman is podman (detected). Imported on demand: a
     command pays only for the engine it uses."""
+    if engine == "docker" and _podman_answers():
+        engine = "podman"
     module, name = ENGINES[engine]
     return getattr(importlib.import_module(module), name)()
+
+
+def _podman_answers() -> bool:
+    """Is the engine behind DOCKER_HOST a Podman? No engine answering is not (the
+    command then says that no engine answers, as on Docker)."""
+    from orchestrator.docker.podman_api import podman_facts  # one /version call, on use
+    from orchestrator.errors import OrchError
+
+    try:
+        return podman_facts() is not None
+    except OrchError:
+        return False

@@ -224,10 +224,17 @@ def _home(writes: bool = True) -> Path:
 
 
 def _project(engine: str = "docker", writes: bool = True) -> Any:
-    """The command's fleet handle (backends.project.Project) on the checked home."""
+    """The command's fleet handle (backends.project.Project) on the checked home.
+    `--engine podman` first finds Podman's API socket and points the command's engine
+    talk at it (DOCKER_HOST)."""
     from orchestrator.backends.project import Project  # pydantic: not for --help
 
-    return Project.open(_home(writes), engine)
+    home = _home(writes)
+    if engine == "podman":
+        from orchestrator.docker.podman import use_podman  # --engine podman only
+
+        use_podman()
+    return Project.open(home, engine)
 
 
 def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str | None:

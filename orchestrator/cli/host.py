@@ -7,20 +7,41 @@ import typer
 
 from orchestrator.cli.app import HOST, JsonOpt, _engine_ready, _home, _run, app
 
-engine_app = typer.Typer(help="The Docker engine orch uses.", no_args_is_help=True)
+engine_app = typer.Typer(help="The engine orch uses: Docker or Podman.", no_args_is_help=True)
 images_app = typer.Typer(help="The gateway image and its offline base.", no_args_is_help=True)
 app.add_typer(engine_app, name="engine", rich_help_panel=HOST)
 app.add_typer(images_app, name="images", rich_help_panel=HOST)
 
 
 @engine_app.command("start")
-def engine_start(as_json: JsonOpt = False) -> None:
+def engine_start(
+    podman: Annotated[
+        bool,
+        typer.Option(
+            "--podman",
+            help="Podman instead: install it (root, Debian) and start its Docker-compatible"
+            " API service on CONTAINER_HOST's socket, else /run/podman/podman.sock (root)"
+            " or $XDG_RUNTIME_DIR/podman/podman.sock (a user: rootless).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Make an engine available: install docker.io and start dockerd if none answers.
 
     Example: sudo orch engine start
+
+    Example: orch engine start --podman && orch up --engine podman
     """
 
     def work():
+        if podman:
+            from orchestrator.docker.podman import start_service, wanted_socket
+
+            sock = wanted_socket()
+            done = start_service(sock)
+            lines = done or [f"podman's API already answers on {sock}"]
+            lines.append(f"use it: orch up --engine podman (or export DOCKER_HOST=unix://{sock})")
+            return {"done": done, "socket": str(sock)}, lambda: print("\n".join(lines))
         from orchestrator.docker.daemon import ensure_engine
 
         done = ensure_engine()
@@ -95,16 +116,30 @@ def images_ls(as_json: JsonOpt = False) -> None:
 
 
 @app.command(rich_help_panel=HOST)
-def doctor(as_json: JsonOpt = False) -> None:
-    """Report the engine, its version, the images, free disk and what is missing.
+def doctor(
+    podman: Annotated[
+        bool,
+        typer.Option("--podman", help="Look at Podman's API socket (as --engine podman finds it)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report the engine (Docker or Podman, its version), the images, free disk and
+    what is missing.
 
     Example: orch doctor
+
+    Example: orch doctor --podman
     """
 
     def work():
         from orchestrator.host.doctor import diagnose
 
-        report = diagnose(_home(writes=False))
+        home = _home(writes=False)
+        if podman:
+            from orchestrator.docker.podman import use_podman  # --podman only
+
+            use_podman()
+        report = diagnose(home)
 
         def show() -> None:
             for item in report["checks"]:

@@ -36,7 +36,12 @@ RemoveOrphansOpt = Annotated[
 
 
 EngineOpt = Annotated[
-    str, typer.Option("--engine", help="docker (this host, the default) or swarm (a stack).")
+    str,
+    typer.Option(
+        "--engine",
+        help="docker (this host's engine, the default; a Podman behind DOCKER_HOST is"
+        " detected), podman (its API socket, found) or swarm (a stack).",
+    ),
 ]
 
 
@@ -75,10 +80,11 @@ def _parse_registry(value: str | None, engine: str) -> str | None:
 
 
 def _parse_engine(value: str, all_addresses: bool = False) -> str:
-    if value not in ("docker", "swarm"):
+    if value not in ("docker", "podman", "swarm"):
         raise UsageError(
-            f"--engine: '{value}' is not docker or swarm",
-            hint="use --engine docker (this host) or --engine swarm (a stack on a swarm)",
+            f"--engine: '{value}' is not docker, podman or swarm",
+            hint="use --engine docker (this host), --engine podman (this host's Podman)"
+            " or --engine swarm (a stack on a swarm)",
         )
     if all_addresses and value != "swarm":
         raise UsageError("--all-addresses only applies to --engine swarm")
@@ -138,8 +144,8 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
 
     if port not in (None, "auto"):
         raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
-    if _parse_engine(engine, flags["all_addresses"]) != "docker" and port:
-        raise UsageError("--port auto only applies to --engine docker")
+    if _parse_engine(engine, flags["all_addresses"]) == "swarm" and port:
+        raise UsageError("--port auto only applies to --engine docker or podman")
     flags["registry"] = _parse_registry(flags["registry"], engine)
     options = UpOptions(**flags, progress=_progress(as_json))
     project = _project(engine)
@@ -170,6 +176,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
         "outcomes": [o.to_json() for o in result.outcomes],
         "orphans": result.orphans,
         "status": [s.to_json() for s in result.status],
+        "warnings": result.warnings,
     }
     return data, lambda: _show_up(data, project.backend.name, options.remove_orphans)
 

@@ -1,5 +1,6 @@
 """The fleet file: `orch setup`, `rm`, `ls`, `ports`, `check`, `render`, `schema`."""
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -302,8 +303,15 @@ def check(as_json: JsonOpt = False) -> None:
 
             what = "containers of this fleet that no profile names (orphans)"
             unchecked.append(Unchecked(what, "no Docker engine answers", NO_ENGINE.hint))
-        data = check_data(fleet, problems, unchecked)
-        return data, lambda: show_problems(problems, len(fleet.profiles), unchecked)
+        warnings = []
+        if engine:
+            from orchestrator.backends.podman import limit_warnings  # a Podman's only
+            from orchestrator.errors import OrchError
+
+            with contextlib.suppress(OrchError):  # the engine went away since it answered
+                warnings = limit_warnings(project, None)
+        data = check_data(fleet, problems, unchecked, warnings)
+        return data, lambda: show_problems(problems, len(fleet.profiles), unchecked, warnings)
 
     _run("check", as_json, work, ok=lambda data: data["ok"])
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem, Unchecked, reservations
+from orchestrator.core.check import Problem, Unchecked, Unenforced, reservations
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import ROLE_HELP, Role, footprint_bounds, format_range
@@ -63,14 +63,19 @@ def ports_data(profile: Profile) -> dict[str, Any]:
 
 
 def check_data(
-    fleet: Fleet, problems: list[Problem], unchecked: Sequence[Unchecked] = ()
+    fleet: Fleet,
+    problems: list[Problem],
+    unchecked: Sequence[Unchecked] = (),
+    warnings: Sequence[Unenforced] = (),
 ) -> dict[str, Any]:
-    """`ok`: no problem in what was checked; `unchecked`: what could not be, and why."""
+    """`ok`: no problem in what was checked; `unchecked`: what could not be, and why;
+    `warnings`: what runs, but not as the fleet file says (never a problem)."""
     return {
         "profiles": len(fleet.profiles),
         "ok": not problems,
         "problems": [p.to_json() for p in problems],
         "unchecked": [u.to_json() for u in unchecked],
+        "warnings": [w.to_json() for w in warnings],
     }
 
 
@@ -142,7 +147,10 @@ def show_ports(rows: list[dict[str, Any]]) -> None:
 
 
 def show_problems(
-    problems: list[Problem], profiles: int, unchecked: Sequence[Unchecked] = ()
+    problems: list[Problem],
+    profiles: int,
+    unchecked: Sequence[Unchecked] = (),
+    warnings: Sequence[Unenforced] = (),
 ) -> None:
     out = sys.stdout
     if not problems:
@@ -158,6 +166,8 @@ def show_problems(
         out.write("not checked:\n")
     for item in unchecked:
         out.write(f"  - {item.what}: {item.why}\n    to check it: {item.hint}\n")
+    for warning in warnings:
+        out.write(f"warning: {warning.message}\n    to enforce it: {warning.hint}\n")
 
 
 def _count(n: int, noun: str) -> str:
@@ -189,7 +199,8 @@ NOT_PUBLISHED = "not published (orch exec NAME)"
 
 def show_status(engine: str, rows: list[dict[str, Any]]) -> None:
     """The rows of `orch status` as the engine's table."""
-    {"docker": _show_containers, "swarm": show_swarm_status}[engine](rows)
+    shows = {"docker": _show_containers, "podman": _show_containers, "swarm": show_swarm_status}
+    shows[engine](rows)
 
 
 def _show_containers(rows: list[dict[str, Any]]) -> None:

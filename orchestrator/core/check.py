@@ -35,6 +35,7 @@ from orchestrator.core.ports import (
     nearest_free_base,
     sweep,
 )
+from orchestrator.core.spec import ContainerSpec
 
 # Suggesting a free base costs a pass over the fleet; in a badly broken fleet
 # of thousands, suggest for the first few owners only.
@@ -88,6 +89,58 @@ class Unchecked:
 
     def to_json(self) -> dict:
         return {**asdict(self), "owners": list(self.owners), "message": self.message}
+
+
+@dataclass(frozen=True)
+class Unenforced:
+    """A limit the engine accepts and does not enforce (rootless Podman on cgroup v1
+    has no cgroup controllers): the gateway runs, without it. A warning, never a
+    problem: `orch check` and `orch up` say it, neither refuses."""
+
+    profile: str
+    limits: tuple[str, ...]  # "memory 1280m", "pids 512", "cpus 1"
+    engine: str  # "rootless Podman 4.3.1 on cgroup v1"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"{', '.join(self.limits)} not enforced: {self.engine} has no cgroup"
+            f" controller for {'it' if len(self.limits) == 1 else 'them'}"
+        )
+
+    @property
+    def message(self) -> str:
+        return f"{self.profile}: {self.detail}"
+
+    hint = (
+        "run rootful, or on a cgroup v2 host with controllers delegated to the user"
+        " (systemd's user@.service Delegate=memory pids cpu)"
+    )
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "limits": list(self.limits), "message": self.message}
+
+
+#: The cgroup controller that enforces each limit of a spec.
+LIMIT_CONTROLLERS = (("memory", "memory"), ("pids", "pids"), ("cpus", "cpu"))
+
+
+def unenforced_limits(
+    specs: Iterable[ContainerSpec], controllers: Sequence[str], engine: str
+) -> list[Unenforced]:
+    """Each spec's limits whose cgroup controller is not in `controllers` (what the
+    engine's containers may use), one Unenforced per spec that has any."""
+    out = []
+    for spec in specs:
+        values = {"memory": spec.mem_limit, "pids": spec.pids_limit, "cpus": f"{spec.cpus:g}"}
+        missing = tuple(
+            f"{limit} {values[limit]}"
+            for limit, controller in LIMIT_CONTROLLERS
+            if values[limit] not in (0, "0", "", None) and controller not in controllers
+        )
+        if missing:
+            out.append(Unenforced(spec.profile, missing, engine))
+    return out
 
 
 def reservations(profile: Profile) -> list[Reservation]:

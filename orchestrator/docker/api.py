@@ -117,13 +117,18 @@ def _request(
 # --- the writes of up and down (names and meaning as the SDK's APIClient) ------------
 
 
+#: A create (or first start, or removal) on rootless Podman's vfs storage copies (or
+#: deletes) the whole image: 800 MB, 10-40 s on a busy host.
+CREATE_TIMEOUT = 300.0
+
+
 def create_container(body: dict[str, Any], name: str) -> str:
     """POST /containers/create with a body from containers.create_body; its id."""
-    return request("POST", "/containers/create", {"name": name}, body)["Id"]
+    return request("POST", "/containers/create", {"name": name}, body, CREATE_TIMEOUT)["Id"]
 
 
 def start(container_id: str) -> None:
-    request("POST", f"/containers/{container_id}/start")
+    request("POST", f"/containers/{container_id}/start", timeout=CREATE_TIMEOUT)
 
 
 def stop(container_id: str, timeout: int) -> None:
@@ -140,7 +145,9 @@ def rename(container_id: str, name: str) -> None:
 
 
 def remove_container(container_id: str, force: bool = False) -> None:
-    request("DELETE", f"/containers/{container_id}", {"force": "1" if force else "0"})
+    """Removal on rootless Podman's vfs storage deletes the container's image copy."""
+    params = {"force": "1" if force else "0"}
+    request("DELETE", f"/containers/{container_id}", params, timeout=CREATE_TIMEOUT)
 
 
 def networks(name: str) -> list[dict[str, Any]]:

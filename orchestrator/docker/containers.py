@@ -33,6 +33,7 @@ from orchestrator.core.spec import (
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
+from orchestrator.docker.podman_api import podman_facts, run_healthcheck
 from orchestrator.docker.sdk import client
 from orchestrator.docker.snapshot import exit_events, port_holder
 from orchestrator.errors import (
@@ -95,8 +96,10 @@ def _remove_container(container_id: str, stop_timeout: int = 30) -> None:
 
 def _create_and_start(spec: ContainerSpec) -> str:
     _ensure_network(spec)
+    podman = podman_facts()
+    body = create_body(spec, userns=podman.userns if podman else None)
     try:
-        container_id = docker_http.create_container(create_body(spec), spec.name)
+        container_id = docker_http.create_container(body, spec.name)
     except (EngineRefused, NotFound) as exc:
         raise EngineRefused(f"{spec.profile}: cannot create container {spec.name}: {exc}") from None
     try:
@@ -106,8 +109,26 @@ def _create_and_start(spec: ContainerSpec) -> str:
         refused = port_refusal(spec, str(exc))
         if refused:
             raise refused from None
-        raise EngineRefused(f"{spec.profile}: cannot start container {spec.name}: {exc}") from None
+        hint = _start_hint(str(exc))
+        fix = f"\n  fix: {hint}" if hint else ""  # the outcome of `up` keeps the message only
+        raise EngineRefused(
+            f"{spec.profile}: cannot start container {spec.name}: {exc}{fix}", hint=hint
+        ) from None
     return container_id
+
+
+def _start_hint(message: str) -> str:
+    """Podman's runc asks for rlimits above what this host allows a process: its
+    containers.conf must set default_ulimits (the one `orch engine start --podman`
+    starts the service with does)."""
+    if "error setting rlimit" in message:
+        return (
+            "this Podman's default rlimits exceed the host's: start its API with"
+            " `orch engine start --podman` (orch's containers.conf sets default_ulimits),"
+            ' or set default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"] in'
+            " containers.conf"
+        )
+    return ""
 
 
 _PORT_IN_MESSAGE = re.compile(
@@ -134,13 +155,14 @@ def port_refusal(spec: ContainerSpec, message: str) -> PortRefused | None:
     return PortRefused(f"{spec.profile}: port {port} refused; nothing was left", [problem])
 
 
-def create_body(spec: ContainerSpec) -> dict[str, Any]:
+def create_body(spec: ContainerSpec, userns: str | None = None) -> dict[str, Any]:
     """The spec as the Engine API's container create body: ports on their host
     address, bind mounts (the token read-only), user, caps, no-new-privileges,
     limits (memory, pids, CPU), the read-only root and its tmpfs, healthcheck. The
     one translation of a spec to a container: `orch up` and the pytest plugin send
     it; compose export mirrors it. No seccomp or AppArmor option: the engine's
-    default profiles apply (orch never asks for unconfined)."""
+    default profiles apply (orch never asks for unconfined). `userns`: rootless
+    Podman's `keep-id` (podman.PodmanFacts.userns), the one engine difference in it."""
     bindings: dict[str, list[dict[str, str]]] = {}
     for binding in spec.ports:
         for cport, hport in binding.expand():
@@ -178,6 +200,8 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
         },
         "StopTimeout": spec.stop_timeout_s,
     }
+    if userns:
+        body["HostConfig"]["UsernsMode"] = userns
     if spec.cpus:
         body["HostConfig"]["NanoCpus"] = nano_cpus(spec.cpus)
     if spec.tmpfs:
@@ -250,7 +274,7 @@ def wait_ready(
         if container_id and now >= next_state_check:
             info = docker_http.get(f"/containers/{container_id}/json")
             state = info["State"]
-            if not host and state.get("Health", {}).get("Status") == "healthy":
+            if not host and _health(container_id, state) == "healthy":
                 return
             # With restart=unless-stopped a crashing gateway shows up as "restarting",
             # never "exited": a restart during the first wait is a failure too.
@@ -270,6 +294,15 @@ def wait_ready(
         if now >= deadline:
             raise NotReady(_not_ready(spec, container_id, f"not ready after {timeout:.0f} s"))
         time.sleep(READY_POLL_S)
+
+
+def _health(container_id: str, state: dict[str, Any]) -> str | None:
+    """The container's health; on Podman, whose healthchecks run from systemd timers
+    (never, without systemd), the check is run here when it is not healthy yet."""
+    health = (state.get("Health") or {}).get("Status")
+    if health != "healthy" and podman_facts() is not None:
+        health = run_healthcheck(container_id) or health
+    return health
 
 
 def _restart_count(container_id: str | None) -> int:

@@ -120,31 +120,49 @@ def prune_replaced() -> None:
 
 
 def read_from_image(image_id: str, path: str) -> bytes:
-    """The gateway's config schema at `path` in the image, from a created (never
-    started) container; an image without it (built before orch put it there) runs
-    `openclaw config schema` once in a throwaway container with no network."""
+    """The gateway's config schema: the file at `path` in the image, copied out of a
+    created (not yet started) container; an image without it (built before orch put
+    it there) then starts that same container, which runs `openclaw config schema`
+    with no network, and its stdout is read once it has exited. One container, not
+    two: on rootless Podman's vfs storage each container costs a copy of the image.
+
+    Not the SDK's `containers.run`: it follows the log stream while the container
+    runs, and Podman's API ends a followed stream when the container exits, before
+    the last of its output (the 2.4 MB schema came back cut at 12-13 kB). The log of
+    an exited container is whole on both engines."""
     import docker.errors  # the SDK (~0.15 s): only when a schema is read
 
     from orchestrator.docker.sdk import client  # with the SDK, only to read a schema
 
     api = client().api
-    created = api.create_container(image_id, command=["true"], network_disabled=True)
-    try:
-        stream, _ = api.get_archive(created["Id"], path)
-        return _first_file(b"".join(stream), path)
-    except docker.errors.NotFound:
-        pass
-    finally:
-        api.remove_container(created["Id"], force=True)
-    return client().containers.run(
+    created = api.create_container(
         image_id,
         ["config", "schema"],
         entrypoint=["openclaw"],
-        network_mode="none",
-        remove=True,
-        stderr=False,
+        network_disabled=True,
         environment={"HOME": "/tmp", "OPENCLAW_STATE_DIR": "/tmp/state"},
     )
+    try:
+        try:
+            stream, _ = api.get_archive(created["Id"], path)
+            return _first_file(b"".join(stream), path)
+        except docker.errors.NotFound:
+            pass
+        api.start(created["Id"])
+        code = api.wait(created["Id"], timeout=SCHEMA_RUN_TIMEOUT).get("StatusCode")
+        if code != 0:
+            err = api.logs(created["Id"], stdout=False, stderr=True, tail=10)
+            raise ImageError(
+                f"`openclaw config schema` in image {image_id[:19]} exited {code}:\n"
+                + err.decode("utf-8", "replace").strip(),
+                hint="is it an OpenClaw gateway image? `orch images build` builds orch's own",
+            )
+        return api.logs(created["Id"], stdout=True, stderr=False)
+    finally:
+        api.remove_container(created["Id"], force=True)
+
+
+SCHEMA_RUN_TIMEOUT = 300
 
 
 def _first_file(tar_bytes: bytes, path: str) -> bytes:

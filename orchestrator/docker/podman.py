@@ -13,6 +13,20 @@ Why each piece (found on these machines, Debian's podman 4.3.1):
   podman load` (about 45-70 s for the 800 MB gateway image), skipped when podman
   already holds the same image id. Podman names a loaded `orch/x:t` as
   `localhost/orch/x:t` and finds it under the short name too.
+
+And, for orch's engine talk through Podman's Docker-compatible API (the rest of
+docker/ asks `podman_facts()` and handles only what differs):
+- which engine answers: Podman's `/version` lists a "Podman Engine" component;
+  whether it is rootless, its cgroup version and the cgroup controllers it may use
+  come from its own `/libpod/info`;
+- rootless, a container's uids are the user's subuids: the gateway runs with
+  `UsernsMode: keep-id`, so the profile's uid (yours) is you on the host and its
+  dirs stay writable with nothing chowned;
+- rootless on cgroup v1 there are no controllers: memory, pids and CPU limits are
+  accepted by the API and dropped without a word (`unenforced_limits` says so);
+- healthchecks run from systemd timers, and without systemd they never run (the
+  container stays "starting"): orch runs the check itself when it needs the health
+  (`run_healthcheck`, libpod's healthcheck endpoint).
 """
 
 from __future__ import annotations
@@ -24,9 +38,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from orchestrator.base.locks import exclusive
 from orchestrator.core.spec import ContainerSpec
+from orchestrator.docker import api as docker_http
 from orchestrator.docker.daemon import apt_install
+from orchestrator.docker.podman_api import podman_facts
 from orchestrator.errors import EngineRefused, EngineUnavailable, ImageError
 
 PACKAGES = ("podman", "catatonit", "uidmap", "slirp4netns")
@@ -57,20 +75,27 @@ def containers_conf(directory: Path) -> Path:
     return path
 
 
+#: Variables that turn the podman CLI into a client of a remote service: orch runs
+#: podman itself (the service, load), never through the socket it serves.
+REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+
+
 def podman_env(conf: Path) -> dict[str, str]:
-    return {**os.environ, CONF_ENV: str(conf)}
+    env = {k: v for k, v in os.environ.items() if k not in REMOTE_ENV}
+    return {**env, CONF_ENV: str(conf)}
 
 
 def podman(
-    args: list[str], conf: Path, stdin=None, timeout: float = 600
+    args: list[str], conf: Path, stdin=None, timeout: float = 600, prefix: Iterable[str] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """Run `podman ARGS` with orch's containers.conf; EngineRefused with podman's own
-    message when it fails."""
+    """Run `podman ARGS` with orch's containers.conf (after `prefix`: `runuser -u USER
+    -- env XDG_RUNTIME_DIR=...` runs a user's rootless podman); EngineRefused with
+    podman's own message when it fails."""
     binary = shutil.which("podman")
     if binary is None:
         raise EngineUnavailable("podman is not installed", hint="run as root: orch needs apt")
     proc = subprocess.run(
-        [binary, *args],
+        [*prefix, binary, *args],
         env=podman_env(conf),
         stdin=stdin,
         capture_output=True,
@@ -87,18 +112,21 @@ def podman(
     return proc
 
 
-def image_id(ref: str, conf: Path) -> str | None:
+def image_id(ref: str, conf: Path, prefix: Iterable[str] = ()) -> str | None:
     """The id podman has for `ref` ('sha256:...'), or None."""
     try:
-        out = podman(["image", "inspect", "--format", "{{.Id}}", ref], conf).stdout.strip()
+        args = ["image", "inspect", "--format", "{{.Id}}", ref]
+        out = podman(args, conf, prefix=prefix).stdout.strip()
     except EngineRefused:
         return None
     return f"sha256:{out.removeprefix('sha256:')}" if out else None
 
 
-def move_image(ref: str, conf: Path) -> bool:
+def move_image(ref: str, conf: Path, prefix: Iterable[str] = ()) -> bool:
     """Make podman hold the Docker engine's image `ref` (same id); True when it was
-    loaded, False when podman already had it."""
+    loaded, False when podman already had it. `prefix` runs podman as another user
+    (a rootless user's own store: see `podman`)."""
+    prefix = list(prefix)
     from orchestrator.docker.daemon import docker_client
 
     client = docker_client(timeout=600)
@@ -108,7 +136,7 @@ def move_image(ref: str, conf: Path) -> bool:
         raise ImageError(
             f"the Docker engine has no image {ref}: {exc}", hint="run `orch images build`"
         ) from None
-    if image_id(ref, conf) == wanted:
+    if image_id(ref, conf, prefix) == wanted:
         return False
     binary = shutil.which("docker")
     if binary is None:
@@ -116,12 +144,12 @@ def move_image(ref: str, conf: Path) -> bool:
     # The CLI streams the archive straight into podman: no 800 MB temp file.
     save = subprocess.Popen([binary, "save", ref], stdout=subprocess.PIPE)
     try:
-        podman(["load", "-q"], conf, stdin=save.stdout)
+        podman(["load", "-q"], conf, stdin=save.stdout, prefix=prefix)
     finally:
         if save.stdout:
             save.stdout.close()
         save.wait()
-    if save.returncode != 0 or image_id(ref, conf) != wanted:
+    if save.returncode != 0 or image_id(ref, conf, prefix) != wanted:
         raise ImageError(
             f"moving {ref} from Docker into podman failed (docker save exit {save.returncode})",
             hint="check free disk space under /var/lib/containers",
@@ -129,21 +157,30 @@ def move_image(ref: str, conf: Path) -> bool:
     return True
 
 
-def start_api_service(sock: Path, conf: Path, timeout: float = 30) -> subprocess.Popen:
+def start_api_service(
+    sock: Path, conf: Path, timeout: float = 30, log: Path | None = None
+) -> subprocess.Popen:
     """`podman system service --time=0 unix://SOCK` (the Docker-compatible API),
-    started detached; returned once the socket answers. The caller stops it by its
-    pid (terminate)."""
+    started detached (its own session: a Ctrl-C on orch's terminal does not reach it),
+    its output to `log`; returned once the socket answers. Stopped by its pid
+    (terminate): the containers it started run on (Podman has no daemon)."""
     binary = shutil.which("podman")
     if binary is None:
         raise EngineUnavailable("podman is not installed", hint="run as root: orch needs apt")
     sock.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [binary, "system", "service", "--time=0", f"unix://{sock}"],
-        env=podman_env(conf),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
+    try:
+        proc = subprocess.Popen(
+            [binary, "system", "service", "--time=0", f"unix://{sock}"],
+            env=podman_env(conf),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if sock.is_socket() and _pings(sock):
@@ -154,7 +191,8 @@ def start_api_service(sock: Path, conf: Path, timeout: float = 30) -> subprocess
     proc.terminate()
     proc.wait(timeout=10)
     raise EngineUnavailable(
-        f"podman's API did not answer on {sock} within {timeout:.0f} s",
+        f"podman's API did not answer on {sock} within {timeout:.0f} s"
+        + (f"; its log: {log}" if log else ""),
         hint="run `podman system service --time=0 unix://PATH` by hand to see why",
     )
 
@@ -218,3 +256,83 @@ def _adapt_pod(pod: dict[str, Any], spec: ContainerSpec) -> None:
                 mount["mountPath"] = token.target
         for port in container["ports"]:
             port["hostIP"], port["hostPort"] = published[port["containerPort"]]
+
+
+# --- Podman behind the Docker API: what it is, where its socket is, starting it ---
+
+ROOT_SOCKET = Path("/run/podman/podman.sock")
+#: orch's files for a service it starts (containers.conf, log, pid), beside the socket.
+ORCH_DIR = "orch-podman"
+
+
+def default_socket() -> Path:
+    """Where Podman's API socket is by default: /run/podman/podman.sock for root,
+    $XDG_RUNTIME_DIR/podman/podman.sock for a user (as systemd's podman.socket)."""
+    if os.geteuid() == 0:
+        return ROOT_SOCKET
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if not runtime or not os.path.isabs(runtime):
+        raise EngineUnavailable(
+            "XDG_RUNTIME_DIR is not set: rootless Podman keeps its socket there",
+            hint="log in again (systemd-logind sets it), or export"
+            " XDG_RUNTIME_DIR=/run/user/$(id -u) for a dir of yours (mode 0700)",
+        )
+    return Path(runtime) / "podman" / "podman.sock"
+
+
+def wanted_socket() -> Path:
+    """The socket `--engine podman` and `orch engine start --podman` use: the unix
+    path of CONTAINER_HOST (Podman's own variable) when set, else the default."""
+    host = os.environ.get("CONTAINER_HOST", "").strip()
+    if host:
+        url = urlparse(host)
+        if url.scheme != "unix" or not url.path:
+            raise EngineUnavailable(
+                f"CONTAINER_HOST={host} is not a unix socket (unix:///PATH)",
+                hint="orch speaks to Podman's API on a local unix socket",
+            )
+        return Path(url.path)
+    return default_socket()
+
+
+def use_podman() -> Path:
+    """Point this command's engine talk (DOCKER_HOST, which docker/ and the docker CLI
+    read) at Podman's API: DOCKER_HOST when a Podman already answers there, else
+    `wanted_socket()`. Returns the socket; EngineUnavailable naming what was tried."""
+    tried = []
+    current = docker_http.socket_path()
+    if os.environ.get("DOCKER_HOST") and current:
+        tried.append(current)
+        if _pings(Path(current)) and podman_facts() is not None:
+            return Path(current)
+    sock = wanted_socket()
+    tried.append(str(sock))
+    if _pings(sock):
+        os.environ["DOCKER_HOST"] = f"unix://{sock}"
+        if podman_facts() is not None:
+            return sock
+    raise EngineUnavailable(
+        f"no Podman API answers (tried {', '.join(dict.fromkeys(tried))})",
+        hint="run `orch engine start --podman` (starts `podman system service`), or point"
+        " CONTAINER_HOST or DOCKER_HOST at a Podman socket",
+    )
+
+
+def start_service(sock: Path | None = None, lock: Path | None = None) -> list[str]:
+    """`orch engine start --podman`: Podman installed (root: from Debian), and its API
+    service answering on `sock` (default `wanted_socket()`), started detached with
+    orch's containers.conf when none answers. What was done, one line each."""
+    sock = sock or wanted_socket()
+    if _pings(sock):
+        return []
+    done = ensure_podman(lock)
+    files = sock.parent / ORCH_DIR
+    files.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = containers_conf(files)
+    with exclusive(files / "start.lock"):
+        if _pings(sock):  # another orch started it while this one waited
+            return done
+        proc = start_api_service(sock, conf, log=files / "service.log")
+    (files / "service.pid").write_text(f"{proc.pid}\n", encoding="ascii")
+    done.append(f"started podman system service (pid {proc.pid}, socket {sock})")
+    return done

@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.core.check import check_fleet
 from orchestrator.docker import api as docker_http
+from orchestrator.docker.podman_api import podman_facts
 from orchestrator.errors import OrchError
 from orchestrator.fleet.adopt import host_roots
 from orchestrator.fleet.store import load_fleet
@@ -45,18 +46,35 @@ def _docker_cli() -> dict[str, Any]:
 
 
 def _engine() -> dict[str, Any]:
+    """The engine behind DOCKER_HOST: Docker, or Podman (named, with its mode)."""
     try:
         version = docker_http.get("/version", timeout=3.0)
         info = docker_http.get("/info", timeout=5.0)
+        podman = podman_facts()
     except OrchError as exc:
-        return _item("engine", False, exc.message, "orch engine start")
+        return _item(
+            "engine",
+            False,
+            exc.message,
+            "orch engine start (Docker), or orch engine start --podman and orch doctor --podman",
+        )
     swarm = info.get("Swarm", {}).get("LocalNodeState")
-    item = _item(
-        "engine",
-        True,
-        f"Docker {version.get('Version')} (API {version.get('ApiVersion')}),"
-        f" {info.get('Containers', 0)} containers, swarm {swarm}",
-    )
+    if podman is not None:  # no swarm there; whether it is rootless, and its cgroups
+        where = docker_http.socket_path() or "DOCKER_HOST"
+        detail = (
+            f"{podman.label} (Docker API {version.get('ApiVersion')}) on {where},"
+            f" {info.get('Containers', 0)} containers"
+        )
+        if podman.rootless and not {"memory", "pids"} <= set(podman.controllers):
+            detail += "; memory/pids limits not enforced (no cgroup controllers)"
+        item = _item("engine", True, detail)
+    else:
+        item = _item(
+            "engine",
+            True,
+            f"Docker {version.get('Version')} (API {version.get('ApiVersion')}),"
+            f" {info.get('Containers', 0)} containers, swarm {swarm}",
+        )
     item["root"] = info.get("DockerRootDir", "/var/lib/docker")
     return item
 

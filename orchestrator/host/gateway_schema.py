@@ -25,7 +25,7 @@ from orchestrator.base.atomic import atomic_write
 from orchestrator.core.gateway_config import relax_schema, schema_problems
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.images import read_from_image
-from orchestrator.errors import EngineUnavailable, NotFound
+from orchestrator.errors import EngineUnavailable, ImageError, NotFound
 from orchestrator.fleet.config_check import SchemaGap
 from orchestrator.fleet.places import cache_dir
 
@@ -164,7 +164,22 @@ def _validator_of(image_id: str, path: Path) -> Any:
 def _relaxed(image_id: str) -> dict[str, Any]:
 
     raw = read_from_image(image_id, SCHEMA_PATH)
-    return relax_schema(json.loads(raw))
+    try:
+        schema = json.loads(raw)
+    except ValueError as exc:
+        raise ImageError(
+            f"the gateway schema read from image {image_id[:19]} is not JSON"
+            f" ({len(raw)} bytes read; {exc}); nothing was cached",
+            hint="run the command again; if it persists, run `openclaw config schema` in the"
+            " image by hand (`docker run --rm --entrypoint openclaw IMAGE config schema`)"
+            " and report what it prints",
+        ) from None
+    if not isinstance(schema, dict):
+        raise ImageError(
+            f"the gateway schema read from image {image_id[:19]} is not a JSON object",
+            hint="is it an OpenClaw gateway image? `orch images build` builds orch's own",
+        )
+    return relax_schema(schema)
 
 
 def _store(path: Path, relaxed: dict[str, Any]) -> None:

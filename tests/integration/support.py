@@ -170,3 +170,19 @@ def gateway_lease(state_dir: Path) -> dict[str, Any]:
         if row[0] == "gateway-owner":
             return json.loads(next(c for c in row if isinstance(c, str) and c.startswith("{")))
     raise AssertionError(f"no gateway-owner lease in {state_dir}")
+
+
+def require_podman() -> None:
+    """Podman installed as a user gets it (docker/podman.py `ensure_podman`), or the
+    test skipped with a warning CI prints in its summary: never a silent skip."""
+    import warnings
+
+    from orchestrator.docker.podman import ensure_podman
+    from orchestrator.errors import OrchError
+
+    try:
+        ensure_podman()
+    except OrchError as exc:
+        message = f"Podman tests skipped: Podman cannot be installed here: {exc.message}"
+        warnings.warn(pytest.PytestWarning(message), stacklevel=2)
+        pytest.skip(message)

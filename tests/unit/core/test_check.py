@@ -355,3 +355,26 @@ def test_a_problem_serialises_to_plain_json(home: Path) -> None:
     doc = check_fleet(fleet, home)[0].to_json()
     assert set(doc) == {"code", "message", "owners", "hint", "ports", "paths"}
     assert isinstance(doc["owners"], list) and isinstance(doc["ports"], list)
+
+
+def test_limits_without_their_cgroup_controller_are_named_as_unenforced(home: Path) -> None:
+    from orchestrator.core.check import unenforced_limits
+    from orchestrator.core.spec import render_fleet
+
+    fleet = fleet_of(
+        Profile(name="main", port=20000),
+        Profile(name="lean", port=20200, cpus=0, pids=256, memory="512m"),
+    )
+    specs = render_fleet(fleet, home)
+    engine = "rootless Podman 4.3.1 on cgroup v1"
+    found = {w.profile: w for w in unenforced_limits(specs, (), engine)}
+    assert found["main"].limits == ("memory 1280m", "pids 512", "cpus 1")
+    assert found["lean"].limits == ("memory 512m", "pids 256")  # no CPU limit asked
+    assert found["main"].message == (
+        "main: memory 1280m, pids 512, cpus 1 not enforced: rootless Podman 4.3.1 on"
+        " cgroup v1 has no cgroup controller for them"
+    )
+    assert found["main"].to_json()["limits"] == ["memory 1280m", "pids 512", "cpus 1"]
+    assert unenforced_limits(specs, ("cpu", "memory", "pids"), engine) == []
+    (only_cpu,) = [w for w in unenforced_limits(specs, ("memory", "pids"), engine)]
+    assert only_cpu.profile == "main" and only_cpu.limits == ("cpus 1",)

@@ -214,3 +214,21 @@ def drops_http_1_0() -> Iterator[int]:
 
 def test_a_server_that_drops_http_1_0_still_answers(drops_http_1_0: int) -> None:
     assert tcp_answers("127.0.0.1", drops_http_1_0) is True
+
+
+def test_rootless_podman_runs_the_gateway_as_the_user_through_keep_id(home: Path) -> None:
+    spec = _spec(home)
+    assert create_body(spec, userns="keep-id")["HostConfig"]["UsernsMode"] == "keep-id"
+    assert "UsernsMode" not in create_body(spec)["HostConfig"]  # Docker, rootful Podman
+    without = create_body(spec, userns="keep-id")
+    del without["HostConfig"]["UsernsMode"]
+    assert without == create_body(spec)  # the one difference
+
+
+def test_podmans_rlimit_refusal_names_the_containers_conf_fix() -> None:
+    from orchestrator.docker.containers import _start_hint
+
+    refused = "runc create failed: error setting rlimits for ready process: rlimit type 7"
+    assert "default_ulimits" in _start_hint(refused)
+    assert "orch engine start --podman" in _start_hint(refused)
+    assert _start_hint("port is already allocated") == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from orchestrator.core.spec import render_fleet
@@ -48,3 +49,43 @@ def test_kube_play_changes_only_what_podman_needs_from_the_spec(home: Path) -> N
         tmp = [v["name"] for v in pod["volumes"] if "emptyDir" in v]
         assert tmp == [f"{spec.name}-tmp-0"]
         assert f"{spec.name}-tmp-0" in [m["name"] for m in container["volumeMounts"]]
+
+
+def test_orch_runs_podman_itself_never_as_a_client_of_a_remote_service(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CONTAINER_HOST", "unix:///run/podman/podman.sock")
+    monkeypatch.setenv("CONTAINER_CONNECTION", "somewhere")
+    env = podman_env(tmp_path / "containers.conf")
+    assert "CONTAINER_HOST" not in env and "CONTAINER_CONNECTION" not in env
+
+
+def test_the_socket_is_container_hosts_else_podmans_default_for_root_or_user(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from orchestrator.docker import podman
+    from orchestrator.errors import EngineUnavailable
+
+    monkeypatch.setenv("CONTAINER_HOST", f"unix://{tmp_path}/p.sock")
+    assert podman.wanted_socket() == tmp_path / "p.sock"
+    monkeypatch.setenv("CONTAINER_HOST", "tcp://10.0.0.1:8888")
+    with pytest.raises(EngineUnavailable, match="not a unix socket"):
+        podman.wanted_socket()
+    monkeypatch.delenv("CONTAINER_HOST")
+    monkeypatch.setattr(podman.os, "geteuid", lambda: 0)
+    assert podman.wanted_socket() == Path("/run/podman/podman.sock")
+    monkeypatch.setattr(podman.os, "geteuid", lambda: 1001)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert podman.wanted_socket() == tmp_path / "podman" / "podman.sock"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "relative/dir")  # ignored, as the XDG spec says
+    with pytest.raises(EngineUnavailable, match="XDG_RUNTIME_DIR"):
+        podman.wanted_socket()
+
+
+def test_only_rootless_podman_maps_the_users_uid_with_keep_id() -> None:
+    from orchestrator.docker.podman_api import PodmanFacts
+
+    rootless = PodmanFacts("4.3.1", True, "v1", ())
+    rootful = PodmanFacts("4.3.1", False, "v1", ("cpu", "memory", "pids"))
+    assert rootless.userns == "keep-id" and rootful.userns is None
+    assert rootless.label == "Podman 4.3.1 (rootless, cgroup v1)"
