@@ -157,6 +157,80 @@ def backup_create(
     _run("backup create", as_json, work)
 
 
+@backup_app.command("schedule")
+def backup_schedule(
+    names: Names = None,
+    every: Annotated[
+        str, typer.Option(help="hourly, daily (03:00), weekly (Sunday 03:00) or HH:MM daily.")
+    ] = "daily",
+    to: ToOpt = None,
+    keep: Annotated[
+        Optional[int],
+        typer.Option(
+            parser=count(1, 100_000, 7), help="Keep only the newest N archives of each profile."
+        ),
+    ] = None,
+    include_token: Annotated[
+        bool, typer.Option(help="Put the gateway token into the archives.")
+    ] = False,
+    directory: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir",
+            help="Write the units here (default $ORCH_HOME/schedules), e.g."
+            " ~/.config/systemd/user.",
+        ),
+    ] = None,
+    system: Annotated[
+        bool, typer.Option("--system", help="Allow --dir under /etc (system-wide units).")
+    ] = False,
+    cron: Annotated[
+        bool, typer.Option("--cron", help="Print a crontab line instead; write nothing.")
+    ] = False,
+    env_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="A 0600 file of KEY=VALUE lines (e.g. the AWS credentials) the job reads;"
+            " orch only names it."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up on a schedule with no daemon of orch's own: write a systemd timer (a
+    .service and a .timer) that runs `orch backup` with these options, or print a cron
+    line. ORCH_HOME and the S3 endpoint, region and profile name set now go into the
+    unit; credentials never do (the job reads ~/.aws of its user, or --env-file).
+
+    Example: orch backup schedule main --every daily --to s3://my-backups/orch --keep 14
+
+    Example: orch backup schedule --every 02:30 --cron
+    """
+
+    def work():
+        from orchestrator.workflows.offsite import write_schedule
+
+        home = _home()
+        result = write_schedule(
+            home, names, every, to, keep, include_token, directory, system, cron, env_file
+        )
+
+        def show() -> None:
+            for warning in result["warnings"]:
+                print(f"warning: {warning}", file=sys.stderr)
+            if cron:
+                print(result["cron"])
+                return
+            print(f"wrote {result['service']}")
+            print(f"wrote {result['timer']}")
+            print("enable it with:")
+            for line in result["enable"]:
+                print(f"  {line}")
+
+        return result, show
+
+    _run("backup schedule", as_json, work)
+
+
 TrustOpt = Annotated[
     bool,
     typer.Option(

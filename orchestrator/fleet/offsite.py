@@ -135,9 +135,8 @@ class Remote:
         return str((self.marker or {}).get("created", ""))
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"archive": self.url, "complete": self.complete}
-        if self.marker is not None:
-            data.update({k: v for k, v in self.marker.items() if k != "format"})
+        data = {k: v for k, v in (self.marker or {}).items() if k != "format"}
+        data.update(archive=self.url, complete=self.complete)
         if self.error:
             data["error"] = self.error
         return data
@@ -145,13 +144,13 @@ class Remote:
 
 def make_marker(name: str, digest: str, size: int, manifest: Manifest, key_id: str) -> bytes:
     doc = {
+        **manifest.summary(),
         "format": MARKER_FORMAT,
         "archive": name,
         "sha256": digest,
         "archive_bytes": size,
         "uploaded": datetime.now(UTC).isoformat(),
         "key_id": key_id,
-        **manifest.summary(),
     }
     return json.dumps(doc, indent=1).encode()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -276,3 +277,106 @@ def newest_backup(home: Path, name: str, now: float | None = None) -> dict[str, 
         return None
     created, where = max(found, key=lambda f: datetime.fromisoformat(f[0]).timestamp())
     return {"archive": where, "created": created, "age_s": round(age_s(created, now) or 0.0)}
+
+
+# ---------------------------------------------------------------- schedules
+
+SCHEDULES_DIR = "schedules"
+
+
+def write_schedule(
+    home: Path,
+    names: list[str] | None,
+    every: str,
+    to: str | None,
+    keep: int | None,
+    include_token: bool,
+    directory: Path | None,
+    system: bool,
+    cron: bool,
+    env_file: Path | None,
+) -> dict[str, Any]:
+    """Render the timer (or cron line) for `orch backup` with these options and write
+    the units where the user said (default: the home's schedules/ dir); /etc only with
+    `system`. Nothing is enabled: the result says how."""
+    from orchestrator.core import schedule
+
+    try:
+        schedule.parse_every(every)
+    except ValueError as exc:
+        raise UsageError(f"--every: {exc}", hint="e.g. --every daily or --every 02:30") from None
+    if names:
+        with locked(home):
+            load_fleet(home).select(names)  # unknown names: a clear error now, not at 3 am
+    command = [_orch_binary(), "backup", *(names or [])]
+    if to is not None:
+        offsite.parse_target(to, "--to")
+        command += ["--to", to]
+    if keep is not None:
+        command += ["--keep", str(keep)]
+    if include_token:
+        command.append("--include-token")
+    warnings = []
+    if env_file is not None:
+        env_file = env_file.absolute()
+        _check_env_file(env_file)
+    elif to is not None and any(os.environ.get(k) for k in schedule.SECRET_ENV):
+        warnings.append(
+            "the credentials in this shell's environment are not written anywhere: the job"
+            " reads ~/.aws/credentials of its user, or pass --env-file FILE"
+        )
+    env = {k: os.environ[k] for k in schedule.CARRIED_ENV if os.environ.get(k)}
+    unit = schedule.unit_name(names)
+    spec = schedule.Schedule(unit, command, str(home), every, env, str(env_file or "") or None)
+    result: dict[str, Any] = {"unit": unit, "command": command, "warnings": warnings}
+    if cron:
+        result["cron"] = spec.cron_line()
+        return result
+    target = (directory or home / SCHEDULES_DIR).absolute()
+    if _under_etc(target) and not system:
+        raise UsageError(
+            f"--dir: {target} is under /etc: orch writes there only when asked",
+            hint="add --system to install system-wide units, or use ~/.config/systemd/user",
+        )
+    service, timer = target / f"{unit}.service", target / f"{unit}.timer"
+    atomic_write(service, spec.service(), mode=0o644)
+    atomic_write(timer, spec.timer(), mode=0o644)
+    user = "" if _under_etc(target) else " --user"
+    result.update(
+        service=str(service),
+        timer=str(timer),
+        enable=[
+            f"systemctl{user} link {service}",
+            f"systemctl{user} enable --now {timer}",
+        ],
+    )
+    return result
+
+
+def _orch_binary() -> str:
+    import shutil as sh
+    import sys
+
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "orch" and argv0.exists():
+        return str(argv0.absolute())
+    return sh.which("orch") or "orch"
+
+
+def _check_env_file(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UsageError(
+            f"--env-file: cannot read {path}: {exc.strerror}", hint="write it first (mode 0600)"
+        ) from None
+    if mode & 0o077:
+        raise UsageError(
+            f"--env-file: {path} is readable by others (mode {mode & 0o777:o})",
+            hint=f"chmod 600 {path}",
+        )
+
+
+def _under_etc(path: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == Path("/etc") or Path("/etc") in resolved.parents
