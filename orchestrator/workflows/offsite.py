@@ -360,6 +360,9 @@ def _orch_binary() -> str:
     argv0 = Path(sys.argv[0])
     if argv0.name == "orch" and argv0.exists():
         return str(argv0.absolute())
+    beside = Path(sys.executable).with_name("orch")  # the venv's entry point
+    if beside.exists():
+        return str(beside)
     return sh.which("orch") or "orch"
 
 
