@@ -278,9 +278,21 @@ def explain(exc: BaseException, target: Target, doing: str) -> OffsiteFailed:
             f"cannot {doing} {where}: {endpoint} answered {code or status}:"
             f" {err.get('Message', '')}",
         )
-    if isinstance(exc, bx.BotoCoreError):
+    cause = exc.__context__
+    if cause is not None and _from_boto(cause) and not _from_boto_only(exc):
+        return explain(cause, target, doing)  # boto3's S3UploadFailedError wraps the cause
+    if _from_boto(exc):
         return OffsiteFailed(f"cannot {doing} {where}: {exc}")
     raise exc
+
+
+def _from_boto(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("botocore", "boto3", "s3transfer"))
+
+
+def _from_boto_only(exc: BaseException) -> bool:
+    """botocore's own errors, explained above (their context is an internal detail)."""
+    return type(exc).__module__.startswith("botocore")
 
 
 # ---------------------------------------------------------------- the bucket
@@ -321,7 +333,7 @@ class Bucket:
         try:
             yield
         except Exception as exc:
-            if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
+            if _from_boto(exc):
                 raise explain(exc, self.target, doing) from None
             raise
 

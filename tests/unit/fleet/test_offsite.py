@@ -257,3 +257,20 @@ def test_a_restored_copy_drops_the_gateway_owner_lease_only(tmp_path: Path) -> N
     db.close()
     assert bk.release_copied_lease(tmp_path) is False
     assert bk.release_copied_lease(tmp_path / "none") is False
+
+
+def test_boto3s_upload_failure_is_explained_by_its_cause() -> None:
+    from boto3.exceptions import S3UploadFailedError
+
+    try:
+        try:
+            raise _client_error("AccessDenied", 403)
+        except bx.ClientError as inner:
+            raise S3UploadFailedError(f"Failed to upload: {inner}") from None
+    except S3UploadFailedError as exc:
+        caught = exc
+    caught.__context__ = _client_error("AccessDenied", 403)
+    err = offsite.explain(caught, T, "upload to")
+    assert "refused the credentials" in err.message
+    plain = offsite.explain(S3UploadFailedError("Failed to upload: boom"), T, "upload to")
+    assert plain.message == "cannot upload to s3://my-backups/orch/host-a: Failed to upload: boom"
