@@ -22,6 +22,7 @@ SCRIPTS = (
     "fixture.py",
     "browser.py",
     "backup_restore.py",
+    "offsite.py",
     "hardening.py",
     "kubernetes_podman.py",
     "podman.py",

@@ -171,3 +171,11 @@ class KeyFileError(UsageError):
 
 class JournalError(UsageError):
     """A journal that cannot be read or is not one of orch's."""
+
+
+class OffsiteFailed(OrchError):
+    """An S3 target that cannot be used as asked (unreachable endpoint, refused
+    credentials, no such bucket or archive), or an upload or download that did not
+    complete: nothing was counted as a backup, nothing of a profile was changed."""
+
+    exit_code = 1

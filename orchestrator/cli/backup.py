@@ -47,6 +47,23 @@ def _human_bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+ToOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--to",
+        metavar="s3://BUCKET/PREFIX",
+        help="Upload the archive to an S3-compatible bucket instead (credentials from the"
+        " AWS environment or ~/.aws).",
+    ),
+]
+FromOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--from", metavar="s3://BUCKET/PREFIX", help="The S3 bucket and prefix of the archives."
+    ),
+]
+
+
 @backup_app.command("create")
 def backup_create(
     names: Names = None,
@@ -68,6 +85,7 @@ def backup_create(
             parser=count(1, 100_000, 7), help="Keep only the newest N archives of each profile."
         ),
     ] = None,
+    to: ToOpt = None,
     timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -81,7 +99,15 @@ def backup_create(
     pinned there, offline (its service scaled to 0 for the copy, then back); the
     output says node:path and the archive's sha256.
 
+    With --to s3://BUCKET/PREFIX the same archive goes to an S3-compatible bucket:
+    uploaded, read back and its sha256 compared, then a completion marker is written
+    (an upload cut short is never counted); --keep prunes there. Endpoint, region and
+    credentials as the AWS tools take them (AWS_ENDPOINT_URL, AWS_REGION,
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE); orch never stores them.
+
     Example: orch backup main --keep 7
+
+    Example: orch backup main --to s3://my-backups/orch --keep 14
     """
 
     def work():
@@ -90,6 +116,14 @@ def backup_create(
         project = _project()
         placed = [p.name for p in project.fleet.select(names) if p.node]
         here = [p.name for p in project.fleet.select(names) if not p.node]
+        if to is not None:
+            if placed:
+                raise UsageError(
+                    f"--to is not supported yet for profiles on swarm nodes"
+                    f" ({', '.join(placed)}); nothing was backed up",
+                    hint="back them up on their node (without --to), then copy the archive",
+                )
+            return _backup_to(project.home, to)
         _engine_ready(as_json)
         rows = [
             r.to_json()
@@ -129,6 +163,32 @@ def backup_create(
 
         return {"backups": rows}, show
 
+    def _backup_to(home: Path, url: str):
+        from orchestrator.fleet.offsite import parse_target
+        from orchestrator.workflows.offsite import backup_to
+
+        if output is not None:
+            raise UsageError("give -o DIR or --to URL, not both", hint="orch backup main --to URL")
+        target = parse_target(url, "--to")
+        _engine_ready(as_json)
+        results = backup_to(
+            home, target, names, offline, include_token, keep, _progress(as_json), timeout
+        )
+        rows = [r.to_json() for r in results]
+
+        def show() -> None:
+            for r in rows:
+                down = f", down {r['downtime_s']:.1f} s" if r["downtime_s"] is not None else ""
+                print(
+                    f"{r['profile']}: {r['archive']} ({_human_bytes(r['bytes'])}, {r['files']}"
+                    f" files, {r['mode']}, {r['seconds']:.1f} s, upload {r['upload_s']:.1f} s,"
+                    f" sha256 checked{down})"
+                )
+                for p in r["pruned"]:
+                    print(f"{r['profile']}: pruned {p}")
+
+        return {"backups": rows}, show
+
     _run("backup create", as_json, work)
 
 
@@ -158,6 +218,80 @@ def _backup_on_nodes(
     ]
 
 
+@backup_app.command("schedule")
+def backup_schedule(
+    names: Names = None,
+    every: Annotated[
+        str, typer.Option(help="hourly, daily (03:00), weekly (Sunday 03:00) or HH:MM daily.")
+    ] = "daily",
+    to: ToOpt = None,
+    keep: Annotated[
+        Optional[int],
+        typer.Option(
+            parser=count(1, 100_000, 7), help="Keep only the newest N archives of each profile."
+        ),
+    ] = None,
+    include_token: Annotated[
+        bool, typer.Option(help="Put the gateway token into the archives.")
+    ] = False,
+    directory: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir",
+            help="Write the units here (default $ORCH_HOME/schedules), e.g."
+            " ~/.config/systemd/user.",
+        ),
+    ] = None,
+    system: Annotated[
+        bool, typer.Option("--system", help="Allow --dir under /etc (system-wide units).")
+    ] = False,
+    cron: Annotated[
+        bool, typer.Option("--cron", help="Print a crontab line instead; write nothing.")
+    ] = False,
+    env_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="A 0600 file of KEY=VALUE lines (e.g. the AWS credentials) the job reads;"
+            " orch only names it."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up on a schedule with no daemon of orch's own: write a systemd timer (a
+    .service and a .timer) that runs `orch backup` with these options, or print a cron
+    line. ORCH_HOME and the S3 endpoint, region and profile name set now go into the
+    unit; credentials never do (the job reads ~/.aws of its user, or --env-file).
+
+    Example: orch backup schedule main --every daily --to s3://my-backups/orch --keep 14
+
+    Example: orch backup schedule --every 02:30 --cron
+    """
+
+    def work():
+        from orchestrator.workflows.offsite import write_schedule
+
+        home = _home()
+        result = write_schedule(
+            home, names, every, to, keep, include_token, directory, system, cron, env_file
+        )
+
+        def show() -> None:
+            for warning in result["warnings"]:
+                print(f"warning: {warning}", file=sys.stderr)
+            if cron:
+                print(result["cron"])
+                return
+            print(f"wrote {result['service']}")
+            print(f"wrote {result['timer']}")
+            print("enable it with:")
+            for line in result["enable"]:
+                print(f"  {line}")
+
+        return result, show
+
+    _run("backup schedule", as_json, work)
+
+
 TrustOpt = Annotated[
     bool,
     typer.Option(
@@ -174,7 +308,9 @@ TRUST_SKIPS = (
 
 @backup_app.command("verify")
 def backup_verify(
-    archive: Annotated[Path, typer.Argument(help="An archive written by `orch backup`.")],
+    archive: Annotated[
+        str, typer.Argument(help="An archive written by `orch backup` (a file or s3:// URL).")
+    ],
     profile: Annotated[
         Optional[str], typer.Option(help="Also check that it is this profile's.")
     ] = None,
@@ -185,15 +321,28 @@ def backup_verify(
     made it and nothing changed since (an HMAC of the manifest), then every file's size
     and sha256, nothing missing or extra, no path outside the profile's dirs.
 
+    An s3:// archive is downloaded into a temp file of the home first (and checked
+    against the sha256 of its completion marker), then removed.
+
     Example: orch backup verify ~/.local/share/orch/backups/main/main-20261201T101500.000000Z.tar.gz
+
+    Example: orch backup verify s3://my-backups/orch/main-20261201T101500.000000Z.tar.gz
     """
 
     def work():
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import verify
+        from orchestrator.fleet.offsite import is_url
 
-        manifest, vouched = verify(archive, keyring(_home(), trust), profile)
-        data = {"archive": str(archive), "ok": True, "authenticated": vouched}
+        if is_url(archive):
+            from orchestrator.workflows.offsite import verify_remote
+
+            entry, manifest, vouched = verify_remote(_home(), archive, trust, profile)
+            extra = {"sha256": entry.marker["sha256"] if entry.marker else None}
+        else:
+            manifest, vouched = verify(Path(archive), keyring(_home(), trust), profile)
+            extra = {}
+        data = {"archive": archive, "ok": True, "authenticated": vouched, **extra}
         data.update(manifest.summary())
 
         def show() -> None:
@@ -217,13 +366,29 @@ def backup_ls(
         Optional[Path],
         typer.Option("-o", "--output", help="The dir to list (default: the home's)."),
     ] = None,
+    source: FromOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The archives of each profile, newest first; then those that cannot be read,
     each with the reason (exit 1 when there is one: the others are still listed).
 
+    With --from s3://BUCKET/PREFIX: the archives there with a completion marker, newest
+    first (what the marker says; `verify` checks an archive itself), then the
+    incomplete uploads, which are not backups (exit 1 when there is one).
+
     Example: orch backup ls main
+
+    Example: orch backup ls --from s3://my-backups/orch
     """
+    if source is not None:
+        _run(
+            "backup ls",
+            as_json,
+            lambda: _ls_remote(source, name, output),
+            ok=lambda d: not d["unreadable"],
+            failed_exit=1,
+        )
+        return
 
     def work():
         from orchestrator.errors import ArchiveInvalid
@@ -277,6 +442,31 @@ def backup_ls(
         return {"archives": rows, "unreadable": unreadable}, show
 
     _run("backup ls", as_json, work, ok=lambda d: not d["unreadable"], failed_exit=1)
+
+
+def _ls_remote(url: str, name: str | None, output: Path | None):
+    from orchestrator.fleet.offsite import parse_target
+    from orchestrator.workflows.offsite import list_remote
+
+    if output is not None:
+        raise UsageError("give -o DIR or --from URL, not both")
+    _home(writes=False)
+    entries = list_remote(parse_target(url, "--from"), name)
+    rows = [e.to_json() for e in entries if e.complete]
+    unreadable = [{"archive": e.url, "error": e.error} for e in entries if not e.complete]
+
+    def show() -> None:
+        if not rows and not unreadable:
+            print(f"no archives under {url}")
+        for r in rows:
+            print(
+                f"{r['profile']}  {r['created']}  {r['mode']:<7}  openclaw"
+                f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}  {r['archive']}"
+            )
+        for u in unreadable:
+            print(f"incomplete  {u['archive']}: {u['error']}")
+
+    return {"archives": rows, "unreadable": unreadable}, show
 
 
 def _size(path: Path) -> int:
@@ -418,7 +608,13 @@ def key_ls(as_json: JsonOpt = False) -> None:
 @app.command(rich_help_panel=BACKUPS)
 def restore(
     name: Annotated[str, typer.Argument(help="The profile to restore.")],
-    archive: Annotated[Path, typer.Argument(help="An archive of that profile.")],
+    archive: Annotated[
+        Optional[str], typer.Argument(help="An archive of that profile (a file or s3:// URL).")
+    ] = None,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="The profile's newest complete archive in --from.")
+    ] = False,
+    source: FromOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before stopping.")] = False,
     keep_old: Annotated[
         bool, typer.Option(help="Keep the replaced dirs (beside the profile's dirs).")
@@ -436,30 +632,55 @@ def restore(
     A profile placed on a swarm node: ARCHIVE is a path on that node, as `orch backup`
     printed it; its .sha256 beside it is checked there.
 
+    From S3 (an s3:// archive, or --latest --from s3://BUCKET/PREFIX): the archive is
+    downloaded into the home and checked against its completion marker's sha256 first;
+    the note says how old it is (what changed since is not in it).
+
     Example: orch restore main backups/main/main-20261201T101500.000000Z.tar.gz --yes
+
+    Example: orch restore main --latest --from s3://my-backups/orch --yes
     """
+    from orchestrator.fleet.offsite import is_url
+
+    if latest or source is not None or (archive is not None and is_url(archive)):
+        _run(
+            "restore",
+            as_json,
+            lambda: _restore_remote(
+                name, archive, latest, source, yes, keep_old, trust, timeout, as_json
+            ),
+        )
+        return
 
     def work():
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import check_authentic
         from orchestrator.workflows.backup import restore as do_restore
 
+        if archive is None:
+            raise UsageError(
+                "give an ARCHIVE, or --latest --from s3://BUCKET/PREFIX",
+                hint="`orch backup ls NAME` lists the archives",
+            )
         project = _project()
         if project.fleet.get(name).node:
-            return _restore_on_node(project, name, archive, yes, keep_old, timeout, as_json)
+            return _restore_on_node(
+                project, name, Path(archive), yes, keep_old, timeout, as_json
+            )
         home = project.home
-        manifest, _ = check_authentic(archive, keyring(home, trust))
+        manifest, _ = check_authentic(Path(archive), keyring(home, trust))
         if trust and not as_json:
             print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
         if not yes:
             _confirm(
                 f"restoring '{name}' stops its gateway and replaces its state with the one"
                 f" of {manifest.created}",
-                f"Stop '{name}' and replace its config, state and workspace with {archive.name}?",
+                f"Stop '{name}' and replace its config, state and workspace with"
+                f" {Path(archive).name}?",
                 as_json,
             )
         _engine_ready(as_json)
-        result = do_restore(home, name, archive, keep_old, timeout, _progress(as_json), trust)
+        result = do_restore(home, name, Path(archive), keep_old, timeout, _progress(as_json), trust)
         data = result.to_json()
 
         def show() -> None:
@@ -504,6 +725,51 @@ def _restore_on_node(
             print(f"{name}: kept the replaced {result.node}:{path}")
 
     return result.to_json(), show
+
+
+def _restore_remote(
+    name: str,
+    archive: str | None,
+    latest: bool,
+    source: str | None,
+    yes: bool,
+    keep_old: bool,
+    trust: bool,
+    timeout: float,
+    as_json: bool,
+):
+    from orchestrator.fleet.offsite import parse_target
+    from orchestrator.workflows.offsite import resolve, restore_from
+
+    if latest == (archive is not None) or latest != (source is not None):
+        raise UsageError(
+            "give an s3:// ARCHIVE, or --latest --from s3://BUCKET/PREFIX (not both)",
+            hint="orch restore main --latest --from s3://my-backups/orch",
+        )
+    home = _home()
+    entry = resolve(archive, parse_target(source, "--from") if source else None, name)
+    if trust and not as_json:
+        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
+    if not yes:
+        _confirm(
+            f"restoring '{name}' stops its gateway and replaces its state with the one"
+            f" of {entry.created}",
+            f"Stop '{name}' and replace its config, state and workspace with {entry.url}?",
+            as_json,
+        )
+    _engine_ready(as_json)
+    result = restore_from(home, name, entry, keep_old, timeout, _progress(as_json), trust)
+    data = result.to_json()
+
+    def show() -> None:
+        down = f", down {result.downtime_s:.1f} s" if result.downtime_s is not None else ""
+        print(f"{name}: restored from {entry.url} ({result.seconds:.1f} s{down})")
+        if result.note:
+            print(f"{name}: {result.note}")
+        for path in result.kept:
+            print(f"{name}: kept the replaced {path}")
+
+    return data, show
 
 
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:

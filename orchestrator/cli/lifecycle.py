@@ -4,6 +4,7 @@ engine or a swarm.
 
 import re
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -295,14 +296,28 @@ def status(
 
 def _status(engine: str, names: list[str] | None, as_json: bool):
     from orchestrator.backends.base import failing
-    from orchestrator.cli.views import show_status
+    from orchestrator.cli.views import show_backups, show_status
 
     project = _project(_parse_engine(engine), writes=False)
     _engine_ready(as_json, auto_start=False)
     found = project.backend.status(project, names)
     rows = [s.to_json() for s in found]
     data = {"engine": project.backend.name, "profiles": rows, "failing": failing(found)}
-    return data, lambda: show_status(project.backend.name, rows)
+    data["backups"] = _newest_backups(project.home, [r["profile"] for r in rows])
+
+    def show() -> None:
+        show_status(project.backend.name, rows)
+        show_backups(data["backups"])
+
+    return data, show
+
+
+def _newest_backups(home: Path, names: list[str]) -> dict[str, Any]:
+    """Each profile's newest backup (local or offsite) and its age: file names and the
+    record of the last upload only, no archive opened, no network."""
+    from orchestrator.workflows.offsite import newest_backup
+
+    return {n: newest_backup(home, n) for n in dict.fromkeys(names)}
 
 
 @app.command(rich_help_panel=LIFECYCLE)

@@ -203,6 +203,18 @@ def show_status(engine: str, rows: list[dict[str, Any]]) -> None:
     shows[engine](rows)
 
 
+def show_backups(backups: dict[str, Any]) -> None:
+    """One line per profile: its newest backup and how old it is."""
+    from orchestrator.workflows.offsite import human_age
+
+    for name, newest in backups.items():
+        if newest is None:
+            print(f"{name}: no backup yet (`orch backup {name}`)")
+        else:
+            age = human_age(newest["age_s"])
+            print(f"{name}: newest backup {age} old, {newest['archive']}")
+
+
 def _show_containers(rows: list[dict[str, Any]]) -> None:
     table = _table(
         "PROFILE", "STATE", "HEALTH", "READY", "UPTIME", "RESTARTS", "URL", "PORTS", "DRIFT"

@@ -924,6 +924,7 @@ def stage(
             shutil.move(first / "x" / TOKEN_MEMBER, token)
             os.chmod(token, 0o600)
             made.append(token)
+        release_copied_lease(roots["state"])
         if os.geteuid() == 0:
             for root in roots.values():
                 _chown_tree(root, profile.uid, profile.gid)
@@ -945,6 +946,41 @@ def stage(
                 " nothing of the profile was changed",
             ) from None
         raise
+
+
+# The gateway's owner lease on its state dir: a row of its state DB, bound to the
+# hostname of the gateway that held it (see /readyz's "Another Gateway owner lease is
+# still active", up to 5 minutes).
+STATE_DB = "state/openclaw.sqlite"
+LEASE_SCOPE = "gateway-owner"
+
+
+def release_copied_lease(state_root: Path) -> bool:
+    """A restored state dir is a new copy that no gateway holds: drop the owner lease
+    the copy carries from the gateway that ran when the archive was taken. Without
+    this, a gateway of another host name (another home, another node) refuses the
+    restored dir for minutes. True when one was dropped."""
+    db_path = state_root / STATE_DB
+    if not is_sqlite(db_path):
+        return False
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+        try:
+            with db:
+                found = db.execute(
+                    "select count(*) from sqlite_master where type='table' and name='state_leases'"
+                ).fetchone()[0]
+                if not found:
+                    return False
+                gone = db.execute("delete from state_leases where scope = ?", (LEASE_SCOPE,))
+                return gone.rowcount > 0
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise UnpackFailed(
+            f"cannot release the copied gateway lease in {db_path}: {exc}",
+            hint="the archive's state DB may be damaged; nothing of the profile was changed",
+        ) from None
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:

@@ -10,7 +10,7 @@ started again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fleet import archive_keys
 from orchestrator.fleet import backup as archive
+from orchestrator.fleet.openclaw_config import planned_config, write_config
 from orchestrator.fleet.store import load_fleet, locked
 from orchestrator.host.images import inspect_image
 
@@ -210,6 +211,7 @@ def restore(
         check_archive(path, profile, keys)
         staged, _ = archive.stage(path, profile, profile_dirs(profile, home), keys, say)
         try:
+            rewired = _manage_restored_config(profile, staged)
             container = current_container(fleet, home, name)
             result = SwitchResult(name, "restore", True, 0.0, profile.image, str(path))
             if not is_running(container):
@@ -221,10 +223,32 @@ def restore(
                 result.container_id = container.id
                 restart_rescuers(home, fleet, name, timeout, say)
             result.kept = _finish(staged, keep_old)
+            if rewired:
+                result.note = "; ".join(
+                    n for n in (result.note, f"{CONFIG_REWIRED} ({rewired.name})") if n
+                )
         finally:
             staged.cleanup()
     result.seconds = round(time.monotonic() - start, 3)
     return result
+
+
+CONFIG_REWIRED = (
+    "the archive's openclaw.json had other values for the keys orch manages (port, bind,"
+    " auth, origins): set for this profile, the archive's file kept beside it"
+)
+
+
+def _manage_restored_config(profile: Profile, staged: archive.Staged) -> Path | None:
+    """An archive made for another port or host (another home, an older profile
+    definition) carries openclaw.json keys the gateway would fail on here: set orch's
+    managed keys for this profile in the staged config, as `orch setup` does; every
+    other key stays the archive's. Returns the copy of the archive's file, if changed."""
+    dirs = replace(staged.dirs, config=staged.root["config"])
+    wanted, changed = planned_config(profile, dirs)
+    if not changed:
+        return None
+    return write_config(profile, dirs, wanted)
 
 
 def check_archive(path: Path, profile: Profile, keys: archive_keys.Keyring) -> archive.Manifest:

@@ -44,8 +44,10 @@ class Orch:
             )
         return proc
 
-    def json(self, *args: str, ok: bool = True, timeout: float = 300) -> dict[str, Any]:
-        proc = self.run(*args, "--json", ok=ok, timeout=timeout)
+    def json(
+        self, *args: str, ok: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        proc = self.run(*args, "--json", ok=ok, timeout=timeout, env=env)
         return json.loads(proc.stdout)
 
     def token(self, name: str) -> str:
