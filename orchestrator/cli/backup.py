@@ -664,9 +664,7 @@ def restore(
             )
         project = _project()
         if project.fleet.get(name).node:
-            return _restore_on_node(
-                project, name, Path(archive), yes, keep_old, timeout, as_json
-            )
+            return _restore_on_node(project, name, Path(archive), yes, keep_old, timeout, as_json)
         home = project.home
         manifest, _ = check_authentic(Path(archive), keyring(home, trust))
         if trust and not as_json:
