@@ -15,7 +15,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,8 @@ from orchestrator.errors import (
     PortRefused,
 )
 
-READY_POLL_S = 0.1
+READY_POLL_S = 0.25
+PROBE_THREADS = 16
 
 
 # The labels that say which fleet made an object: only that fleet may reuse or remove it.
@@ -237,39 +240,96 @@ def wait_ready(
 ) -> None:
     """Poll /readyz on the published gateway port; fail fast if the container exits
     (or, when `fresh`, restarts); raise Cancelled as soon as `cancel` is set."""
+    starting = Starting(spec, container_id, fresh, _restart_count(container_id))
+    for _, error in await_ready([starting], timeout, cancel):
+        if error:
+            raise NotReady(error)
+
+
+@dataclass(frozen=True)
+class Starting:
+    """A gateway `await_ready` waits for: its container, whether it was just (re)started
+    (then a restart by its policy is a failure), and its restart count at that start."""
+
+    spec: ContainerSpec
+    container_id: str | None
+    fresh: bool = True
+    restarts: int = 0
+
+
+def starting(spec: ContainerSpec, container_id: str | None, fresh: bool = True) -> Starting:
+    """What `await_ready` needs of a gateway just started: its restart count now."""
+    return Starting(spec, container_id, fresh, _restart_count(container_id))
+
+
+def await_ready(
+    gateways: list[Starting], timeout: float, cancel: threading.Event | None = None
+) -> Iterator[tuple[Starting, str | None]]:
+    """One poller for many starting gateways, yielding (gateway, None) as each answers
+    /readyz and (gateway, error) as soon as one fails (exits, restarts, times out).
+
+    Why one poller and not one waiting thread per gateway: the starts then never wait
+    for each other (a pool of waiting threads staggers the gateways behind its size),
+    and the probing costs one round of probes every READY_POLL_S for the whole fleet.
+    The probes of a round run at once (a starved gateway may hold one for its 1 s
+    timeout); the engine is asked about each container once a second. Raises Cancelled
+    as soon as `cancel` is set.
+    """
     deadline = time.monotonic() + timeout
-    host, port = gateway_address(spec)
+    since = int(time.time() - timeout - 60)  # exit events of these starts, not older
+    pending = list(gateways)
     next_state_check = 0.0
-    restarts = _restart_count(container_id)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{spec.profile}: interrupted")
-        if host and http_status(host, port, "/readyz", 1.0) == 200:
-            return
-        now = time.monotonic()
-        if container_id and now >= next_state_check:
-            info = docker_http.get(f"/containers/{container_id}/json")
-            state = info["State"]
-            if not host and state.get("Health", {}).get("Status") == "healthy":
+    with ThreadPoolExecutor(max_workers=max(1, min(PROBE_THREADS, len(pending)))) as pool:
+        while pending:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
+            answers = list(pool.map(_answers_ready, pending))
+            for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
+                pending.remove(gateway)
+                yield gateway, None
+            now = time.monotonic()
+            if pending and now >= next_state_check:
+                failures = pool.map(lambda g: _failure(g, since), pending)
+                for gateway, error in zip(pending, list(failures), strict=True):
+                    if error is not None:
+                        pending.remove(gateway)
+                        yield gateway, error
+                next_state_check = now + 1.0
+            if pending and now >= deadline:
+                for gateway in pending:
+                    why = f"not ready after {timeout:.0f} s"
+                    yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
                 return
-            # With restart=unless-stopped a crashing gateway shows up as "restarting",
-            # never "exited": a restart during the first wait is a failure too.
-            restarted = fresh and info.get("RestartCount", 0) > restarts
-            if state["Status"] in ("exited", "dead") or restarted:
-                code = state["ExitCode"]
-                if restarted:  # running again: its state no longer has the exit code
-                    created = int(time.time() - timeout - 60)
-                    code = last_exit_code(
-                        exit_events([container_id], created).get(container_id, [])
-                    )
-                why = f"exited with code {code}" + (
-                    " (restarted by its policy)" if restarted else ""
-                )
-                raise NotReady(_not_ready(spec, container_id, why))
-            next_state_check = now + 1.0
-        if now >= deadline:
-            raise NotReady(_not_ready(spec, container_id, f"not ready after {timeout:.0f} s"))
-        time.sleep(READY_POLL_S)
+            if pending:
+                time.sleep(READY_POLL_S)
+
+
+def _answers_ready(gateway: Starting) -> bool:
+    host, port = gateway_address(gateway.spec)
+    return bool(host) and http_status(host, port, "/readyz", 1.0) == 200
+
+
+def _failure(gateway: Starting, since: int) -> str | None:
+    """Why the container cannot get ready (exited, or restarted by its policy when
+    fresh), as NotReady's message; None while it may still. A gateway whose port is
+    not published is ready when its healthcheck says healthy: the empty string."""
+    spec, container_id = gateway.spec, gateway.container_id
+    if not container_id:
+        return None
+    info = docker_http.get(f"/containers/{container_id}/json")
+    state = info["State"]
+    if not gateway_address(spec)[0] and state.get("Health", {}).get("Status") == "healthy":
+        return ""
+    # With restart=unless-stopped a crashing gateway shows up as "restarting",
+    # never "exited": a restart during the first wait is a failure too.
+    restarted = gateway.fresh and info.get("RestartCount", 0) > gateway.restarts
+    if state["Status"] not in ("exited", "dead") and not restarted:
+        return None
+    code = state["ExitCode"]
+    if restarted:  # running again: its state no longer has the exit code
+        code = last_exit_code(exit_events([container_id], since).get(container_id, []))
+    why = f"exited with code {code}" + (" (restarted by its policy)" if restarted else "")
+    return _not_ready(spec, container_id, why)
 
 
 def _restart_count(container_id: str | None) -> int:
