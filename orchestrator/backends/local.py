@@ -11,6 +11,7 @@ other and both see the end state of the first.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -146,21 +147,44 @@ def apply_up(
     keep_failed: bool = False,
     progress: Progress | None = None,
 ) -> list[Outcome]:
-    """Start every action at once (one thread each: creating and starting are engine
-    calls), then wait for all of them with one poller; raise CheckFailed when the
-    engine refused a port, NotReady when a gateway did not get ready, Interrupted on
-    Ctrl-C/SIGTERM (each profile rolled back or kept, as `_settle` says)."""
+    """Start the actions, at most `starts_at_once()` gateways starting at a time (one
+    thread each: creating and starting are engine calls), and wait for them with one
+    poller, starting the next as each one settles; raise CheckFailed when the engine
+    refused a port, NotReady when a gateway did not get ready, Interrupted on
+    Ctrl-C/SIGTERM (each profile rolled back or kept, as `_interrupted` says)."""
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
     cancel = threading.Event()
     done: dict[str, Outcome] = {}
+    futures: dict[str, Future] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
-    futures = [pool.submit(_start_one, action, say, cancel) for action in actions]
+    limit = starts_at_once() if any(a.kind != Kind.NOOP for a in actions) else len(actions)
+    queue = list(actions)
+    waiting: dict[int, _Started] = {}
+    gateways: list[Starting] = []
+
+    def admit() -> None:
+        """Start queued actions until `limit` gateways are starting (or none is left)."""
+        while queue and len(waiting) < limit:
+            batch = [queue.pop(0) for _ in range(min(len(queue), limit - len(waiting)))]
+            for action in batch:
+                futures[action.profile] = pool.submit(_start_one, action, say, cancel)
+            for action in batch:
+                result = futures[action.profile].result()
+                if isinstance(result, Outcome):
+                    done[action.profile] = result
+                else:
+                    waiting[id(result.gateway)] = result
+                    gateways.append(result.gateway)
+
     try:
-        started = [f.result() for f in futures]
-        done.update({r.profile: r for r in started if isinstance(r, Outcome)})
-        _await_all([r for r in started if isinstance(r, _Started)], timeout, keep_failed, say, done)
+        admit()
+        # One poller for every starting gateway; `gateways` grows as `admit` starts more.
+        for gateway, error in await_ready(gateways, timeout):
+            one = waiting.pop(id(gateway))
+            done[one.action.profile] = _settle(one, error, keep_failed, say)
+            admit()
     except (KeyboardInterrupt, Terminated) as exc:
         cancel.set()
         raise _interrupted(actions, futures, done, exc) from None
@@ -200,20 +224,21 @@ class _Started:
     old_was_running: bool = False
 
 
-def _await_all(
-    started: list[_Started],
-    timeout: float,
-    keep_failed: bool,
-    say: Progress,
-    done: dict[str, Outcome],
-) -> None:
-    """Wait for every started profile with one poller, settling each (ready: keep it,
-    drop a replaced container; not ready: roll back) as soon as its fate is known, into
-    `done`."""
-    by_gateway = {id(s.gateway): s for s in started}
-    for gateway, error in await_ready([s.gateway for s in started], timeout):
-        one = by_gateway[id(gateway)]
-        done[one.action.profile] = _settle(one, error, keep_failed, say)
+#: Gateways starting at once, per engine CPU. A start is CPU-bound (about 15-20 CPU
+#: seconds on 2 cores) and the gateway has 5 s start-up deadlines of its own (its state
+#: lease worker): 6 cold starts at once on a loaded 2-core host failed 2 of them for
+#: good (exit 78, "state migration refused"). More at once gains nothing once the CPUs
+#: are busy; a few per CPU keeps them busy through each start's idle waits.
+STARTS_PER_CPU = 2
+
+
+def starts_at_once() -> int:
+    """How many gateways `up` starts at a time: ORCH_STARTS_AT_ONCE if set (0: all),
+    else STARTS_PER_CPU per engine CPU."""
+    raw = os.environ.get("ORCH_STARTS_AT_ONCE", "").strip()
+    if raw.isdigit():
+        return int(raw) or MAX_THREADS
+    return max(2, STARTS_PER_CPU * engine_cpus())
 
 
 def _settle(one: _Started, error: str | None, keep_failed: bool, say: Progress) -> Outcome:
@@ -244,15 +269,19 @@ def _roll_back(one: _Started, keep_failed: bool) -> None:
 
 
 def _interrupted(
-    actions: list[Action], futures: list[Future], done: dict[str, Outcome], exc: BaseException
+    actions: list[Action], futures: dict[str, Future], done: dict[str, Outcome], exc: BaseException
 ) -> Interrupted:
     """Ctrl-C or SIGTERM during `up`: every profile not settled yet is rolled back (a
-    new container removed, a replaced one put back) or kept (a started one goes on
-    starting); the error says which, per profile."""
+    new container removed, a replaced one put back), kept (a started one goes on
+    starting) or not started; the error says which, per profile."""
     lines = []
-    for action, future in zip(actions, futures, strict=True):
+    for action in actions:
         if action.profile in done:
             lines.append(f"{action.profile}: {_what_happened(done[action.profile])}")
+            continue
+        future = futures.get(action.profile)
+        if future is None:
+            lines.append(f"{action.profile}: not started")
             continue
         try:
             result = future.result()

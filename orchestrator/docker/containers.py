@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,7 @@ class Starting:
     container_id: str | None
     fresh: bool = True
     restarts: int = 0
+    began: float = field(default_factory=time.monotonic)
 
 
 def starting(spec: ContainerSpec, container_id: str | None, fresh: bool = True) -> Starting:
@@ -266,7 +267,9 @@ def await_ready(
     gateways: list[Starting], timeout: float, cancel: threading.Event | None = None
 ) -> Iterator[tuple[Starting, str | None]]:
     """One poller for many starting gateways, yielding (gateway, None) as each answers
-    /readyz and (gateway, error) as soon as one fails (exits, restarts, times out).
+    /readyz and (gateway, error) as soon as one fails (exits, restarts, or `timeout`
+    after it started). The caller may append to `gateways` between yields (it starts
+    more as others settle): they are polled from the next round on.
 
     Why one poller and not one waiting thread per gateway: the starts then never wait
     for each other (a pool of waiting threads staggers the gateways behind its size),
@@ -275,32 +278,32 @@ def await_ready(
     timeout); the engine is asked about each container once a second. Raises Cancelled
     as soon as `cancel` is set.
     """
-    deadline = time.monotonic() + timeout
     since = int(time.time() - timeout - 60)  # exit events of these starts, not older
-    pending = list(gateways)
+    settled: set[int] = set()
     next_state_check = 0.0
-    with ThreadPoolExecutor(max_workers=max(1, min(PROBE_THREADS, len(pending)))) as pool:
-        while pending:
+    with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
+        while pending := [g for g in gateways if id(g) not in settled]:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
             answers = list(pool.map(_answers_ready, pending))
             for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
-                pending.remove(gateway)
+                settled.add(id(gateway))
                 yield gateway, None
+            pending = [g for g in pending if id(g) not in settled]
             now = time.monotonic()
             if pending and now >= next_state_check:
                 failures = pool.map(lambda g: _failure(g, since), pending)
                 for gateway, error in zip(pending, list(failures), strict=True):
                     if error is not None:
-                        pending.remove(gateway)
+                        settled.add(id(gateway))
                         yield gateway, error
                 next_state_check = now + 1.0
-            if pending and now >= deadline:
-                for gateway in pending:
+            for gateway in [g for g in pending if id(g) not in settled]:
+                if now - gateway.began >= timeout:
+                    settled.add(id(gateway))
                     why = f"not ready after {timeout:.0f} s"
                     yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
-                return
-            if pending:
+            if any(id(g) not in settled for g in gateways):
                 time.sleep(READY_POLL_S)
 
 
