@@ -25,6 +25,7 @@ SCRIPTS = (
     "hardening.py",
     "kubernetes_podman.py",
     "scale.py",
+    "image_startup.py",
 )
 
 
