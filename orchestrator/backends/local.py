@@ -366,7 +366,9 @@ def _start_one(action: Action, say: Progress, cancel: threading.Event) -> Outcom
         if action.kind == Kind.RECREATE:
             assert action.container is not None
             say(spec.profile, f"recreating: {action.reason}")
-            return _replace(action, spec, action.container, start)
+            replaced = _replace(action, spec, action.container, start)
+            say(spec.profile, "waiting for /readyz")
+            return replaced
         if action.kind == Kind.CREATE:
             say(spec.profile, "creating")
             container_id = _create_and_start(spec)
