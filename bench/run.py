@@ -27,6 +27,7 @@ SCRIPTS = (
     "kubernetes_podman.py",
     "podman.py",
     "scale.py",
+    "image_startup.py",
 )
 
 

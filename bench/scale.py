@@ -51,14 +51,18 @@ def median_of(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return statistics.median(run(cmd, env) for _ in range(RUNS))
 
 
-def make_fleet(root: Path, project: str, bases: list[int]) -> tuple[Path, dict[str, str]]:
-    """A home with one profile per base, made by `orch setup` as a user would."""
+def make_fleet(
+    root: Path, project: str, bases: list[int], image: str | None = None
+) -> tuple[Path, dict[str, str]]:
+    """A home with one profile per base, made by `orch setup` as a user would (with
+    `--image` when given: the exported file then runs the same image)."""
     home = root / project
     home.mkdir(parents=True)
     (home / "fleet.yaml").write_text(f"version: 1\nproject: {project}\nprofiles: {{}}\n")
     env = {**os.environ, "ORCH_HOME": str(home)}
     for i, base in enumerate(bases):
-        run([*ORCH, "setup", f"g{i:02d}", "--port", str(base)], env)
+        extra = ["--image", image] if image else []
+        run([*ORCH, "setup", f"g{i:02d}", "--port", str(base), *extra], env)
     return home, env
 
 
@@ -157,12 +161,14 @@ def cleanup(projects: list[str]) -> None:
             subprocess.run(["docker", "network", "rm", *nets], capture_output=True)
 
 
-def bench_size(root: Path, compose: Path, n: int, idle_s: float) -> dict[str, dict[str, float]]:
+def bench_size(
+    root: Path, compose: Path, n: int, idle_s: float, image: str | None = None
+) -> dict[str, dict[str, float]]:
     bases = free_bases(2 * n, start=20000)
     orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
     try:
-        _, orch_env = make_fleet(root, orch_project, bases[:n])
-        comp_home, comp_env = make_fleet(root, compose_project, bases[n:])
+        _, orch_env = make_fleet(root, orch_project, bases[:n], image)
+        comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
         file = comp_home / "compose.yaml"
         run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
         return {
@@ -193,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="2,8,16", help="fleet sizes, comma separated")
     parser.add_argument("--idle", type=float, default=30, help="seconds before idle memory")
+    parser.add_argument("--image", help="gateway image of both fleets (default: orch's)")
     args = parser.parse_args()
     from orchestrator.export.compose import compose_binary
 
@@ -202,14 +209,15 @@ def main() -> None:
         return
     root = Path(tempfile.mkdtemp(prefix="orch-scale-"))
     results: dict[int, dict[str, dict[str, float]]] = {}
-    print(f"== scale: orch against Compose v2 on the exported file, {os.cpu_count()} CPUs")
+    print(f"== scale: orch against Compose v2 on the exported file, {os.cpu_count()} CPUs,"
+          f" load {os.getloadavg()[0]:.2f}")  # fmt: skip
     try:
         for n in (int(s) for s in args.sizes.split(",")):
             if available_gib() < n * GIB_PER_GATEWAY + 1:
                 print(f"-- {n} gateways: skipped, {available_gib():.1f} GiB available,"
                       f" needs {n * GIB_PER_GATEWAY + 1:.1f}")  # fmt: skip
                 continue
-            results[n] = bench_size(root, compose, n, args.idle)
+            results[n] = bench_size(root, compose, n, args.idle, args.image)
             print_size(n, results[n])
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -11,6 +11,7 @@ other and both see the end state of the first.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -49,22 +50,24 @@ from orchestrator.core.ports import Reservation
 from orchestrator.core.spec import LABEL_HASH, LABEL_PROFILE, ContainerSpec, gateway_address
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.containers import (
+    Starting,
     _create_and_start,
     _discard,
     _remove_container,
+    await_ready,
     engine_cpus,
     exec_in,
     http_status,
     log_tail,
     missing_images,
     require_images,
+    starting,
     stream_logs,
     tcp_answers,
     wait_ready,
 )
 from orchestrator.docker.snapshot import exit_events
 from orchestrator.errors import (
-    Cancelled,
     CheckFailed,
     ImageError,
     Interrupted,
@@ -144,14 +147,50 @@ def apply_up(
     keep_failed: bool = False,
     progress: Progress | None = None,
 ) -> list[Outcome]:
-    """Execute the actions in parallel; raise CheckFailed when the engine refused a
-    port, NotReady when a gateway did not get ready, Interrupted on Ctrl-C/SIGTERM."""
+    """Start the actions, at most `starts_at_once()` gateways starting at a time (one
+    thread each: creating and starting are engine calls), and wait for them with one
+    poller, starting the next as each one settles; raise CheckFailed when the engine
+    refused a port, NotReady when a gateway did not get ready, Interrupted on
+    Ctrl-C/SIGTERM (each profile rolled back or kept, as `_interrupted` says)."""
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
-    outcomes = fan_out(
-        actions, lambda a, cancel: _apply_one(a, timeout, keep_failed, say, cancel), "up"
-    )
+    cancel = threading.Event()
+    done: dict[str, Outcome] = {}
+    futures: dict[str, Future] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
+    limit = starts_at_once() if any(a.kind != Kind.NOOP for a in actions) else len(actions)
+    queue = list(actions)
+    waiting: dict[int, _Started] = {}
+    gateways: list[Starting] = []
+
+    def admit() -> None:
+        """Start queued actions until `limit` gateways are starting (or none is left)."""
+        while queue and len(waiting) < limit:
+            batch = [queue.pop(0) for _ in range(min(len(queue), limit - len(waiting)))]
+            for action in batch:
+                futures[action.profile] = pool.submit(_start_one, action, say, cancel)
+            for action in batch:
+                result = futures[action.profile].result()
+                if isinstance(result, Outcome):
+                    done[action.profile] = result
+                else:
+                    waiting[id(result.gateway)] = result
+                    gateways.append(result.gateway)
+
+    try:
+        admit()
+        # One poller for every starting gateway; `gateways` grows as `admit` starts more.
+        for gateway, error in await_ready(gateways, timeout):
+            one = waiting.pop(id(gateway))
+            done[one.action.profile] = _settle(one, error, keep_failed, say)
+            admit()
+    except (KeyboardInterrupt, Terminated) as exc:
+        cancel.set()
+        raise _interrupted(actions, futures, done, exc) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcomes = [done[a.profile] for a in actions]
     failed = [o for o in outcomes if o.error]
     if failed and all(o.problems for o in failed):
         problems = [p for o in failed for p in o.problems]
@@ -169,15 +208,117 @@ def apply_up(
     return outcomes
 
 
+#: Threads of a fan-out: one per profile (engine calls that mostly wait), up to this.
+MAX_THREADS = 64
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A profile `_start_one` started (or found running): what waiting for it needs,
+    and for a recreate the old container set aside, to remove or put back."""
+
+    action: Action
+    gateway: Starting
+    began: float
+    old: LiveContainer | None = None
+    old_was_running: bool = False
+
+
+#: Gateways starting at once, per engine CPU. A start is CPU-bound (about 15-20 CPU
+#: seconds on 2 cores) and the gateway has 5 s start-up deadlines of its own (its state
+#: lease worker): 6 cold starts at once on a loaded 2-core host failed 2 of them for
+#: good (exit 78, "state migration refused"). More at once gains nothing once the CPUs
+#: are busy; a few per CPU keeps them busy through each start's idle waits.
+STARTS_PER_CPU = 2
+
+
+def starts_at_once() -> int:
+    """How many gateways `up` starts at a time: ORCH_STARTS_AT_ONCE if set (0: all),
+    else STARTS_PER_CPU per engine CPU."""
+    raw = os.environ.get("ORCH_STARTS_AT_ONCE", "").strip()
+    if raw.isdigit():
+        return int(raw) or MAX_THREADS
+    return max(2, STARTS_PER_CPU * engine_cpus())
+
+
+def _settle(one: _Started, error: str | None, keep_failed: bool, say: Progress) -> Outcome:
+    """The outcome of a profile once ready (`error` None) or failed, doing what that
+    means: a replaced container is removed once its successor is ready; a new one that
+    did not get ready is removed (unless `keep_failed`) and the old one put back."""
+    action, spec, cid = one.action, one.gateway.spec, one.gateway.container_id
+    seconds = seconds_since(one.began)
+    if error is None:
+        if one.old is not None:
+            docker_http.remove_container(one.old.id)
+        if action.kind != Kind.NOOP:
+            say(spec.profile, f"ready in {seconds:.1f} s")
+        return Outcome(spec.profile, action.kind, cid, True, seconds)
+    _roll_back(one, keep_failed)
+    return Outcome(spec.profile, action.kind, cid, False, seconds, error)
+
+
+def _roll_back(one: _Started, keep_failed: bool) -> None:
+    """Remove what a start made (unless `keep_failed`) and put a replaced container back."""
+    action, spec, cid = one.action, one.gateway.spec, one.gateway.container_id
+    if cid and action.kind in CREATING and not keep_failed:
+        _discard(cid, spec if action.kind == Kind.CREATE else None)
+    if one.old is not None and not keep_failed:
+        docker_http.rename(one.old.id, one.old.name)
+        if one.old_was_running:
+            docker_http.start(one.old.id)
+
+
+def _interrupted(
+    actions: list[Action], futures: dict[str, Future], done: dict[str, Outcome], exc: BaseException
+) -> Interrupted:
+    """Ctrl-C or SIGTERM during `up`: every profile not settled yet is rolled back (a
+    new container removed, a replaced one put back), kept (a started one goes on
+    starting) or not started; the error says which, per profile."""
+    lines = []
+    for action in actions:
+        if action.profile in done:
+            lines.append(f"{action.profile}: {_what_happened(done[action.profile])}")
+            continue
+        future = futures.get(action.profile)
+        if future is None:
+            lines.append(f"{action.profile}: not started")
+            continue
+        try:
+            result = future.result()
+        except Exception as err:  # noqa: BLE001 - reported, not raised: we are stopping
+            lines.append(f"{action.profile}: {err}")
+            continue
+        if isinstance(result, Outcome):
+            lines.append(f"{action.profile}: {_what_happened(result)}")
+            continue
+        note = {
+            Kind.CREATE: "interrupted before it was ready: rolled back (its new container removed)",
+            Kind.RECREATE: "interrupted: rolled back (the new container removed, the old one"
+            " put back)",
+        }.get(action.kind, "interrupted while starting: kept (its container goes on starting)")
+        try:
+            _roll_back(result, keep_failed=False)
+        except OrchError as err:
+            note = f"interrupted; rolling back failed: {err}"
+        lines.append(f"{action.profile}: {note}")
+    signum = Terminated.signum if isinstance(exc, Terminated) else 2
+    return Interrupted(
+        "orch up interrupted; per profile:\n" + "\n".join(f"  {x}" for x in lines),
+        hint="run `orch up` again: it converges from here",
+        signum=signum,
+    )
+
+
 def fan_out(
     actions: list[Action], one: Callable[[Action, threading.Event], Outcome], verb: str
 ) -> list[Outcome]:
-    """Run `one` for every action in parallel. On Ctrl-C or SIGTERM (raised in this,
-    the main thread) tell the workers to stop (they look at `cancel` between steps and
-    while they wait), let each roll back or keep what it did, and raise Interrupted
-    saying which, within a second or two."""
+    """Run `one` for every action in parallel, one thread each (they wait on the
+    engine, not the CPU; a smaller pool staggers the profiles behind its size). On
+    Ctrl-C or SIGTERM (raised in this, the main thread) tell the workers to stop (they
+    look at `cancel` between steps), let each roll back or keep what it did, and raise
+    Interrupted saying which, within a second or two."""
     cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(actions))))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
     futures = [pool.submit(one, action, cancel) for action in actions]
     try:
         return [f.result() for f in futures]
@@ -209,9 +350,9 @@ def _what_happened(outcome: Outcome) -> str:
     return outcome.error or outcome.action
 
 
-def _apply_one(
-    action: Action, timeout: float, keep_failed: bool, say: Progress, cancel: threading.Event
-) -> Outcome:
+def _start_one(action: Action, say: Progress, cancel: threading.Event) -> Outcome | _Started:
+    """Create, start or restart one profile's container without waiting for it: the
+    profile to wait for, or its Outcome when starting failed (nothing of it left)."""
     start = time.monotonic()
     spec = action.spec
     assert spec is not None
@@ -222,14 +363,15 @@ def _apply_one(
         for leftover in action.cleanup:
             say(spec.profile, f"removing {leftover.name} ({ASIDE_REASON})")
             _remove_container(leftover.id)
+        if action.kind == Kind.RECREATE:
+            assert action.container is not None
+            say(spec.profile, f"recreating: {action.reason}")
+            replaced = _replace(action, spec, action.container, start)
+            say(spec.profile, "waiting for /readyz")
+            return replaced
         if action.kind == Kind.CREATE:
             say(spec.profile, "creating")
             container_id = _create_and_start(spec)
-        elif action.kind == Kind.RECREATE:
-            assert action.container is not None
-            say(spec.profile, f"recreating: {action.reason}")
-            container_id = _replace(spec, action.container, timeout, keep_failed, say, cancel)
-            return Outcome(spec.profile, action.kind, container_id, True, seconds_since(start))
         elif action.kind == Kind.START:
             say(spec.profile, "starting")
             docker_http.start(container_id)
@@ -238,28 +380,8 @@ def _apply_one(
             docker_http.restart(container_id, timeout=spec.stop_timeout_s)
         if action.kind != Kind.NOOP:
             say(spec.profile, "waiting for /readyz")
-        wait_ready(spec, container_id, timeout, cancel, fresh=action.kind != Kind.NOOP)
-        if action.kind != Kind.NOOP:
-            say(spec.profile, f"ready in {seconds_since(start):.1f} s")
-        return Outcome(spec.profile, action.kind, container_id, True, seconds_since(start))
-    except Cancelled:
-        note = "interrupted before it was ready"
-        if container_id and action.kind == Kind.CREATE:
-            _discard(container_id, spec)
-            note = "interrupted before it was ready: rolled back (its new container removed)"
-        elif action.kind == Kind.RECREATE:
-            note = "interrupted: rolled back (the new container removed, the old one put back)"
-        elif action.kind in (Kind.START, Kind.RESTART):
-            note = "interrupted while starting: kept (its container goes on starting)"
-        return Outcome(
-            spec.profile, action.kind, container_id, False, seconds_since(start), note=note
-        )
-    except NotReady as exc:
-        if container_id and action.kind == Kind.CREATE and not keep_failed:
-            _discard(container_id, spec)
-        return Outcome(
-            spec.profile, action.kind, container_id, False, seconds_since(start), exc.message
-        )
+        gateway = starting(spec, container_id, fresh=action.kind != Kind.NOOP)
+        return _Started(action, gateway, start)
     except CheckFailed as exc:
         return Outcome(
             spec.profile,
@@ -276,38 +398,22 @@ def _apply_one(
         )
 
 
-def _replace(
-    spec: ContainerSpec,
-    old: LiveContainer,
-    timeout: float,
-    keep_failed: bool,
-    say: Progress,
-    cancel: threading.Event,
-) -> str:
-    """Stop and set aside the old container, start the new one, and only then
-    remove the old; if the new one never gets ready (or the command is interrupted),
-    put the old one back. A kill in between leaves the set-aside container, which
-    the next `orch up` removes (plan.ASIDE_REASON)."""
+def _replace(action: Action, spec: ContainerSpec, old: LiveContainer, began: float) -> _Started:
+    """Stop and set aside the old container and start the new one; `_settle` removes
+    the old one once the new one is ready, or puts it back. A kill in between leaves
+    the set-aside container, which the next `orch up` removes (plan.ASIDE_REASON)."""
     was_running = old.state in ("running", "restarting")
     docker_http.stop(old.id, timeout=spec.stop_timeout_s)
     aside = f"{old.name}-replaced-{old.id[:8]}"
     docker_http.rename(old.id, aside)
-    new_id = None
     try:
         new_id = _create_and_start(spec)
-        say(spec.profile, "waiting for /readyz")
-        wait_ready(spec, new_id, timeout, cancel)
-    except OrchError as exc:
-        rollback = isinstance(exc, Cancelled) or not keep_failed
-        if new_id and rollback:
-            _discard(new_id, None)
-        if rollback:
-            docker_http.rename(old.id, old.name)
-            if was_running:
-                docker_http.start(old.id)
+    except OrchError:
+        docker_http.rename(old.id, old.name)
+        if was_running:
+            docker_http.start(old.id)
         raise
-    docker_http.remove_container(old.id)
-    return new_id
+    return _Started(action, starting(spec, new_id), began, old, was_running)
 
 
 def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outcome]:

@@ -15,7 +15,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,8 @@ from orchestrator.errors import (
     PortRefused,
 )
 
-READY_POLL_S = 0.1
+READY_POLL_S = 0.25
+PROBE_THREADS = 16
 
 
 # The labels that say which fleet made an object: only that fleet may reuse or remove it.
@@ -261,39 +264,99 @@ def wait_ready(
 ) -> None:
     """Poll /readyz on the published gateway port; fail fast if the container exits
     (or, when `fresh`, restarts); raise Cancelled as soon as `cancel` is set."""
-    deadline = time.monotonic() + timeout
-    host, port = gateway_address(spec)
+    starting = Starting(spec, container_id, fresh, _restart_count(container_id))
+    for _, error in await_ready([starting], timeout, cancel):
+        if error:
+            raise NotReady(error)
+
+
+@dataclass(frozen=True)
+class Starting:
+    """A gateway `await_ready` waits for: its container, whether it was just (re)started
+    (then a restart by its policy is a failure), and its restart count at that start."""
+
+    spec: ContainerSpec
+    container_id: str | None
+    fresh: bool = True
+    restarts: int = 0
+    began: float = field(default_factory=time.monotonic)
+
+
+def starting(spec: ContainerSpec, container_id: str | None, fresh: bool = True) -> Starting:
+    """What `await_ready` needs of a gateway just started: its restart count now."""
+    return Starting(spec, container_id, fresh, _restart_count(container_id))
+
+
+def await_ready(
+    gateways: list[Starting], timeout: float, cancel: threading.Event | None = None
+) -> Iterator[tuple[Starting, str | None]]:
+    """One poller for many starting gateways, yielding (gateway, None) as each answers
+    /readyz and (gateway, error) as soon as one fails (exits, restarts, or `timeout`
+    after it started). The caller may append to `gateways` between yields (it starts
+    more as others settle): they are polled from the next round on.
+
+    Why one poller and not one waiting thread per gateway: the starts then never wait
+    for each other (a pool of waiting threads staggers the gateways behind its size),
+    and the probing costs one round of probes every READY_POLL_S for the whole fleet.
+    The probes of a round run at once (a starved gateway may hold one for its 1 s
+    timeout); the engine is asked about each container once a second. Raises Cancelled
+    as soon as `cancel` is set.
+    """
+    since = int(time.time() - timeout - 60)  # exit events of these starts, not older
+    settled: set[int] = set()
     next_state_check = 0.0
-    restarts = _restart_count(container_id)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{spec.profile}: interrupted")
-        if host and http_status(host, port, "/readyz", 1.0) == 200:
-            return
-        now = time.monotonic()
-        if container_id and now >= next_state_check:
-            info = docker_http.get(f"/containers/{container_id}/json")
-            state = info["State"]
-            if not host and _health(container_id, state) == "healthy":
-                return
-            # With restart=unless-stopped a crashing gateway shows up as "restarting",
-            # never "exited": a restart during the first wait is a failure too.
-            restarted = fresh and info.get("RestartCount", 0) > restarts
-            if state["Status"] in ("exited", "dead") or restarted:
-                code = state["ExitCode"]
-                if restarted:  # running again: its state no longer has the exit code
-                    created = int(time.time() - timeout - 60)
-                    code = last_exit_code(
-                        exit_events([container_id], created).get(container_id, [])
-                    )
-                why = f"exited with code {code}" + (
-                    " (restarted by its policy)" if restarted else ""
-                )
-                raise NotReady(_not_ready(spec, container_id, why))
-            next_state_check = now + 1.0
-        if now >= deadline:
-            raise NotReady(_not_ready(spec, container_id, f"not ready after {timeout:.0f} s"))
-        time.sleep(READY_POLL_S)
+    with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
+        while pending := [g for g in gateways if id(g) not in settled]:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
+            answers = list(pool.map(_answers_ready, pending))
+            for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
+                settled.add(id(gateway))
+                yield gateway, None
+            pending = [g for g in pending if id(g) not in settled]
+            now = time.monotonic()
+            if pending and now >= next_state_check:
+                failures = pool.map(lambda g: _failure(g, since), pending)
+                for gateway, error in zip(pending, list(failures), strict=True):
+                    if error is not None:
+                        settled.add(id(gateway))
+                        yield gateway, error
+                next_state_check = now + 1.0
+            for gateway in [g for g in pending if id(g) not in settled]:
+                if now - gateway.began >= timeout:
+                    settled.add(id(gateway))
+                    why = f"not ready after {timeout:.0f} s"
+                    yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
+            if any(id(g) not in settled for g in gateways):
+                time.sleep(READY_POLL_S)
+
+
+def _answers_ready(gateway: Starting) -> bool:
+    host, port = gateway_address(gateway.spec)
+    return bool(host) and http_status(host, port, "/readyz", 1.0) == 200
+
+
+def _failure(gateway: Starting, since: int) -> str | None:
+    """Why the container cannot get ready (exited, or restarted by its policy when
+    fresh), as NotReady's message; None while it may still. A gateway whose port is
+    not published is ready when its healthcheck says healthy: the empty string."""
+    spec, container_id = gateway.spec, gateway.container_id
+    if not container_id:
+        return None
+    info = docker_http.get(f"/containers/{container_id}/json")
+    state = info["State"]
+    if not gateway_address(spec)[0] and _health(container_id, state) == "healthy":
+        return ""
+    # With restart=unless-stopped a crashing gateway shows up as "restarting",
+    # never "exited": a restart during the first wait is a failure too.
+    restarted = gateway.fresh and info.get("RestartCount", 0) > gateway.restarts
+    if state["Status"] not in ("exited", "dead") and not restarted:
+        return None
+    code = state["ExitCode"]
+    if restarted:  # running again: its state no longer has the exit code
+        code = last_exit_code(exit_events([container_id], since).get(container_id, []))
+    why = f"exited with code {code}" + (" (restarted by its policy)" if restarted else "")
+    return _not_ready(spec, container_id, why)
 
 
 def _health(container_id: str, state: dict[str, Any]) -> str | None:
