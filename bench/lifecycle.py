@@ -268,7 +268,7 @@ def main() -> None:
     print("  orch's time above the floor, against Compose v2's whole time:")
     for label, key in (("no-op up", "noop"), ("status", "status"), ("check", "check")):
         print(row(f"  {label}: orch - floor vs Compose", orch[key] - floor, comp[key]))
-    print("  fleet loads/renders/snapshots per command (2 profiles; 1/2/<=1 is the target):")
+    print("  fleet loads/renders/snapshots per command (2 profiles; 1/1/<=1 is the target):")
     for command, counts in orch["walk"].items():
         print(f"    orch {command:<8} {counts}")
     verdicts = {

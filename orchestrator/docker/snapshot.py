@@ -8,6 +8,7 @@ handed to the pure check and plan functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -58,6 +59,19 @@ def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snap
             listeners.result() if listeners else [],
             services.result() if services else [],
         )
+
+
+def refresh_own(snap: Snapshot, project: str, home: Path) -> Snapshot:
+    """`snap` with this fleet's containers (`ours`, `aside`) as the engine has them
+    now, from one list call filtered to the project; the rest of the host as `snap`
+    saw it. What a command that changed its own containers (`up`) shows next."""
+    fresh = _snapshot_of(project, home, _project_containers(project), [], [], [])
+    return dataclasses.replace(snap, ours=fresh.ours, aside=fresh.aside)
+
+
+def _project_containers(project: str) -> list[LiveContainer]:
+    label = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PROJECT}={project}"]}
+    return [LiveContainer.from_api(c) for c in docker_http.containers(label)]
 
 
 def _snapshot_of(
