@@ -77,7 +77,6 @@ from orchestrator.errors import (
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import locked, orphan_note
-from orchestrator.host.images import build_missing, refuse_unbuildable
 
 
 @dataclass(frozen=True)
@@ -410,6 +409,8 @@ def provide_images(
     with nothing built or created."""
     if not missing:
         return []
+    from orchestrator.host.images import build_missing, refuse_unbuildable  # start-up: rare
+
     refuse_unbuildable(list(missing), missing)
     if not build:
         profiles = ", ".join(p for users in missing.values() for p in users)

@@ -417,13 +417,28 @@ def restore(
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:
     """Finish or undo the upgrades and rollbacks a kill interrupted (their journals):
     `up`, `upgrade` and `rollback` do this before anything else."""
-    from orchestrator.workflows.upgrade import interrupted, resume_interrupted
+    from orchestrator.core.paths import journaled
+
+    if not journaled(home):
+        return []
+    from orchestrator.workflows.upgrade import interrupted, resume_interrupted  # a journal only
 
     if not interrupted(home, names):
         return []
     _engine_ready(as_json)
     done = resume_interrupted(home, names, timeout, _progress(as_json))
     return [{**r.to_json(), "message": r.describe()} for r in done]
+
+
+def would_resume(home: Path, names: list[str] | None) -> list[dict]:
+    """What `resume` would do (`orch up --dry-run`)."""
+    from orchestrator.core.paths import journaled
+
+    if not journaled(home):
+        return []
+    from orchestrator.workflows.upgrade import interrupted  # a journal only
+
+    return [{**r.to_json(), "message": r.describe()} for r in interrupted(home, names)]
 
 
 def show_resumed(resumed: list[dict]) -> None:

@@ -132,9 +132,8 @@ def up(
 def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_json: bool):
     from orchestrator.backends.base import UpOptions
     from orchestrator.backends.local import move_taken_ports
-    from orchestrator.cli.backup import resume
+    from orchestrator.cli.backup import resume, would_resume
     from orchestrator.docker.incontainer import require_host_view_of
-    from orchestrator.workflows.upgrade import interrupted
 
     if port not in (None, "auto"):
         raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
@@ -146,9 +145,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
     here, dry_run = project.backend.runs_here, options.dry_run
     resumed: list[dict[str, Any]] = []
     if here and dry_run:
-        resumed = [
-            {**r.to_json(), "message": r.describe()} for r in interrupted(project.home, names)
-        ]
+        resumed = would_resume(project.home, names)
     elif here:
         resumed = resume(project.home, names, options.timeout, as_json)
         if resumed:  # it changed the fleet file and the engine
