@@ -55,8 +55,10 @@ def test_without_the_hosts_proc_the_files_named_are_read(monkeypatch, tmp_path) 
     is read as files: sock_diag would answer for the wrong network namespace."""
     net = tmp_path / "net"
     net.mkdir()
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    row = "   0: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1\n"
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+    header += "   uid  timeout inode\n"
+    row = "   0: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000"
+    row += "     0        0 4242 1\n"
     (net / "tcp").write_text(header + row)
     monkeypatch.setenv("ORCH_HOST_PROC", str(tmp_path))
     assert [_key(lst) for lst in snapshot.host_listeners()] == [("127.0.0.1", 20000, 4242)]
