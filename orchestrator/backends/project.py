@@ -36,7 +36,7 @@ class Project:
     _fleet: Fleet | None = field(default=None, repr=False)
     _specs: dict[str, ContainerSpec] | None = field(default=None, repr=False)
     _snap: Snapshot | None = field(default=None, repr=False)
-    _snap_has_listeners: bool = field(default=False, repr=False)
+    _snap_whole: bool = field(default=False, repr=False)
     _own_changed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -97,15 +97,16 @@ class Project:
     def dirs(self, name: str) -> ProfileDirs:
         return profile_dirs(self.fleet.get(name), self.home)
 
-    def snapshot(self, with_listeners: bool = False) -> Snapshot:
-        """The engine's containers and networks of this moment, taken on first use
-        (`with_listeners`: the host's listening sockets too, which planning needs).
-        After `changed`, this fleet's own containers are asked for again."""
-        if self._snap is None or (with_listeners and not self._snap_has_listeners):
+    def snapshot(self, whole_host: bool = False) -> Snapshot:
+        """What the engine runs of this fleet, taken on first use; `whole_host`: every
+        container and network and the host's listening sockets too, which planning
+        needs (docker.snapshot.take_snapshot). After `changed`, this fleet's own
+        containers are asked for again."""
+        if self._snap is None or (whole_host and not self._snap_whole):
             from orchestrator.docker.snapshot import take_snapshot  # start-up: check may not
 
-            self._snap = take_snapshot(self.project, self.home, with_listeners)
-            self._snap_has_listeners = with_listeners
+            self._snap = take_snapshot(self.project, self.home, whole_host)
+            self._snap_whole = whole_host
             self._own_changed = False
             self.snapshots += 1
         elif self._own_changed:

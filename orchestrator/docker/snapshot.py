@@ -41,23 +41,28 @@ from orchestrator.docker import api as docker_http
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 
 
-def list_containers() -> list[LiveContainer]:
-    return [LiveContainer.from_api(c) for c in docker_http.containers()]
+def list_containers(filters: dict[str, list[str]] | None = None) -> list[LiveContainer]:
+    return [LiveContainer.from_api(c) for c in docker_http.containers(filters)]
 
 
-def take_snapshot(project: str, home: Path, with_listeners: bool = True) -> Snapshot:
-    """The engine's containers and networks (and, `with_listeners`, the host's
-    listening sockets and swarm services' ports), asked for all at once."""
+def take_snapshot(project: str, home: Path, whole_host: bool = True) -> Snapshot:
+    """What the engine runs, asked for all at once. `whole_host`: every container and
+    network, the host's listening sockets and swarm services' ports (what `up` checks
+    ports and names against); else only the containers and networks labelled with
+    this fleet's project (a label filter: the engine sends nothing else), which is
+    all that status, down, check, logs and the workflows read (`ours`, `aside`,
+    orphans, `networks`; `foreign`: the project's of another home)."""
+    mine = None if whole_host else _project_filter(project)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        containers = pool.submit(list_containers)
-        networks = pool.submit(docker_http.get, "/networks")
-        listeners = pool.submit(host_listeners) if with_listeners else None
-        services = pool.submit(service_publishers) if with_listeners else None
+        containers = pool.submit(list_containers, mine)
+        networks = pool.submit(_listed, "/networks", mine)
+        listeners = pool.submit(host_listeners) if whole_host else None
+        services = pool.submit(service_publishers) if whole_host else None
         return _snapshot_of(
             project,
             home,
             containers.result(),
-            networks.result() or [],
+            networks.result(),
             listeners.result() if listeners else [],
             services.result() if services else [],
         )
@@ -67,13 +72,14 @@ def refresh_own(snap: Snapshot, project: str, home: Path) -> Snapshot:
     """`snap` with this fleet's containers (`ours`, `aside`) as the engine has them
     now, from one list call filtered to the project; the rest of the host as `snap`
     saw it. What a command that changed its own containers (`up`) shows next."""
-    fresh = _snapshot_of(project, home, _project_containers(project), [], [], [])
+    containers = list_containers(_project_filter(project))
+    fresh = _snapshot_of(project, home, containers, [], [], [])
     return dataclasses.replace(snap, ours=fresh.ours, aside=fresh.aside)
 
 
-def _project_containers(project: str) -> list[LiveContainer]:
-    label = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PROJECT}={project}"]}
-    return [LiveContainer.from_api(c) for c in docker_http.containers(label)]
+def _project_filter(project: str) -> dict[str, list[str]]:
+    """The engine's filter for what orch made for `project` (any home: owned_by sorts)."""
+    return {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PROJECT}={project}"]}
 
 
 def _snapshot_of(
