@@ -171,6 +171,7 @@ def _run(
         if as_json:
             print_json(error_envelope(command, exc))
         else:
+            # start-up: the views (and the core types they show) only for an error
             from orchestrator.cli.views import show_error
 
             show_error(exc.message, exc.hint, getattr(exc, "problems", None))
@@ -219,6 +220,7 @@ def _home(writes: bool = True) -> Path:
     """orch's home, once it and the other dirs orch keeps things in are checked
     (fleet.places): a bad ORCH_HOME, ORCH_REGISTRY_DIR or XDG_* is a clear error
     before anything is read or made. `writes`: the command may write."""
+    # start-up: the dir checks only for a command that uses the home
     from orchestrator.fleet.places import checked_places
 
     return checked_places(writes)
@@ -240,6 +242,7 @@ def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str 
         raise UsageError(
             f"--port: '{value}' is not a port number", hint="use a number such as 19789, or auto"
         ) from None
+    # start-up: the fleet model (pydantic) only when --port is given
     from orchestrator.core.model import validate_base
 
     try:
@@ -251,6 +254,7 @@ def _parse_port(value: str | None, allow_privileged: bool = False) -> int | str 
 def _parse_publish(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
+    # start-up: only when --publish is given
     from orchestrator.core.ports import Role
 
     roles = tuple(r.strip() for r in value.split(",") if r.strip())
@@ -265,6 +269,7 @@ def _parse_publish(value: str | None) -> tuple[str, ...] | None:
 
 
 def _check_name(name: str, option: str = "NAME") -> str:
+    # start-up: the fleet model (pydantic) only when a name is given
     from orchestrator.core.model import name_problem
 
     problem = name_problem(name)
@@ -276,6 +281,7 @@ def _check_name(name: str, option: str = "NAME") -> str:
 def _engine_ready(as_json: bool, auto_start: bool = True) -> None:
     """An engine that answers (see docker.daemon.require_engine); what was done to
     get one goes to stderr for people."""
+    # start-up: the engine's modules only for a command that needs one
     from orchestrator.docker.daemon import require_engine
 
     for line in require_engine(auto_start):

@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 from orchestrator.cli.app import BACKUPS, JsonOpt, _confirm, _engine_ready, _home, _run, app
 from orchestrator.cli.lifecycle import Names, _progress
 from orchestrator.cli.options import Timeout, count, image_reference
-from orchestrator.errors import UsageError
+from orchestrator.errors import ArchiveInvalid, UsageError
 
 
 class _DefaultCreate(TyperGroup):
@@ -72,6 +72,7 @@ def backup_create(
     """
 
     def work():
+        # start-up: only `orch backup create` loads this
         from orchestrator.workflows.backup import backup
 
         home = _home()
@@ -134,6 +135,7 @@ def backup_verify(
     """
 
     def work():
+        # start-up: only `orch backup verify` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import verify
 
@@ -171,7 +173,7 @@ def backup_ls(
     """
 
     def work():
-        from orchestrator.errors import ArchiveInvalid
+        # start-up: only `orch backup ls` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import BACKUPS_DIR, authenticate, list_archives
         from orchestrator.fleet.store import load_fleet
@@ -260,6 +262,7 @@ def key_export(
     """
 
     def work():
+        # start-up: only `orch backup key export` loads this
         from orchestrator.fleet.archive_keys import export_key, key_path, signing_key
 
         home = _home()
@@ -306,6 +309,7 @@ def key_import(
     """
 
     def work():
+        # start-up: only `orch backup key import` loads this
         from orchestrator.fleet.archive_keys import MAX_KEY_FILE, import_key
 
         home = _home()
@@ -340,6 +344,7 @@ def key_ls(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch backup key ls` loads this
         from orchestrator.fleet.archive_keys import key_path, own_key, trusted_keys
 
         home = _home()
@@ -382,6 +387,7 @@ def restore(
     """
 
     def work():
+        # start-up: only `orch restore` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import check_authentic
         from orchestrator.workflows.backup import restore as do_restore
@@ -417,6 +423,7 @@ def restore(
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:
     """Finish or undo the upgrades and rollbacks a kill interrupted (their journals):
     `up`, `upgrade` and `rollback` do this before anything else."""
+    # start-up: core.paths loads the fleet model (pydantic), not for --help
     from orchestrator.core.paths import journaled
 
     if not journaled(home):
@@ -432,6 +439,7 @@ def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -
 
 def would_resume(home: Path, names: list[str] | None) -> list[dict]:
     """What `resume` would do (`orch up --dry-run`)."""
+    # start-up: core.paths loads the fleet model (pydantic), not for --help
     from orchestrator.core.paths import journaled
 
     if not journaled(home):
@@ -469,6 +477,7 @@ def upgrade(
     """
 
     def work():
+        # start-up: only `orch upgrade` loads this
         from orchestrator.workflows.upgrade import upgrade as do_upgrade
 
         if (image is None) == (openclaw is None):
@@ -481,8 +490,7 @@ def upgrade(
         _engine_ready(as_json)
         target = image
         if openclaw is not None:
-            import sys
-
+            # start-up: the image builder only for --openclaw
             from orchestrator.host.images import build_images
 
             say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
@@ -526,6 +534,7 @@ def rollback(
     """
 
     def work():
+        # start-up: only `orch rollback` loads these
         from orchestrator.workflows.upgrade import rollback as do_rollback
         from orchestrator.workflows.upgrade import rollback_plan
 

@@ -21,6 +21,7 @@ def engine_start(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch engine start` loads this
         from orchestrator.docker.daemon import ensure_engine
 
         done = ensure_engine()
@@ -50,6 +51,7 @@ def images_build(
     """
 
     def work():
+        # start-up: only `orch images build` loads this
         from orchestrator.host.images import (
             build_browser_image,
             build_images,
@@ -80,6 +82,7 @@ def images_ls(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch images ls` loads this
         from orchestrator.host.images import fleet_wants_browser, image_status
 
         _engine_ready(as_json, auto_start=False)
@@ -102,6 +105,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch doctor` loads this
         from orchestrator.host.doctor import diagnose
 
         report = diagnose(_home(writes=False))

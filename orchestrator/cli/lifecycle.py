@@ -130,6 +130,7 @@ def up(
 
 
 def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_json: bool):
+    # start-up: only `orch up` loads these
     from orchestrator.backends.base import UpOptions
     from orchestrator.backends.local import move_taken_ports
     from orchestrator.cli.backup import resume, would_resume
@@ -172,6 +173,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
 
 
 def _show_up(data: dict[str, Any], engine: str, remove_orphans: bool) -> None:
+    # start-up: only `orch up` prints these
     from orchestrator.cli.backup import show_resumed
     from orchestrator.cli.views import show_plan, show_status
 
@@ -223,6 +225,7 @@ def _down(
     remove_orphans: bool,
     as_json: bool,
 ):
+    # start-up: only `orch down --purge` deletes dirs
     from orchestrator.fleet.provision import purge_profiles
 
     project = _project(_parse_engine(engine))
@@ -246,6 +249,7 @@ def _down(
 
 
 def _show_down(data: dict[str, Any]) -> None:
+    # start-up: only `orch down` prints this
     from orchestrator.cli.views import ADOPTED_NOTE
 
     for o in data["outcomes"]:
@@ -283,6 +287,7 @@ def status(
 
 
 def _status(engine: str, names: list[str] | None, as_json: bool):
+    # start-up: only `orch status` loads these
     from orchestrator.backends.base import failing
     from orchestrator.cli.views import show_status
 
