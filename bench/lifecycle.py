@@ -115,7 +115,9 @@ def bench_orch(home: Path) -> dict[str, float]:
     env = {**os.environ, "ORCH_HOME": str(home)}
     specs = specs_of(home)
     t0 = time.time()
-    timed([*ORCH, "up"], env)
+    # As long as the anchors may wait (common.wait_ready: 240 s): a cold start on a
+    # busy host can take more than up's default 120 s.
+    timed([*ORCH, "up", "--timeout", "240"], env)
     t_end = time.time()
     started = first_start([s.name for s in specs])
     time.sleep(SETTLE_S)
