@@ -80,7 +80,6 @@ from orchestrator.errors import (
 from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import locked, orphan_note
-from orchestrator.host.images import build_missing, refuse_unbuildable
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def move_taken_ports(project: Project, names: list[str] | None, dry_run: bool) -
     home = project.home
     with locked(home), registry.locked():
         fleet = project.fleet
-        snap = project.snapshot(with_listeners=True)
+        snap = project.snapshot(whole_host=True)
         foreign = registry.foreign_reservations(home)
         native = registry.native_reservations(
             skip=[d for p in fleet.profiles.values() for _, d in profile_dirs(p, home).items()]
@@ -469,7 +468,7 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     with locked(project.home):
         fleet, specs = project.fleet, project.checked_specs(names)
         publish_fleet(project.home, fleet)
-        snap = project.snapshot(with_listeners=True)
+        snap = project.snapshot(whole_host=True)
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
@@ -516,6 +515,8 @@ def provide_images(
     with nothing built or created."""
     if not missing:
         return []
+    from orchestrator.host.images import build_missing, refuse_unbuildable  # start-up: rare
+
     refuse_unbuildable(list(missing), missing)
     if not build:
         profiles = ", ".join(p for users in missing.values() for p in users)

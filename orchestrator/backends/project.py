@@ -1,9 +1,10 @@
 """The fleet handle: what one command knows about its fleet, gathered once.
 
 A command builds one `Project` from its home; every verb below the CLI takes it
-instead of a bare home. It loads the fleet file once, renders each profile's spec
-once, takes at most one snapshot of the engine, and holds the backend of the
-engine the command asked for. `loads`, `renders` and `snapshots` count what it
+instead of a bare home. It loads the fleet file once, renders the fleet's specs in
+one pass (all profiles at once: a few ms, and the gate, the plan and the status all
+read the same specs), takes at most one snapshot of the engine, and holds the
+backend of the engine the command asked for. `loads`, `renders` and `snapshots` count what it
 did, so a test (and bench) can hold the walk of a command to 1, 1, <= 1.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.core.model import Fleet
 from orchestrator.core.paths import ProfileDirs, profile_dirs
-from orchestrator.core.spec import ContainerSpec, render
+from orchestrator.core.spec import ContainerSpec, render_fleet
 
 if TYPE_CHECKING:  # annotations only: backends/base.py imports this module
     from orchestrator.backends.base import Backend
@@ -33,9 +34,10 @@ class Project:
     snapshots: int = 0
     _backend: Backend | None = field(default=None, repr=False)
     _fleet: Fleet | None = field(default=None, repr=False)
-    _specs: dict[str, ContainerSpec] = field(default_factory=dict, repr=False)
+    _specs: dict[str, ContainerSpec] | None = field(default=None, repr=False)
     _snap: Snapshot | None = field(default=None, repr=False)
-    _snap_has_listeners: bool = field(default=False, repr=False)
+    _snap_whole: bool = field(default=False, repr=False)
+    _own_changed: bool = field(default=False, repr=False)
 
     @classmethod
     def open(cls, home: Path, engine: str = "docker") -> Project:
@@ -69,12 +71,13 @@ class Project:
         """Forget what the fleet file said (and all derived from it): the command just
         wrote it (`up --port auto`, an upgrade switching images)."""
         self._fleet = None
-        self._specs.clear()
+        self._specs = None
 
     def spec(self, name: str) -> ContainerSpec:
         """The rendered spec of one profile (an unknown name is a clear error)."""
-        if name not in self._specs:
-            self._specs[name] = render(self.fleet.get(name), self.fleet, self.home)
+        self.fleet.get(name)
+        if self._specs is None:
+            self._specs = {s.profile: s for s in render_fleet(self.fleet, self.home)}
             self.renders += 1
         return self._specs[name]
 
@@ -94,20 +97,31 @@ class Project:
     def dirs(self, name: str) -> ProfileDirs:
         return profile_dirs(self.fleet.get(name), self.home)
 
-    def snapshot(self, with_listeners: bool = False) -> Snapshot:
-        """The engine's containers and networks of this moment, taken on first use
-        (`with_listeners`: the host's listening sockets too, which planning needs)."""
-        if self._snap is None or (with_listeners and not self._snap_has_listeners):
+    def snapshot(self, whole_host: bool = False) -> Snapshot:
+        """What the engine runs of this fleet, taken on first use; `whole_host`: every
+        container and network and the host's listening sockets too, which planning
+        needs (docker.snapshot.take_snapshot). After `changed`, this fleet's own
+        containers are asked for again."""
+        if self._snap is None or (whole_host and not self._snap_whole):
             from orchestrator.docker.snapshot import take_snapshot  # start-up: check may not
 
-            self._snap = take_snapshot(self.project, self.home, with_listeners)
-            self._snap_has_listeners = with_listeners
+            self._snap = take_snapshot(self.project, self.home, whole_host)
+            self._snap_whole = whole_host
+            self._own_changed = False
             self.snapshots += 1
+        elif self._own_changed:
+            from orchestrator.docker.snapshot import refresh_own  # only after a change
+
+            self._snap = refresh_own(self._snap, self.project, self.home)
+            self._own_changed = False
         return self._snap
 
     def changed(self) -> None:
-        """The command changed the engine: the next `snapshot` is taken afresh."""
-        self._snap = None
+        """The command created, replaced or removed this fleet's containers: the next
+        `snapshot` asks the engine for them again (one list call for this fleet's
+        containers, not a second snapshot of the host; the rest of the host is as
+        the snapshot saw it, which is all that a status after `up` reads)."""
+        self._own_changed = True
 
     def counts(self) -> dict[str, int]:
         return {"loads": self.loads, "renders": self.renders, "snapshots": self.snapshots}

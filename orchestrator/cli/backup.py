@@ -19,7 +19,7 @@ from orchestrator.cli.app import (
 )
 from orchestrator.cli.lifecycle import Names, _progress
 from orchestrator.cli.options import Timeout, count, image_reference
-from orchestrator.errors import UsageError
+from orchestrator.errors import ArchiveInvalid, UsageError
 
 
 class _DefaultCreate(TyperGroup):
@@ -111,6 +111,7 @@ def backup_create(
     """
 
     def work():
+        # start-up: only `orch backup create` loads this
         from orchestrator.workflows.backup import backup
 
         project = _project()
@@ -330,6 +331,7 @@ def backup_verify(
     """
 
     def work():
+        # start-up: only `orch backup verify` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import verify
         from orchestrator.fleet.offsite import is_url
@@ -391,7 +393,7 @@ def backup_ls(
         return
 
     def work():
-        from orchestrator.errors import ArchiveInvalid
+        # start-up: only `orch backup ls` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import BACKUPS_DIR, authenticate, list_archives
         from orchestrator.fleet.store import load_fleet
@@ -505,6 +507,7 @@ def key_export(
     """
 
     def work():
+        # start-up: only `orch backup key export` loads this
         from orchestrator.fleet.archive_keys import export_key, key_path, signing_key
 
         home = _home()
@@ -551,6 +554,7 @@ def key_import(
     """
 
     def work():
+        # start-up: only `orch backup key import` loads this
         from orchestrator.fleet.archive_keys import MAX_KEY_FILE, import_key
 
         home = _home()
@@ -585,6 +589,7 @@ def key_ls(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch backup key ls` loads this
         from orchestrator.fleet.archive_keys import key_path, own_key, trusted_keys
 
         home = _home()
@@ -653,6 +658,7 @@ def restore(
         return
 
     def work():
+        # start-up: only `orch restore` loads these
         from orchestrator.fleet.archive_keys import keyring
         from orchestrator.fleet.backup import check_authentic
         from orchestrator.workflows.backup import restore as do_restore
@@ -773,13 +779,30 @@ def _restore_remote(
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:
     """Finish or undo the upgrades and rollbacks a kill interrupted (their journals):
     `up`, `upgrade` and `rollback` do this before anything else."""
-    from orchestrator.workflows.upgrade import interrupted, resume_interrupted
+    # start-up: core.paths loads the fleet model (pydantic), not for --help
+    from orchestrator.core.paths import journaled
+
+    if not journaled(home):
+        return []
+    from orchestrator.workflows.upgrade import interrupted, resume_interrupted  # a journal only
 
     if not interrupted(home, names):
         return []
     _engine_ready(as_json)
     done = resume_interrupted(home, names, timeout, _progress(as_json))
     return [{**r.to_json(), "message": r.describe()} for r in done]
+
+
+def would_resume(home: Path, names: list[str] | None) -> list[dict]:
+    """What `resume` would do (`orch up --dry-run`)."""
+    # start-up: core.paths loads the fleet model (pydantic), not for --help
+    from orchestrator.core.paths import journaled
+
+    if not journaled(home):
+        return []
+    from orchestrator.workflows.upgrade import interrupted  # a journal only
+
+    return [{**r.to_json(), "message": r.describe()} for r in interrupted(home, names)]
 
 
 def show_resumed(resumed: list[dict]) -> None:
@@ -810,6 +833,7 @@ def upgrade(
     """
 
     def work():
+        # start-up: only `orch upgrade` loads this
         from orchestrator.workflows.upgrade import upgrade as do_upgrade
 
         if (image is None) == (openclaw is None):
@@ -822,8 +846,7 @@ def upgrade(
         _engine_ready(as_json)
         target = image
         if openclaw is not None:
-            import sys
-
+            # start-up: the image builder only for --openclaw
             from orchestrator.host.images import build_images
 
             say = None if as_json else (lambda m: sys.stderr.write(f"images: {m}\n"))
@@ -867,6 +890,7 @@ def rollback(
     """
 
     def work():
+        # start-up: only `orch rollback` loads these
         from orchestrator.workflows.upgrade import rollback as do_rollback
         from orchestrator.workflows.upgrade import rollback_plan
 

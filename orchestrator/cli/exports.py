@@ -25,6 +25,7 @@ def _exported(text: str, output: str):
     """Print the export, or write it whole to `output`; the result for --json."""
     if output == "-":
         return {"file": None, "text": text}, lambda: sys.stdout.write(text)
+    # start-up: only an export writes files
     from orchestrator.export.files import write_export
 
     path = write_export(text, Path(output))
@@ -45,6 +46,7 @@ def export_compose(
     """
 
     def work():
+        # start-up: only `orch export compose` loads this
         from orchestrator.export.compose import export_compose as render_compose
 
         return _exported(render_compose(_home(writes=False), names), output)
@@ -65,6 +67,7 @@ def export_stack(
     """
 
     def work():
+        # start-up: only `orch export stack` loads this
         from orchestrator.export.stack import export_stack as render_stack
 
         return _exported(render_stack(_home(writes=False), names, all_addresses), output)
@@ -106,6 +109,7 @@ def export_kubernetes(
     """
 
     def work():
+        # start-up: only `orch export kubernetes` loads these
         from orchestrator.export.kubernetes import export_kubernetes as render_k8s
         from orchestrator.export.kubernetes import write_directory
 

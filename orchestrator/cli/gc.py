@@ -31,6 +31,7 @@ def gc_cmd(
     """
 
     def work():
+        # start-up: only `orch gc` loads these
         from orchestrator.fleet.places import checked_registry
         from orchestrator.testing.gc import collect_gc
 

@@ -35,6 +35,7 @@ def engine_start(
 
     def work():
         if podman:
+            # start-up: only `orch engine start --podman` loads this
             from orchestrator.docker.podman import start_service, wanted_socket
 
             sock = wanted_socket()
@@ -42,6 +43,7 @@ def engine_start(
             lines = done or [f"podman's API already answers on {sock}"]
             lines.append(f"use it: orch up --engine podman (or export DOCKER_HOST=unix://{sock})")
             return {"done": done, "socket": str(sock)}, lambda: print("\n".join(lines))
+        # start-up: only `orch engine start` loads this
         from orchestrator.docker.daemon import ensure_engine
 
         done = ensure_engine()
@@ -71,6 +73,7 @@ def images_build(
     """
 
     def work():
+        # start-up: only `orch images build` loads this
         from orchestrator.host.images import (
             build_browser_image,
             build_images,
@@ -101,6 +104,7 @@ def images_ls(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch images ls` loads this
         from orchestrator.host.images import fleet_wants_browser, image_status
 
         _engine_ready(as_json, auto_start=False)
@@ -132,6 +136,7 @@ def doctor(
     """
 
     def work():
+        # start-up: only `orch doctor` loads this
         from orchestrator.host.doctor import diagnose
 
         home = _home(writes=False)

@@ -137,11 +137,11 @@ def up(
 
 
 def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_json: bool):
+    # start-up: only `orch up` loads these
     from orchestrator.backends.base import UpOptions
     from orchestrator.backends.local import move_taken_ports
-    from orchestrator.cli.backup import resume
+    from orchestrator.cli.backup import resume, would_resume
     from orchestrator.docker.incontainer import require_host_view_of
-    from orchestrator.workflows.upgrade import interrupted
 
     if port not in (None, "auto"):
         raise UsageError(f"--port: '{port}' is not auto", hint="orch up --port auto")
@@ -153,9 +153,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
     here, dry_run = project.backend.runs_here, options.dry_run
     resumed: list[dict[str, Any]] = []
     if here and dry_run:
-        resumed = [
-            {**r.to_json(), "message": r.describe()} for r in interrupted(project.home, names)
-        ]
+        resumed = would_resume(project.home, names)
     elif here:
         resumed = resume(project.home, names, options.timeout, as_json)
         if resumed:  # it changed the fleet file and the engine
@@ -183,6 +181,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
 
 
 def _show_up(data: dict[str, Any], engine: str, remove_orphans: bool) -> None:
+    # start-up: only `orch up` prints these
     from orchestrator.cli.backup import show_resumed
     from orchestrator.cli.views import show_plan, show_status
 
@@ -234,6 +233,7 @@ def _down(
     remove_orphans: bool,
     as_json: bool,
 ):
+    # start-up: only `orch down --purge` deletes dirs
     from orchestrator.fleet.provision import purge_profiles
 
     project = _project(_parse_engine(engine))
@@ -257,6 +257,7 @@ def _down(
 
 
 def _show_down(data: dict[str, Any]) -> None:
+    # start-up: only `orch down` prints this
     from orchestrator.cli.views import ADOPTED_NOTE
 
     for o in data["outcomes"]:
@@ -295,6 +296,7 @@ def status(
 
 
 def _status(engine: str, names: list[str] | None, as_json: bool):
+    # start-up: only `orch status` loads these
     from orchestrator.backends.base import failing
     from orchestrator.cli.views import show_backups, show_status
 

@@ -89,6 +89,7 @@ def age(value: Any) -> float:
 
 def image_reference(value: Any) -> str:
     """An image reference Docker accepts (core.reference)."""
+    # start-up: the reference grammar only when an image is given
     from orchestrator.core.reference import image_problem
 
     problem = image_problem(value)

@@ -109,6 +109,7 @@ def setup(
     """
 
     def work():
+        # start-up: only `orch setup` loads these
         from orchestrator.cli.views import profile_data
         from orchestrator.fleet.provision import SetupRequest
         from orchestrator.fleet.provision import setup as do_setup
@@ -130,6 +131,7 @@ def setup(
             node=node,
         )
         home = _home()
+        # start-up: the engine's modules only once the home checked out
         from orchestrator.docker.snapshot import foreign_projects, held_except
 
         result = do_setup(
@@ -145,6 +147,7 @@ def setup(
         }
 
         def show() -> None:
+            # start-up: only `orch setup` loads this
             from orchestrator.cli.views import ADOPTED_NOTE
 
             p = data["profile"]
@@ -188,6 +191,7 @@ def remove(
     """
 
     def work():
+        # start-up: only `orch rm` loads these
         from orchestrator.backends.local import refuse_if_container
         from orchestrator.fleet.provision import purge_targets
         from orchestrator.fleet.provision import remove as do_remove
@@ -213,6 +217,7 @@ def remove(
         }
 
         def show() -> None:
+            # start-up: only `orch rm` loads this
             from orchestrator.cli.views import ADOPTED_NOTE
 
             print(f"removed {name} from the fleet")
@@ -235,6 +240,7 @@ def list_profiles(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch ls` loads these
         from orchestrator.cli.views import profile_data, show_profiles
         from orchestrator.fleet.store import load_fleet
 
@@ -258,6 +264,7 @@ def ports(
     """
 
     def work():
+        # start-up: only `orch ports` loads these
         from orchestrator.cli.views import ports_data, show_ports
         from orchestrator.fleet.store import load_fleet
 
@@ -276,8 +283,9 @@ def check(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch check` loads these
         from orchestrator.cli.views import check_data, show_problems
-        from orchestrator.core.check import check_fleet, file_problems
+        from orchestrator.core.check import Unchecked, check_fleet, file_problems
         from orchestrator.docker.daemon import engine_answers
         from orchestrator.fleet.adopt import host_roots
         from orchestrator.fleet.config_check import config_report
@@ -295,12 +303,11 @@ def check(as_json: JsonOpt = False) -> None:
         problems += report.problems
         unchecked = report.unchecked + unplaced
         if engine:
+            # start-up: the engine's snapshot only when an engine answers
             from orchestrator.workflows.orphans import orphan_problems
 
             problems += orphan_problems(project)
         elif fleet.profiles:
-            from orchestrator.core.check import Unchecked
-
             what = "containers of this fleet that no profile names (orphans)"
             unchecked.append(Unchecked(what, "no Docker engine answers", NO_ENGINE.hint))
         warnings = []
@@ -320,6 +327,7 @@ def _live_nodes(fleet, engine: bool) -> tuple[list | None, list]:
     """The swarm's nodes when a profile is placed on one and this engine is a manager
     (then `check` also refuses a node the swarm does not have), else None and what
     could not be checked, and why."""
+    # start-up: only for a fleet placed on swarm nodes
     from orchestrator.core.check import Unchecked
 
     placed = sorted(p.name for p in fleet.profiles.values() if p.node)
@@ -328,6 +336,7 @@ def _live_nodes(fleet, engine: bool) -> tuple[list | None, list]:
     what = "the swarm nodes the profiles are placed on"
     if not engine:
         return None, [Unchecked(what, "no Docker engine answers", "start it, or run on a manager")]
+    # start-up: only for a fleet placed on swarm nodes
     from orchestrator.docker.swarm_nodes import swarm_nodes
 
     nodes = swarm_nodes()
@@ -350,6 +359,7 @@ def render(
     """
 
     def work():
+        # start-up: only `orch render` loads these
         from orchestrator.core.spec import render as render_spec
         from orchestrator.fleet.store import load_fleet
 
@@ -363,6 +373,7 @@ def render(
             if fmt == "json":
                 print_json(spec)
             else:
+                # start-up: PyYAML only for --format yaml
                 import yaml
 
                 sys.stdout.write(yaml.safe_dump(spec, sort_keys=False))
@@ -380,6 +391,7 @@ def schema(as_json: JsonOpt = False) -> None:
     """
 
     def work():
+        # start-up: only `orch schema` loads this
         from orchestrator.core.model import Fleet
 
         doc = Fleet.model_json_schema()

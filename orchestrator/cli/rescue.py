@@ -37,6 +37,7 @@ def rescue(
     """
 
     def work():
+        # start-up: only `orch rescue` loads this
         from orchestrator.workflows.rescue import rescue as run
 
         project = _project()

@@ -22,7 +22,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +150,21 @@ def key_lines(text: str) -> dict[JsonPath, int]:
     return scanner.lines
 
 
+def line_finder(text: str) -> Callable[[JsonPath], int]:
+    """`line_of` in `text`, scanned on the first question only: most configs have
+    nothing to place (no problem, no credential), and the scan is most of the
+    time checking one takes."""
+    lines: dict[JsonPath, int] | None = None
+
+    def find(path: JsonPath) -> int:
+        nonlocal lines
+        if lines is None:
+            lines = key_lines(text)
+        return line_of(lines, path)
+
+    return find
+
+
 def line_of(lines: Mapping[JsonPath, int], path: JsonPath) -> int:
     """The line of `path`, else of its nearest parent that has one (a missing key
     is reported where its parent object starts)."""
@@ -246,11 +261,11 @@ def schema_problems(
 ) -> list[Problem]:
     """Every place `data` breaks the gateway's schema (a jsonschema validator made
     from `relax_schema`), sorted by line, each naming file:line, the key, the message."""
-    lines = key_lines(text)
+    line_at = line_finder(text)
     found = []
     for error in validator.iter_errors(data):
         path: JsonPath = tuple(error.absolute_path)
-        found.append((line_of(lines, path), dotted(path), _message(error)))
+        found.append((line_at(path), dotted(path), _message(error)))
     schema = f"the schema of openclaw {version}" if version else "the gateway's schema"
     return [
         Problem(
@@ -311,7 +326,7 @@ def managed_problems(
     """The keys orch manages that disagree with the profile (`managed` is what
     `orch setup` writes), and a control UI without the profile's allowed origins
     (the gateway refuses a non-loopback bind without them)."""
-    lines = key_lines(text)
+    line_at = line_finder(text)
     problems = []
     fix = f"`orch setup {owner} --force` writes orch's keys back (every other key is kept)"
     for path in MANAGED_KEYS:
@@ -320,7 +335,7 @@ def managed_problems(
         if want is _MISSING or have == want:
             continue
         key = dotted(path)
-        line = line_of(lines, path)
+        line = line_at(path)
         shown = "missing" if have is _MISSING else repr(have)
         problems.append(
             Problem(
@@ -343,7 +358,7 @@ def managed_problems(
     if isinstance(want_origins, list) and (
         not isinstance(have_origins, list) or not set(want_origins) <= set(have_origins)
     ):
-        line = line_of(lines, origins_path)
+        line = line_at(origins_path)
         problems.append(
             Problem(
                 code="config-managed",
@@ -456,7 +471,7 @@ def credentials(
     """The credentials in one profile's config. Placeholders (`${VAR}`) and SecretRef
     objects are not values and are skipped; `host_path(container_path)` turns a
     session dir into the host dir it is (None: private to the container)."""
-    lines = key_lines(text)
+    line_at = line_finder(text)
     found = []
     for path, value in _leaves(data):
         if not _credential_key(path) or not isinstance(value, str):
@@ -470,7 +485,7 @@ def credentials(
                 continue
             value = f"path:{resolved}"
         digest = hashlib.sha256(value.encode()).hexdigest()
-        found.append(Credential(owner, path, line_of(lines, path), digest))
+        found.append(Credential(owner, path, line_at(path), digest))
     return found
 
 

@@ -17,6 +17,7 @@ TOKEN_FILE = "gateway_token"
 MARKER_FILE = ".orch-profile"
 DIR_KINDS = ("config", "state", "workspace")
 PROFILES_DIR = "profiles"
+JOURNAL_DIR = "journal"  # upgrades and rollbacks in flight (fleet/journal.py)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,19 @@ class ProfileDirs:
 
 def profile_root(home: Path, name: str) -> Path:
     return home / PROFILES_DIR / name
+
+
+def journal_dir(home: Path) -> Path:
+    return home / JOURNAL_DIR
+
+
+def journaled(home: Path) -> bool:
+    """Whether an upgrade or rollback left a journal: a glance at one dir before a
+    command loads the modules that finish or undo one (`orch up` on every run)."""
+    try:
+        return any(entry.suffix == ".json" for entry in journal_dir(home).iterdir())
+    except OSError:
+        return False
 
 
 def default_dir(home: Path, name: str, kind: str) -> Path:

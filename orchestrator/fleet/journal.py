@@ -29,9 +29,9 @@ from pydantic.dataclasses import dataclass
 
 from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import NAME_RE
+from orchestrator.core.paths import journal_dir
 from orchestrator.errors import JournalError
 
-JOURNAL_DIR = "journal"
 STEPS = (
     "begun",  # nothing changed yet
     "backed-up",  # the snapshot of the state an undo restores is written
@@ -92,10 +92,6 @@ def _kill_point(where: str) -> None:
     """Test-only: SIGKILL this process at the boundary named in $ORCH_TEST_KILL_AT."""
     if os.environ.get(KILL_ENV) == where:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def journal_dir(home: Path) -> Path:
-    return home / JOURNAL_DIR
 
 
 def journal_path(home: Path, name: str) -> Path:

@@ -91,7 +91,7 @@ def image_meta(image: str) -> dict[str, Any]:
 
 
 def current_container(fleet: Fleet, home: Path, name: str) -> LiveContainer | None:
-    return take_snapshot(fleet.project, home, with_listeners=False).ours.get(name)
+    return take_snapshot(fleet.project, home, whole_host=False).ours.get(name)
 
 
 def is_running(container: LiveContainer | None) -> bool:
@@ -300,7 +300,7 @@ def _swap_in_place(
 def restart_rescuers(home: Path, fleet: Fleet, name: str, timeout: float, say) -> None:
     """A running rescue profile mounts this profile's config dir: after the swap its
     mount still shows the old dir, so restart it to see the restored one."""
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    snap = take_snapshot(fleet.project, home, whole_host=False)
     for other in fleet.profiles.values():
         container = snap.ours.get(other.name)
         if other.rescues == name and is_running(container):

@@ -339,7 +339,7 @@ def _undo(home: Path, j: Journal, timeout: float, say) -> None:
     profile = fleet.get(j.profile)
     old_profile = profile.model_copy(update={"image": j.from_image})
     old_fleet = fleet.with_profile(old_profile)
-    snap = take_snapshot(fleet.project, home, with_listeners=False)
+    snap = take_snapshot(fleet.project, home, whole_host=False)
     current = snap.ours.get(j.profile)
     # A container under the profile's name that is not the old one: the new one (also
     # when the kill came between its creation and the journal's "new-created").

@@ -65,3 +65,43 @@ def test_a_changed_or_broken_config_is_validated_every_time(tmp_path: Path) -> N
         assert _schema(passed, built).problems("main", "f", bad, json.loads(bad)) != []
     assert built == [1, 1, 1]
     assert passed.read_text().split() == [hashlib.sha256(good.encode()).hexdigest()]
+
+
+def _names(app) -> list[str]:
+    from orchestrator.cli.app import _command_name
+
+    return [_command_name(c) for c in app.registered_commands] + [
+        g.name for g in app.registered_groups
+    ]
+
+
+def test_a_command_line_that_names_a_command_builds_only_that_one() -> None:
+    from orchestrator.cli.app import app, narrowed
+
+    assert _names(narrowed(app, ["up"])) == ["up"]
+    assert _names(narrowed(app, ["exec"])) == ["exec"]  # a command named apart from its function
+    assert _names(narrowed(app, ["backup"])) == ["backup"]  # a group: with its own commands
+    for first in ([], ["--version"], ["upp"]):  # the whole app, for its help and suggestions
+        assert narrowed(app, first) is app
+    assert len(_names(app)) > 20  # the full app is left as it was
+
+
+def test_a_narrowed_command_parses_helps_and_fails_as_in_the_whole_app(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.app import app, narrowed
+
+    runner = CliRunner()
+    env = {"ORCH_HOME": str(tmp_path / "none"), "COLUMNS": "120"}
+    for args in (
+        ["up", "--help"],
+        ["status", "-h"],
+        ["backup", "key", "--help"],
+        ["up", "--timeout", "soon"],
+        ["status", "--no-such-option"],
+        ["logs"],
+        ["check", "--json"],
+    ):
+        whole = runner.invoke(app, args, env=env)
+        one = runner.invoke(narrowed(app, args[:1]), args, env=env)
+        assert (one.exit_code, one.output) == (whole.exit_code, whole.output), args

@@ -201,3 +201,23 @@ def test_dotted_paths() -> None:
         "gateway.controlUi.allowedOrigins[0]"
     )
     assert dotted(()) == "(root)"
+
+
+def test_a_config_with_nothing_to_place_is_not_scanned_for_lines(monkeypatch) -> None:
+    """Lines are found only for what is reported: a clean config (every `orch up` and
+    `orch check` of a converged fleet) costs no scan; one with a problem, one scan."""
+    from orchestrator.core import gateway_config
+
+    scans = []
+    real = gateway_config.key_lines
+    monkeypatch.setattr(gateway_config, "key_lines", lambda text: scans.append(1) or real(text))
+    text = json.dumps(MANAGED, indent=2)
+    validator = jsonschema.Draft7Validator(relax_schema(SCHEMA))
+    assert managed_problems("main", "/c/openclaw.json", text, MANAGED, MANAGED) == []
+    assert credentials("main", text, MANAGED) == []
+    assert schema_problems("main", "/c/openclaw.json", text, MANAGED, validator) == []
+    assert scans == []
+    config = {**MANAGED, "gateway": {**MANAGED["gateway"], "port": 18800, "bind": "loopback"}}
+    bad = json.dumps(config, indent=2)
+    assert len(managed_problems("main", "/c/openclaw.json", bad, config, MANAGED)) == 2
+    assert scans == [1]
