@@ -324,8 +324,11 @@ def test_any_environment_gets_an_answer_and_a_failure_writes_nothing(
     with sandbox(EXISTING) as (root, env):
         for var, value in changes.items():
             # An empty HOME makes "~" the root dir, an empty ORCH_REGISTRY_DIR the host's
-            # registry: both outside the sandbox, so they are left as they are.
-            if value.strip() or var not in ("HOME", "ORCH_REGISTRY_DIR"):
+            # registry, a relative HOME the real user's home (the password database's,
+            # as platformdirs falls back): all outside the sandbox, so they are left as
+            # they are (a generated `setup web` wrote the real default home before).
+            outside = var == "HOME" and not os.path.isabs(value.replace("{root}", str(root)))
+            if (value.strip() or var not in ("HOME", "ORCH_REGISTRY_DIR")) and not outside:
                 env[var] = value.replace("{root}", str(root))
         if unset_home and "ORCH_HOME" not in changes:
             env["ORCH_HOME"] = None  # the default home: from XDG_DATA_HOME or HOME
