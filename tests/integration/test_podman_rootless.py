@@ -180,14 +180,27 @@ def _remove(user: User, service_pid: int | None) -> None:
         pids.append(int(pause.read_text().strip()))
     # The store holds files of the user's subuids: podman removes its own, as the user.
     user.run("podman", "system", "reset", "--force", ok=False, timeout=600)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        wait_for(lambda pid=pid: _gone(pid), 30, f"pid {pid} to exit")
-    subprocess.run(["userdel", "-r", user.name], check=False, capture_output=True)
-    shutil.rmtree(user.runtime, ignore_errors=True)
+    try:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            wait_for(lambda pid=pid: _gone(pid), 30, f"pid {pid} to exit")
+    finally:
+        # Whatever else still runs as this throwaway user (a service that outlived its
+        # SIGTERM on a loaded host, seen once): userdel refuses a user with processes,
+        # and the user, its ids and that service were then left behind.
+        subprocess.run(["pkill", "-KILL", "-u", user.name], check=False, capture_output=True)
+        wait_for(lambda: _none_of(user.name), 30, f"{user.name}'s processes to exit")
+        subprocess.run(["userdel", "-r", user.name], check=False, capture_output=True)
+        shutil.rmtree(user.runtime, ignore_errors=True)
+
+
+def _none_of(name: str) -> bool:
+    """No live process runs as user `name` (zombies count as gone)."""
+    listed = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True).stdout
+    return all(_gone(int(pid)) for pid in listed.split())
 
 
 def _gone(pid: int) -> bool:
