@@ -1,6 +1,7 @@
 """cli.backup: backup (create, verify, ls), restore, upgrade, rollback."""
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -687,15 +688,7 @@ def restore(
         result = do_restore(home, name, Path(archive), keep_old, timeout, _progress(as_json), trust)
         data = result.to_json()
 
-        def show() -> None:
-            down = f", down {result.downtime_s:.1f} s" if result.downtime_s is not None else ""
-            print(f"{name}: restored from {archive} ({result.seconds:.1f} s{down})")
-            if result.note:
-                print(f"{name}: {result.note}")
-            for path in result.kept:
-                print(f"{name}: kept the replaced {path}")
-
-        return data, show
+        return data, _restored(name, result, str(archive))
 
     _run("restore", as_json, work)
 
@@ -720,15 +713,7 @@ def _restore_on_node(
         project, name, str(archive.absolute()), None, keep_old, timeout, _progress(as_json)
     )
 
-    def show() -> None:
-        down = f", down {result.downtime_s:.1f} s" if result.downtime_s is not None else ""
-        print(f"{name}: restored from {result.node}:{archive} ({result.seconds:.1f} s{down})")
-        if result.note:
-            print(f"{name}: {result.note}")
-        for path in result.kept:
-            print(f"{name}: kept the replaced {result.node}:{path}")
-
-    return result.to_json(), show
+    return result.to_json(), _restored(name, result, f"{result.node}:{archive}", f"{result.node}:")
 
 
 def _restore_remote(
@@ -742,6 +727,7 @@ def _restore_remote(
     timeout: float,
     as_json: bool,
 ):
+    # start-up: only `orch restore` from a bucket loads these
     from orchestrator.fleet.offsite import parse_target
     from orchestrator.workflows.offsite import resolve, restore_from
 
@@ -750,7 +736,15 @@ def _restore_remote(
             "give an s3:// ARCHIVE, or --latest --from s3://BUCKET/PREFIX (not both)",
             hint="orch restore main --latest --from s3://my-backups/orch",
         )
-    home = _home()
+    project = _project()
+    node = project.fleet.get(name).node
+    if node:
+        raise UsageError(
+            f"restoring '{name}' from a bucket is not supported yet: it runs on swarm node"
+            f" {node}; nothing was restored",
+            hint=f"restore it from an archive on {node} (`orch backup {name}` made there)",
+        )
+    home = project.home
     entry = resolve(archive, parse_target(source, "--from") if source else None, name)
     if trust and not as_json:
         print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
@@ -763,17 +757,23 @@ def _restore_remote(
         )
     _engine_ready(as_json)
     result = restore_from(home, name, entry, keep_old, timeout, _progress(as_json), trust)
-    data = result.to_json()
+    return result.to_json(), _restored(name, result, entry.url)
+
+
+def _restored(name: str, result: Any, source: str, where: str = "") -> Callable[[], None]:
+    """The lines every restore prints (from a file, a node or a bucket): where from,
+    how long and how long the gateway was down, the note, the replaced dirs kept
+    (`where`: the node they are on)."""
 
     def show() -> None:
         down = f", down {result.downtime_s:.1f} s" if result.downtime_s is not None else ""
-        print(f"{name}: restored from {entry.url} ({result.seconds:.1f} s{down})")
+        print(f"{name}: restored from {source} ({result.seconds:.1f} s{down})")
         if result.note:
             print(f"{name}: {result.note}")
         for path in result.kept:
-            print(f"{name}: kept the replaced {path}")
+            print(f"{name}: kept the replaced {where}{path}")
 
-    return data, show
+    return show
 
 
 def resume(home: Path, names: list[str] | None, timeout: float, as_json: bool) -> list[dict]:

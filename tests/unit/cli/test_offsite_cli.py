@@ -44,6 +44,24 @@ def test_bad_urls_and_combinations_are_refused_and_change_nothing(home: Path) ->
     assert snapshot(home) == before
 
 
+def test_a_profile_on_a_swarm_node_is_refused_both_ways_to_and_from_a_bucket(
+    home: Path,
+) -> None:
+    save_with_files(home, fleet_of(Profile(name="main", port=18789, node="orch-node2")))
+    before = snapshot(home)
+    cases = [
+        (("backup", "main", "--to", "s3://bk-1/x"), "--to is not supported yet"),
+        (("restore", "main", "--latest", "--from", "s3://bk-1/x", "--yes"), "orch-node2"),
+    ]
+    for args, said in cases:
+        proc = orch(home, *args, "--json")
+        doc = json.loads(proc.stdout)
+        assert proc.returncode == 2 and doc["ok"] is False, (args, proc.stdout, proc.stderr)
+        assert said in doc["error"]["message"] and "nothing was" in doc["error"]["message"]
+        assert doc["error"]["hint"], doc
+    assert snapshot(home) == before
+
+
 def test_schedule_writes_into_the_home_or_where_told_and_never_etc_unasked(
     home: Path, tmp_path: Path
 ) -> None:
