@@ -111,7 +111,7 @@ def check_evacuation(
         )
     if old is not None and old.state == "ready":
         raise UsageError(
-            f"'{name}''s node {current} still answers (state ready): nothing was changed."
+            f"node {current} of '{name}' still answers (state ready): nothing was changed."
             f" Moving it from an archive would run two gateways on one state and lose what"
             f" it wrote since the archive",
             hint=f"this is for a node that is gone (`docker node ls` shows {current} Down);"
