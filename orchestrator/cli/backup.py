@@ -461,9 +461,11 @@ def _ls_remote(url: str, name: str | None, output: Path | None):
         if not rows and not unreadable:
             print(f"no archives under {url}")
         for r in rows:
+            node = f"  (made on node {r['node']})" if r.get("node") else ""
             print(
                 f"{r['profile']}  {r['created']}  {r['mode']:<7}  openclaw"
-                f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}  {r['archive']}"
+                f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}"
+                f"  {r['archive']}{node}"
             )
         for u in unreadable:
             print(f"incomplete  {u['archive']}: {u['error']}")

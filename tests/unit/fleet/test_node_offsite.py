@@ -261,3 +261,17 @@ def test_check_member_reads_members_as_tar_writes_them() -> None:
     with tarfile.open(fileobj=buf, mode="r:gz") as tar:
         for member in tar:
             check_member("s3://b/a", member)
+
+
+def test_a_node_archive_is_refused_for_a_profile_on_this_host_before_any_download(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.workflows.offsite import restore_from
+
+    raw = json.dumps(_marker()).encode()
+    (entry,) = offsite.classify(T, {NAME: 1234}, {NAME: raw})
+    with pytest.raises(ArchiveInvalid) as caught:
+        restore_from(tmp_path, "t2", entry)
+    assert "was made on swarm node n2" in caught.value.message
+    assert "nothing was changed" in caught.value.message
+    assert list(tmp_path.iterdir()) == []
