@@ -200,7 +200,7 @@ def restore_node_from(
     trust: bool,
 ) -> node_backup.NodeRestore:
     """A node archive back into the profile's dirs on its own node."""
-    sha = _checked(project.home, name, entry, trust)
+    sha, _vouched = _checked(project.home, name, entry, trust)
     url = offsite.Bucket(entry.target).presign("GET", entry.name)
     result = node_backup.restore_on_node(
         project, name, _landing(project, name), sha, keep_old, timeout, progress, fetch=url
@@ -210,9 +210,9 @@ def restore_node_from(
     return result
 
 
-def _checked(home: Path, name: str, entry: offsite.Remote, trust: bool) -> str:
-    """The archive's sha256, once its marker says it is a node archive of `name` and
-    a key of this home vouches for the marker."""
+def _checked(home: Path, name: str, entry: offsite.Remote, trust: bool) -> tuple[str, str]:
+    """The archive's sha256 and who vouched for it, once its marker says it is a node
+    archive of `name` and a key of this home vouches for the marker."""
     if entry.profile != name:
         raise ArchiveInvalid(
             f"{entry.url} is a backup of profile '{entry.profile}', not '{name}'",
@@ -225,8 +225,9 @@ def _checked(home: Path, name: str, entry: offsite.Remote, trust: bool) -> str:
             hint=f"use an archive `orch backup {name} --to URL` made since it was placed",
         )
     assert entry.marker is not None
-    offsite.authenticate_node_marker(entry.marker, archive_keys.keyring(home, trust), entry.url)
-    return str(entry.marker["sha256"])
+    keys = archive_keys.keyring(home, trust)
+    vouched = offsite.authenticate_node_marker(entry.marker, keys, entry.url)
+    return str(entry.marker["sha256"]), vouched
 
 
 def _landing(project: Project, name: str) -> str:
@@ -297,10 +298,7 @@ def evacuate(
     start = time.monotonic()
     with locked(project.home):
         old, node = evacuation_nodes(project, name, target)
-        sha = _checked(project.home, name, entry, trust)
-        vouched = offsite.authenticate_node_marker(
-            entry.marker or {}, archive_keys.keyring(project.home, trust), entry.url
-        )
+        sha, vouched = _checked(project.home, name, entry, trust)
         url = offsite.Bucket(entry.target).presign("GET", entry.name)
         where = node_backup.OnNode(project.spec(name), node, None)  # nothing runs there
         restored = node_backup.restore_into(

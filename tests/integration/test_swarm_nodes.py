@@ -505,7 +505,8 @@ def test_a_profile_on_node_2_is_backed_up_to_s3_by_its_node_listed_and_verified(
     """`orch backup t2 --to s3://...` on the manager: node 2 archives and uploads it
     (a presigned URL as a one-job secret), the manager reads it back and writes the
     signed marker; `ls --from` lists it, `verify` checks marker, sha256 and members.
-    A tampered archive, and a marker rewritten to match it, are refused."""
+    A tampered archive, and a marker rewritten to match it, are refused; the real one
+    is restored on node 2 by `orch restore t2 s3://...` (node 2 downloads it)."""
     fleet, _port, _up = placed_fleet
     s3, env = bucket
     marker = fleet.workspace_dir("t2") / "offsite.txt"
@@ -582,6 +583,18 @@ def test_a_profile_on_node_2_is_backed_up_to_s3_by_its_node_listed_and_verified(
         )  # fmt: skip
         assert put_back.returncode == 0, put_back.stderr
     assert fleet.json("backup", "verify", row["archive"], env=env)["data"]["ok"]
+    marker.write_text("changed since")
+    restored = fleet.json("restore", "t2", row["archive"], "--yes", env=env, timeout=600)["data"]
+    print(
+        f"restore of t2 on node 2 from S3: {restored['seconds']:.1f} s,"
+        f" down {restored['downtime_s']:.1f} s"
+    )
+    assert (restored["ok"], restored["node"], restored["archive"]) == (
+        True, "orch-node2", row["archive"],
+    )  # fmt: skip
+    assert "what changed since then is not in it" in restored["note"]
+    assert marker.read_text() == "in the archive" and marker.stat().st_uid == 1000
+    assert (job_secrets(cluster), fleet_jobs(cluster)) == ("", "")
 
 
 def fleet_jobs(cluster) -> str:
