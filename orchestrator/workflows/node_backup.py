@@ -37,6 +37,7 @@ A backup or restore killed half-way can leave the service at 0 replicas: `orch u
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import time
@@ -55,7 +56,7 @@ from orchestrator.core.spec import LABEL_HOME, LABEL_PROJECT, ContainerSpec
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.node_jobs import JOB_MEMORY, BindMount, Job, JobResult, run_job
 from orchestrator.docker.swarm_nodes import node_named, require_nodes
-from orchestrator.errors import BackupFailed, NotFound, NotReady, UsageError
+from orchestrator.errors import BackupFailed, NotFound, NotReady, OrchError, UsageError
 from orchestrator.export.stack import service_name
 from orchestrator.fleet.backup import default_dir, utc_stamp
 from orchestrator.fleet.store import locked
@@ -76,7 +77,7 @@ NODE_JOB_MEMORY = 256 * 1024 * 1024
 TRANSFER_JS = r"""
 const fs = require("fs"), http = require("http"), https = require("https");
 const [verb, file] = process.argv.slice(1);
-const url = new URL(fs.readFileSync("/run/secrets/orch-s3-url", "utf8").trim());
+const url = new URL(fs.readFileSync("/run/secrets/orch-s3-url", "utf8").trim()); // URL_SECRET
 const lib = url.protocol === "https:" ? https : http;
 const fail = (m) => { console.error(m); process.exit(1); };
 const answer = (res, ok) => {
@@ -284,10 +285,6 @@ def upload_script(archive: str, temp_dir: Path) -> str:
 
 def discard_on_node(project: Project, name: str, paths: list[str]) -> None:
     """Remove what a failed step left on the profile's node (best effort)."""
-    import contextlib
-
-    from orchestrator.errors import OrchError
-
     with contextlib.suppress(OrchError):
         run_job(_job(locate(project, name), discard_script(paths)))
 
