@@ -553,6 +553,10 @@ def _remove(
     for config in _listed("/configs", stack_filter):
         if mine((config.get("Spec") or {}).get("Labels")):
             _retry(lambda c=config: docker_http.remove_config(c["ID"]), deadline)
+    if home is not None:  # a killed job's secret (a presigned URL, expired by now)
+        jobs_filter = {"label": [JOB_LABEL, f"{LABEL_PROJECT}={stack}", f"{LABEL_HOME}={home}"]}
+        for secret in _listed("/secrets", jobs_filter):
+            _retry(lambda s=secret: docker_http.remove_secret(s["ID"]), deadline)
     # Swarm removes the stopped task containers shortly after; wait for those on
     # this node, so that a `down` leaves nothing behind when it returns.
     while time.monotonic() < deadline and any(

@@ -37,7 +37,7 @@ from orchestrator.backends.project import Project
 from orchestrator.core.check import check_fleet, node_down_problems, problems_for
 from orchestrator.core.model import Fleet
 from orchestrator.core.placement import SwarmNode, manager_of, node_of
-from orchestrator.core.plan import Kind
+from orchestrator.core.plan import Action, Kind
 from orchestrator.core.spec import LABEL_HASH, LABEL_HOME, LABEL_PROJECT, ContainerSpec
 from orchestrator.docker.node_jobs import BindMount, Job, run_jobs
 from orchestrator.docker.registry import PinnedImage, push_image, require_image_on
@@ -222,6 +222,30 @@ def wait_placed(
         time.sleep(POLL_S)
 
 
+def moved(
+    actions: list[Action], placed: list[Placed], services: list[dict[str, Any]]
+) -> list[Action]:
+    """A service pinned to another node than its profile names now (the profile was
+    moved: `orch restore --node`, or `node:` edited) is recreated there: its spec hash
+    does not name the node, its placement constraint does."""
+    from orchestrator.backends.swarm import _by_profile
+
+    current, wanted = _by_profile(services), node_names(placed)
+    out = []
+    for action in actions:
+        service = current.get(action.profile)
+        node = wanted.get(action.profile)
+        if action.kind == Kind.NOOP and service is not None and node is not None:
+            task = service["Spec"].get("TaskTemplate") or {}
+            constraints = (task.get("Placement") or {}).get("Constraints") or []
+            if f"node.hostname=={node}" not in constraints:
+                pinned = ", ".join(constraints) or "no node"
+                reason = f"moved to node {node} (the service is pinned to {pinned})"
+                action = Action(Kind.RECREATE, action.profile, reason, action.spec)
+        out.append(action)
+    return out
+
+
 def _task_ids(stack: str, profile: str) -> set[str]:
     from orchestrator.backends.swarm import tasks_of
 
@@ -278,7 +302,7 @@ def up_placed(
         problems = network_problems(specs, stack)
         if problems:
             raise CheckFailed("the swarm has networks in the way; nothing was changed", problems)
-        actions = plan_stack(specs, services)
+        actions = moved(plan_stack(specs, services), placed, services)
         if dry_run:
             return UpResult(actions, dry_run=True)
         changing = {a.profile for a in actions if a.kind != Kind.NOOP}

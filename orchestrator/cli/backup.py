@@ -105,6 +105,9 @@ def backup_create(
     (an upload cut short is never counted); --keep prunes there. Endpoint, region and
     credentials as the AWS tools take them (AWS_ENDPOINT_URL, AWS_REGION,
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE); orch never stores them.
+    A profile on a swarm node: its node uploads the archive it made through a
+    presigned URL (valid 10 min, handed over as a swarm secret; the node never gets
+    the credentials); the marker carries an HMAC with this home's backup key.
 
     Example: orch backup main --keep 7
 
@@ -119,12 +122,6 @@ def backup_create(
         placed = [p.name for p in project.fleet.select(names) if p.node]
         here = [p.name for p in project.fleet.select(names) if not p.node]
         if to is not None:
-            if placed:
-                raise UsageError(
-                    f"--to is not supported yet for profiles on swarm nodes"
-                    f" ({', '.join(placed)}); nothing was backed up",
-                    hint="back them up on their node (without --to), then copy the archive",
-                )
             return _backup_to(project.home, to)
         _engine_ready(as_json)
         rows = [
@@ -181,9 +178,10 @@ def backup_create(
         def show() -> None:
             for r in rows:
                 down = f", down {r['downtime_s']:.1f} s" if r["downtime_s"] is not None else ""
+                what = f"made on node {r['node']}" if r.get("node") else f"{r['files']} files"
                 print(
-                    f"{r['profile']}: {r['archive']} ({_human_bytes(r['bytes'])}, {r['files']}"
-                    f" files, {r['mode']}, {r['seconds']:.1f} s, upload {r['upload_s']:.1f} s,"
+                    f"{r['profile']}: {r['archive']} ({_human_bytes(r['bytes'])}, {what},"
+                    f" {r['mode']}, {r['seconds']:.1f} s, upload {r['upload_s']:.1f} s,"
                     f" sha256 checked{down})"
                 )
                 for p in r["pruned"]:
@@ -340,21 +338,22 @@ def backup_verify(
         if is_url(archive):
             from orchestrator.workflows.offsite import verify_remote
 
-            entry, manifest, vouched = verify_remote(_home(), archive, trust, profile)
+            entry, summary, vouched = verify_remote(_home(), archive, trust, profile)
             extra = {"sha256": entry.marker["sha256"] if entry.marker else None}
         else:
             manifest, vouched = verify(Path(archive), keyring(_home(), trust), profile)
-            extra = {}
+            summary, extra = manifest.summary(), {}
         data = {"archive": archive, "ok": True, "authenticated": vouched, **extra}
-        data.update(manifest.summary())
+        data.update(summary)
 
         def show() -> None:
             if trust:
                 print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
+            node = f", made on node {data['node']}" if data.get("node") else ""
             print(
-                f"{archive}: ok, authenticated: {vouched}, profile {manifest.profile},"
-                f" {len(manifest.files)} files ({_human_bytes(manifest.size)}), openclaw"
-                f" {manifest.openclaw_version}, {manifest.mode}, taken {manifest.created}"
+                f"{archive}: ok, authenticated: {vouched}, profile {data['profile']},"
+                f" {data['file_count']} files ({_human_bytes(data['bytes'])}), openclaw"
+                f" {data['openclaw_version']}, {data['mode']}, taken {data['created']}{node}"
             )
 
         return data, show
@@ -462,9 +461,11 @@ def _ls_remote(url: str, name: str | None, output: Path | None):
         if not rows and not unreadable:
             print(f"no archives under {url}")
         for r in rows:
+            node = f"  (made on node {r['node']})" if r.get("node") else ""
             print(
                 f"{r['profile']}  {r['created']}  {r['mode']:<7}  openclaw"
-                f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}  {r['archive']}"
+                f" {r['openclaw_version']}  {_human_bytes(r['archive_bytes'])}"
+                f"  {r['archive']}{node}"
             )
         for u in unreadable:
             print(f"incomplete  {u['archive']}: {u['error']}")
@@ -626,6 +627,15 @@ def restore(
         bool, typer.Option(help="Keep the replaced dirs (beside the profile's dirs).")
     ] = False,
     trust: TrustOpt = False,
+    node: Annotated[
+        Optional[str],
+        typer.Option(
+            "--node",
+            metavar="HOSTNAME",
+            help="Evacuate: bring the profile back on this swarm node (its own node is"
+            " down) from an s3:// archive; it is placed there from now on.",
+        ),
+    ] = None,
     timeout: Timeout = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -640,20 +650,32 @@ def restore(
 
     From S3 (an s3:// archive, or --latest --from s3://BUCKET/PREFIX): the archive is
     downloaded into the home and checked against its completion marker's sha256 first;
-    the note says how old it is (what changed since is not in it).
+    the note says how old it is (what changed since is not in it). A profile placed on
+    a swarm node: its node downloads the archive (a presigned URL) and restores it.
+
+    Evacuate with --node HOSTNAME: a profile whose swarm node is down is brought back
+    on HOSTNAME from its archive in the bucket: refused while its node is still Ready;
+    its dirs are restored on HOSTNAME, its placement moves there (fleet file), its
+    service is deployed there and orch waits until it is ready. Everything it wrote
+    since the archive is lost: the output says how old the archive is.
 
     Example: orch restore main backups/main/main-20261201T101500.000000Z.tar.gz --yes
 
     Example: orch restore main --latest --from s3://my-backups/orch --yes
+
+    Example: orch restore t2 --latest --from s3://my-backups/orch --node node-b --yes
     """
     from orchestrator.fleet.offsite import is_url
 
+    if node is not None and not (latest or source or (archive and is_url(archive))):
+        _run("restore", as_json, _needs_bucket)
+        return
     if latest or source is not None or (archive is not None and is_url(archive)):
         _run(
             "restore",
             as_json,
             lambda: _restore_remote(
-                name, archive, latest, source, yes, keep_old, trust, timeout, as_json
+                name, archive, latest, source, yes, keep_old, trust, timeout, as_json, node
             ),
         )
         return
@@ -726,6 +748,7 @@ def _restore_remote(
     trust: bool,
     timeout: float,
     as_json: bool,
+    target: str | None = None,
 ):
     # start-up: only `orch restore` from a bucket loads these
     from orchestrator.fleet.offsite import parse_target
@@ -737,15 +760,18 @@ def _restore_remote(
             hint="orch restore main --latest --from s3://my-backups/orch",
         )
     project = _project()
-    node = project.fleet.get(name).node
-    if node:
-        raise UsageError(
-            f"restoring '{name}' from a bucket is not supported yet: it runs on swarm node"
-            f" {node}; nothing was restored",
-            hint=f"restore it from an archive on {node} (`orch backup {name}` made there)",
+    placed_on = project.fleet.get(name).node
+    from_url = parse_target(source, "--from") if source else None
+    if target is not None:
+        return _evacuate(
+            project, name, archive, from_url, target, yes, keep_old, trust, timeout, as_json
+        )
+    if placed_on:
+        return _restore_node_remote(
+            project, name, archive, from_url, yes, keep_old, trust, timeout, as_json
         )
     home = project.home
-    entry = resolve(archive, parse_target(source, "--from") if source else None, name)
+    entry = resolve(archive, from_url, name)
     if trust and not as_json:
         print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
     if not yes:
@@ -758,6 +784,94 @@ def _restore_remote(
     _engine_ready(as_json)
     result = restore_from(home, name, entry, keep_old, timeout, _progress(as_json), trust)
     return result.to_json(), _restored(name, result, entry.url)
+
+
+def _needs_bucket() -> Any:
+    raise UsageError(
+        "--node brings a profile back on another node from an archive in a bucket:"
+        " give an s3:// ARCHIVE or --latest --from s3://BUCKET/PREFIX",
+        hint="orch restore t2 --latest --from s3://my-backups/orch --node node-b",
+    )
+
+
+def _restore_node_remote(
+    project: Any,
+    name: str,
+    archive: str | None,
+    source: Any,
+    yes: bool,
+    keep_old: bool,
+    trust: bool,
+    timeout: float,
+    as_json: bool,
+) -> Any:
+    """A profile placed on a swarm node, from a bucket: its node downloads and restores."""
+    from orchestrator.workflows.node_offsite import restore_node_from
+    from orchestrator.workflows.offsite import resolve
+
+    node = project.fleet.get(name).node
+    entry = resolve(archive, source, name)
+    if trust and not as_json:
+        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
+    if not yes:
+        _confirm(
+            f"restoring '{name}' stops its gateway on {node} and replaces its state with the"
+            f" one of {entry.created}",
+            f"Stop '{name}' on {node} and replace its config, state and workspace with"
+            f" {entry.url}?",
+            as_json,
+        )
+    _engine_ready(as_json)
+    result = restore_node_from(project, name, entry, keep_old, timeout, _progress(as_json), trust)
+    return result.to_json(), _restored(name, result, entry.url, f"{result.node}:")
+
+
+def _evacuate(
+    project: Any,
+    name: str,
+    archive: str | None,
+    source: Any,
+    target: str,
+    yes: bool,
+    keep_old: bool,
+    trust: bool,
+    timeout: float,
+    as_json: bool,
+) -> Any:
+    """`restore NAME ... --node OTHER`: the refusals first (no bucket read while the old
+    node still answers), then the archive, the question, the move."""
+    from orchestrator.workflows.node_offsite import evacuate, evacuation_nodes
+    from orchestrator.workflows.offsite import human_age, resolve
+
+    _engine_ready(as_json)
+    old, _node = evacuation_nodes(project, name, target)
+    entry = resolve(archive, source, name)
+    if trust and not as_json:
+        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
+    if not yes:
+        _confirm(
+            f"bringing '{name}' back on {target} from {entry.url} (taken {entry.created})"
+            f" loses everything it wrote on {old} since then",
+            f"Move '{name}' from {old} (down) to {target} with the state of {entry.created}?",
+            as_json,
+        )
+    result = evacuate(project, name, entry, target, keep_old, timeout, _progress(as_json), trust)
+
+    def show() -> None:
+        age = f"{human_age(result.archive_age_s)} old" if result.archive_age_s is not None else ""
+        print(
+            f"{name}: moved from {result.from_node} to {result.to_node} and ready in"
+            f" {result.seconds:.1f} s (restore {result.restore_s:.1f} s, deploy and ready"
+            f" {result.deploy_s:.1f} s)"
+        )
+        print(
+            f"{name}: from {result.archive} ({age}, authenticated: {result.authenticated}):"
+            f" everything written since {result.archive_created} is lost"
+        )
+        for path in result.kept:
+            print(f"{name}: kept the replaced {result.to_node}:{path}")
+
+    return result.to_json(), show
 
 
 def _restored(name: str, result: Any, source: str, where: str = "") -> Callable[[], None]:

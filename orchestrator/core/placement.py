@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.ports import Overlap, Reservation, sweep
+from orchestrator.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,49 @@ def on_this_host(fleet: Fleet, manager: str | None = None) -> set[str]:
     """Profiles that run on the host orch runs on: the unplaced ones and those placed
     on the manager. Only their ports can clash with other fleets of this host."""
     return {p.name for p in fleet.profiles.values() if p.node is None or p.node == manager}
+
+
+def check_evacuation(
+    name: str,
+    current: str | None,
+    old: SwarmNode | None,
+    target: str,
+    nodes: Sequence[SwarmNode],
+) -> None:
+    """Whether `name` may be brought back on node `target` from an archive while its
+    node `current` (`old`: that node as the swarm sees it, None when the swarm no
+    longer has it) is gone. Refused, with a UsageError saying why and what to do:
+    a profile not placed on a node; its node still ready (it answers: two gateways
+    on one state, and what it wrote since the archive would be thrown away); a target
+    that is the same node, unknown, down, drained or paused."""
+    names = ", ".join(sorted(n.hostname for n in nodes)) or "none"
+    if current is None:
+        raise UsageError(
+            f"--node moves a profile placed on a swarm node; '{name}' runs on the manager",
+            hint=f"restore it here without --node: `orch restore {name} --latest --from URL`",
+        )
+    if target == current:
+        raise UsageError(
+            f"'{name}' is placed on {target} already; --node names the node to move it to",
+            hint=f"restore it where it is without --node: `orch restore {name} ...`",
+        )
+    if old is not None and old.state == "ready":
+        raise UsageError(
+            f"node {current} of '{name}' still answers (state ready): nothing was changed."
+            f" Moving it from an archive would run two gateways on one state and lose what"
+            f" it wrote since the archive",
+            hint=f"this is for a node that is gone (`docker node ls` shows {current} Down);"
+            f" while it runs, back it up and restore it there (`orch restore {name} ...`)",
+        )
+    node = next((n for n in nodes if n.hostname == target), None)
+    if node is None:
+        raise UsageError(
+            f"--node: this swarm has no node {target!r} (nodes: {names}); nothing was changed",
+            hint="`docker node ls` lists the nodes",
+        )
+    if not node.usable:
+        raise UsageError(
+            f"--node: node {target} is {node.state}, {node.availability}: it cannot run"
+            f" '{name}' now; nothing was changed",
+            hint="pick a node `docker node ls` shows Ready and Active",
+        )

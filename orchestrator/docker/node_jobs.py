@@ -13,10 +13,16 @@ fleet's objects.
 
 Uses: does a node get an image (the task must pull it and start it), and making a
 profile's dirs on the node that runs it (backends/swarm_placement.py).
+
+A job's `secrets` (file name -> bytes, e.g. a presigned S3 URL) go to the node as
+swarm secrets made for that one job: mounted at /run/secrets/NAME (tmpfs, mode 0400,
+root's), never in the service spec, its labels, `docker inspect` or the job's
+command line, and removed with the job.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import time
 import uuid
@@ -32,6 +38,7 @@ POLL_S = 0.2
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 JOB_MEMORY = 64 * 1024 * 1024
 JOB_STOP_GRACE_NS = 2_000_000_000  # a job removed while it runs: a stray one
+SECRETS_DIR = "/run/secrets"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class Job:
     labels: dict[str, str] = field(default_factory=dict)
     mounts: list[BindMount] = field(default_factory=list)
     user: str | None = None
+    memory: int = JOB_MEMORY
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,9 @@ class JobResult:
         return self.state == "complete"
 
 
-def job_spec(job: Job, name: str) -> dict[str, Any]:
-    """The ServiceSpec of a one-task job pinned to `job.node`."""
+def job_spec(job: Job, name: str, secret_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ServiceSpec of a one-task job pinned to `job.node`; `secret_ids`: file name
+    -> ID of the swarm secret made for it (the spec names the ID, never the data)."""
     labels = {**job.labels, JOB_LABEL: "true"}
     container: dict[str, Any] = {
         "Image": job.image,
@@ -83,6 +93,15 @@ def job_spec(job: Job, name: str) -> dict[str, Any]:
     }
     if job.user:
         container["User"] = job.user
+    if secret_ids:
+        container["Secrets"] = [
+            {
+                "SecretID": sid,
+                "SecretName": f"{name}-{file}",
+                "File": {"Name": file, "UID": "0", "GID": "0", "Mode": 0o400},
+            }
+            for file, sid in secret_ids.items()
+        ]
     return {
         "Name": name,
         "Labels": labels,
@@ -90,14 +109,15 @@ def job_spec(job: Job, name: str) -> dict[str, Any]:
             "ContainerSpec": container,
             "Placement": {"Constraints": [f"node.hostname=={job.node}"]},
             "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
-            "Resources": {"Limits": {"MemoryBytes": JOB_MEMORY}},
+            "Resources": {"Limits": {"MemoryBytes": job.memory}},
         },
         "Mode": {"Replicated": {"Replicas": 1}},
     }
 
 
 def start_job(job: Job, prefix: str = "orch-job") -> str:
-    """Create the job's service; its ID."""
+    """Create the job's service (a job with secrets: `run_job`); its ID."""
+    assert not job.secrets, "a job with secrets runs through run_job, which removes them"
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     return docker_http.request("POST", "/services/create", body=job_spec(job, name))["ID"]
 
@@ -134,7 +154,39 @@ def run_jobs(jobs: list[Job], timeout: float = JOB_TIMEOUT_S) -> list[JobResult]
 
 
 def run_job(job: Job, timeout: float = JOB_TIMEOUT_S, capture: bool = False) -> JobResult:
-    return wait_job(start_job(job), job.node, timeout, capture)
+    """Run one job and wait for it; its secrets exist only while it does."""
+    if not job.secrets:
+        return wait_job(start_job(job), job.node, timeout, capture)
+    name = f"orch-job-{uuid.uuid4().hex[:8]}"
+    ids: dict[str, str] = {}
+    try:
+        for file, data in job.secrets.items():
+            ids[file] = create_secret(f"{name}-{file}", data, {**job.labels, JOB_LABEL: "true"})
+        service = docker_http.request("POST", "/services/create", body=job_spec(job, name, ids))
+        return wait_job(service["ID"], job.node, timeout, capture)
+    finally:
+        for sid in ids.values():
+            _remove_secret(sid)
+
+
+def create_secret(name: str, data: bytes, labels: dict[str, str]) -> str:
+    body = {"Name": name, "Labels": labels, "Data": base64.b64encode(data).decode()}
+    return docker_http.request("POST", "/secrets/create", body=body)["ID"]
+
+
+def _remove_secret(secret_id: str) -> None:
+    """The job's service is gone; Swarm may still count its task for a moment."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            docker_http.remove_secret(secret_id)
+            return
+        except NotFound:
+            return
+        except EngineRefused:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL_S)
 
 
 def job_output(service_id: str) -> str:

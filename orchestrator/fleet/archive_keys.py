@@ -32,6 +32,8 @@ KEY_FORMAT = "orch-backup-key/1"
 ALGORITHM = "hmac-sha256"
 # The MAC covers this prefix too: a key of orch's never signs anything else's bytes.
 DOMAIN = b"orch-backup/1 manifest\n"
+# What the MAC of a node archive's completion marker covers (fleet/offsite.py).
+MARKER_DOMAIN = b"orch-backup/1 node-archive marker\n"
 KEY_ID_LABEL = b"orch-backup key id"
 MAX_KEY_FILE = 4096
 _LINE = re.compile(rf"^{re.escape(KEY_FORMAT)} ([0-9a-f]{{64}})\s*$")
@@ -46,11 +48,11 @@ class BackupKey:
         """A name for the key that says nothing about it (an HMAC of a fixed label)."""
         return hmac.new(self.secret, KEY_ID_LABEL, hashlib.sha256).hexdigest()[:16]
 
-    def mac(self, manifest: bytes) -> str:
-        return hmac.new(self.secret, DOMAIN + manifest, hashlib.sha256).hexdigest()
+    def mac(self, manifest: bytes, domain: bytes = DOMAIN) -> str:
+        return hmac.new(self.secret, domain + manifest, hashlib.sha256).hexdigest()
 
-    def matches(self, manifest: bytes, mac: str) -> bool:
-        return hmac.compare_digest(self.mac(manifest), mac)
+    def matches(self, manifest: bytes, mac: str, domain: bytes = DOMAIN) -> bool:
+        return hmac.compare_digest(self.mac(manifest, domain), mac)
 
     def text(self) -> str:
         """The key file's content: what export writes and import reads."""

@@ -8,6 +8,14 @@ bucket only stores it. Layout under `s3://BUCKET/PREFIX/`:
   uploaded object was read back and its sha256 matched. It holds that sha256, the
   size and the manifest's summary (profile, time, mode, openclaw version).
 
+A profile placed on a swarm node is archived *on that node* (workflows/node_backup.py:
+a tar.gz of its dirs, no manifest inside) and the node's job uploads it through a
+presigned URL: `NAME-TIME.node.tar.gz`. Its marker says `"kind": "node"`, the node and
+the sha256 the node reported, which the manager confirmed by reading the object
+back; and it carries an HMAC of the whole marker with this home's backup key
+(fleet/archive_keys.py), as a local archive's manifest does: the marker vouches for
+the sha256, the sha256 for every byte of the archive.
+
 Only an archive with a marker is a backup: an upload that was killed, failed or is
 still running leaves at most an archive without one, which `ls` shows as incomplete
 and `--latest`, `verify` and `restore` never use. Prune removes a marker before its
@@ -33,8 +41,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OffsiteFailed, UsageError
-from orchestrator.fleet.backup import CHUNK, PRE_UPGRADE, SUFFIX, TEMP_PREFIX, Manifest
+from orchestrator.errors import ArchiveUnauthenticated, OffsiteFailed, UsageError
+from orchestrator.fleet.archive_keys import MARKER_DOMAIN, BackupKey, Keyring
+from orchestrator.fleet.backup import (
+    CHUNK,
+    PRE_UPGRADE,
+    SUFFIX,
+    TEMP_PREFIX,
+    TRUST_HINT,
+    Manifest,
+)
 
 SCHEME = "s3://"
 MARKER_SUFFIX = ".complete.json"
@@ -47,6 +63,11 @@ CREDENTIALS_HINT = (
     " ~/.aws/credentials (and AWS_ENDPOINT_URL for a server other than AWS)"
 )
 KILL_ENV = "ORCH_TEST_KILL_AT"  # test-only, as in fleet/journal.py
+NODE_SUFFIX = ".node.tar.gz"
+NODE_KIND = "node"
+# How long a presigned URL a node job gets is valid: S3 checks it when the request
+# starts, so this bounds the wait before the transfer, not the transfer itself.
+PRESIGN_S = 600
 
 Say = Callable[[str], None]
 
@@ -134,8 +155,13 @@ class Remote:
     def created(self) -> str:
         return str((self.marker or {}).get("created", ""))
 
+    @property
+    def on_node(self) -> bool:
+        """An archive a swarm node made of a profile placed there (see the module doc)."""
+        return is_node_marker(self.marker or {})
+
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in (self.marker or {}).items() if k != "format"}
+        data = {k: v for k, v in (self.marker or {}).items() if k not in ("format", "mac")}
         data.update(archive=self.url, complete=self.complete)
         if self.error:
             data["error"] = self.error
@@ -153,6 +179,68 @@ def make_marker(name: str, digest: str, size: int, manifest: Manifest, key_id: s
         "key_id": key_id,
     }
     return json.dumps(doc, indent=1).encode()
+
+
+def make_node_marker(
+    name: str,
+    digest: str,
+    size: int,
+    *,
+    profile: str,
+    created: str,
+    node: str,
+    image: str,
+    openclaw_version: str | None,
+    key: BackupKey,
+) -> bytes:
+    """The marker of a node archive, its HMAC over all the rest (see the module doc)."""
+    doc: dict[str, Any] = {
+        "format": MARKER_FORMAT,
+        "kind": NODE_KIND,
+        "archive": name,
+        "profile": profile,
+        "created": created,
+        "mode": "offline",
+        "node": node,
+        "image": image,
+        "openclaw_version": openclaw_version,
+        "sha256": digest,
+        "archive_bytes": size,
+        "uploaded": datetime.now(UTC).isoformat(),
+        "key_id": key.key_id,
+    }
+    doc["mac"] = key.mac(_signed(doc), MARKER_DOMAIN)
+    return json.dumps(doc, indent=1).encode()
+
+
+def _signed(doc: dict[str, Any]) -> bytes:
+    """The bytes a node marker's MAC covers: every field but the MAC, canonical JSON."""
+    rest = {k: v for k, v in doc.items() if k != "mac"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def is_node_marker(marker: dict[str, Any]) -> bool:
+    return marker.get("kind") == NODE_KIND
+
+
+def authenticate_node_marker(marker: dict[str, Any], keys: Keyring, url: str) -> str:
+    """Which key vouches for a node archive's marker (so for its sha256), or
+    ArchiveUnauthenticated: a marker written elsewhere, or changed since."""
+    if keys.trust:
+        return "not checked (--trust)"
+    key = keys.find(marker.get("key_id"))
+    mac = marker.get("mac")
+    if (
+        key is None
+        or not isinstance(mac, str)
+        or not key.matches(_signed(marker), mac, MARKER_DOMAIN)
+    ):
+        raise ArchiveUnauthenticated(
+            f"{url}: not authenticated: its completion marker was written by another orch"
+            " home, or changed after it was written; nothing was changed",
+            hint=TRUST_HINT,
+        )
+    return keys.describe(key)
 
 
 def parse_marker(data: bytes, name: str) -> dict[str, Any]:
@@ -324,6 +412,7 @@ class Bucket:
                         retries={"max_attempts": 3, "mode": "standard"},
                         connect_timeout=10,
                         read_timeout=60,
+                        signature_version="s3v4",  # what presigned URLs need
                     ),
                 )
         return self._client
@@ -353,17 +442,29 @@ class Bucket:
         with self._errors("upload to"):
             self.client.upload_file(str(path), self.target.bucket, key)
         _kill_point("offsite:uploaded")
+        self.check_uploaded(path.name, digest, size, say)
+        return size
+
+    def check_uploaded(self, name: str, digest: str, size: int, say: Say | None = None) -> None:
+        """Read the object back and compare its sha256 and size with what was sent."""
         if say:
             say("reading it back to check its sha256")
-        back, got = self._hash_object(key)
+        back, got = self._hash_object(self.target.key(name))
         if (back, got) != (digest, size):
             raise OffsiteFailed(
-                f"{self.target.url(path.name)}: what the bucket holds differs from what was"
+                f"{self.target.url(name)}: what the bucket holds differs from what was"
                 f" uploaded (sha256 {back[:12]}..., {got} bytes; sent {digest[:12]}...,"
                 f" {size} bytes); no completion marker was written, so it is not a backup",
                 hint="try again; if it keeps failing, check the S3 server",
             )
-        return size
+
+    def presign(self, method: str, name: str, expires: int = PRESIGN_S) -> str:
+        """A URL that lets whoever holds it PUT or GET this one object for `expires`
+        seconds, and nothing else: what a node job gets instead of the credentials."""
+        operation = {"PUT": "put_object", "GET": "get_object"}[method]
+        params = {"Bucket": self.target.bucket, "Key": self.target.key(name)}
+        with self._errors("sign a URL for"):
+            return self.client.generate_presigned_url(operation, Params=params, ExpiresIn=expires)
 
     def _hash_object(self, key: str) -> tuple[str, int]:
         sha, size = hashlib.sha256(), 0

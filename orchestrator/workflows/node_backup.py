@@ -26,12 +26,18 @@ other work builds on (offsite copies, moving a profile to another node): the
 functions `backup_on_node` and `restore_on_node`, and `NodeArchive`, which says
 where an archive is.
 
+Off the host (workflows/node_offsite.py): the node moves the archive itself, with
+Node.js of the gateway image and a presigned URL (fleet/offsite.py) that the job gets
+as a swarm secret (docker/node_jobs.py): `upload_script` PUTs an archive and removes
+its temp dir on the node; `restore_on_node(..., fetch=URL)` GETs it first.
+
 A backup or restore killed half-way can leave the service at 0 replicas: `orch up
 --engine swarm` deploys it again (its plan says why), and `orch status` says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import time
@@ -48,9 +54,9 @@ from orchestrator.core.paths import DIR_KINDS
 from orchestrator.core.placement import SwarmNode, manager_of, node_of
 from orchestrator.core.spec import LABEL_HOME, LABEL_PROJECT, ContainerSpec
 from orchestrator.docker import api as docker_http
-from orchestrator.docker.node_jobs import BindMount, Job, JobResult, run_job
+from orchestrator.docker.node_jobs import JOB_MEMORY, BindMount, Job, JobResult, run_job
 from orchestrator.docker.swarm_nodes import node_named, require_nodes
-from orchestrator.errors import BackupFailed, NotFound, NotReady, UsageError
+from orchestrator.errors import BackupFailed, NotFound, NotReady, OrchError, UsageError
 from orchestrator.export.stack import service_name
 from orchestrator.fleet.backup import default_dir, utc_stamp
 from orchestrator.fleet.store import locked
@@ -61,6 +67,48 @@ SUFFIX = ".node.tar.gz"
 DEFAULT_TIMEOUT = 300.0
 POLL_S = 0.2
 RESULT = re.compile(r"^orch-archive (\d+) ([0-9a-f]{64})$", re.MULTILINE)
+UPLOADED = re.compile(r"^orch-uploaded (\d+)$", re.MULTILINE)
+URL_SECRET = "orch-s3-url"
+# A job that runs Node.js (the transfer) needs more than a shell's 64 MiB.
+NODE_JOB_MEMORY = 256 * 1024 * 1024
+# PUT (a file, streamed, with its length) or GET (into a new 0600 file) the one
+# object a presigned URL names, read from the job's secret. Prints no URL: S3's
+# error answers are cut down to their <Code>.
+TRANSFER_JS = r"""
+const fs = require("fs"), http = require("http"), https = require("https");
+const [verb, file] = process.argv.slice(1);
+const url = new URL(fs.readFileSync("/run/secrets/orch-s3-url", "utf8").trim()); // URL_SECRET
+const lib = url.protocol === "https:" ? https : http;
+const fail = (m) => { console.error(m); process.exit(1); };
+const answer = (res, ok) => {
+  let body = "";
+  res.on("data", (d) => { if (body.length < 4096) body += d; });
+  res.on("end", () => {
+    if (res.statusCode !== 200) {
+      const code = (/<Code>([^<]{1,100})<\/Code>/.exec(body) || [])[1] || "";
+      fail(`the bucket answered HTTP ${res.statusCode} ${code}`.trim());
+    }
+    ok();
+  });
+};
+if (verb === "put") {
+  const size = fs.statSync(file).size;
+  const req = lib.request(url, { method: "PUT", headers: { "content-length": size } },
+    (res) => answer(res, () => console.log(`orch-uploaded ${size}`)));
+  req.setTimeout(120000, () => req.destroy(new Error("no answer in 120 s")));
+  req.on("error", (e) => fail(`cannot upload to the bucket: ${e.message}`));
+  fs.createReadStream(file).on("error", (e) => fail(e.message)).pipe(req);
+} else {
+  const req = lib.get(url, (res) => {
+    if (res.statusCode !== 200) return answer(res, () => {});
+    const out = fs.createWriteStream(file, { mode: 0o600, flags: "wx" });
+    res.on("error", (e) => fail(`download cut short: ${e.message}`));
+    res.pipe(out).on("finish", () => console.log("orch-downloaded"));
+  });
+  req.setTimeout(120000, () => req.destroy(new Error("no answer in 120 s")));
+  req.on("error", (e) => fail(`cannot download from the bucket: ${e.message}`));
+}
+"""
 
 
 @dataclass
@@ -115,6 +163,11 @@ class OnNode:
 
     def dir_of(self, kind: str) -> str:
         return next(m.source for m in self.spec.mounts if m.role == kind)
+
+
+def transfer(verb: str, path: str) -> str:
+    """The shell step of a job that moves `path` (on the node) to or from the bucket."""
+    return f"node -e {shlex.quote(TRANSFER_JS)} {verb} {shlex.quote(HOST_ROOT + path)}"
 
 
 def runs_elsewhere(project: Project, name: str) -> bool:
@@ -207,6 +260,35 @@ def backup_script(out: Path, path: Path) -> str:
     )
 
 
+def upload_from_node(project: Project, archive: NodeArchive, url: str, temp_dir: Path) -> int:
+    """PUT an archive from its node to the presigned `url`, then remove `temp_dir` (its
+    dir on the node) whatever happened; the size the node sent."""
+    where = locate(project, archive.profile)
+    script = upload_script(archive.archive, temp_dir)
+    job = _job(where, script, memory=NODE_JOB_MEMORY, secrets={URL_SECRET: url.encode()})
+    result = run_job(job, capture=True)
+    sent = UPLOADED.search(result.output)
+    if not result.ok or sent is None:
+        raise BackupFailed(
+            f"{archive.profile}: the upload from {archive.node} failed ({_why(result)});"
+            " no completion marker was written, so it is not a backup",
+            hint="the node must reach the S3 endpoint (AWS_ENDPOINT_URL as the manager"
+            " sees it); try again",
+        )
+    return int(sent.group(1))
+
+
+def upload_script(archive: str, temp_dir: Path) -> str:
+    gone = shlex.quote(HOST_ROOT + str(temp_dir))
+    return f"set -eu; trap 'rm -rf {gone}' EXIT; {transfer('put', archive)}"
+
+
+def discard_on_node(project: Project, name: str, paths: list[str]) -> None:
+    """Remove what a failed step left on the profile's node (best effort)."""
+    with contextlib.suppress(OrchError):
+        run_job(_job(locate(project, name), discard_script(paths)))
+
+
 # ---------------------------------------------------------------- restore
 
 
@@ -218,91 +300,135 @@ def restore_on_node(
     keep_old: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
+    fetch: str | None = None,
 ) -> NodeRestore:
     """Restore `archive` (a path on the profile's node) into its dirs there; see the
     module doc. `sha256`: the sum the backup reported (default: the .sha256 beside
-    the archive on the node)."""
+    the archive on the node). `fetch`: a presigned URL the job first downloads the
+    archive from, to that path (removed again once unpacked)."""
+    with locked(project.home):
+        where = locate(project, name)
+        return restore_into(project, where, archive, sha256, keep_old, timeout, progress, fetch)
+
+
+def restore_into(
+    project: Project,
+    where: OnNode,
+    archive: str,
+    sha256: str | None,
+    keep_old: bool,
+    timeout: float,
+    progress: Progress | None,
+    fetch: str | None = None,
+) -> NodeRestore:
+    """The restore on `where.node` (the caller holds the fleet lock). With no service
+    (`where.service` None: not deployed, or being moved to this node) nothing is
+    stopped or started: the dirs are put in place."""
+    name = where.spec.profile
     say = _say(progress, name)
     start = time.monotonic()
     stamp = utc_stamp().replace(".", "")
-    with locked(project.home):
-        where = locate(project, name)
-        say(f"checking and unpacking {archive} on {where.node.hostname}")
-        staged = run_job(_job(where, stage_script(where, archive, sha256, stamp)), capture=True)
-        if not staged.ok:
-            raise BackupFailed(
-                f"{name}: cannot restore {where.node.hostname}:{archive} ({_why(staged)});"
-                " nothing was changed",
-                hint="`orch backup --engine swarm` says where each archive is",
-            )
-        _stop(where, say)
-        swapped = run_job(_job(where, swap_script(where, stamp)), capture=True)
-        ready_error, downtime = None, None
-        try:
-            downtime = _start(project, where, timeout, say)
-        except NotReady as exc:
-            ready_error = exc
-        if not swapped.ok or ready_error is not None:
-            _stop(where, say)
-            run_job(_job(where, unswap_script(where, stamp)))
-            _start(project, where, timeout, say)
-            why = _why(swapped) if not swapped.ok else (ready_error.message if ready_error else "")
-            raise NotReady(
-                f"{name}: the gateway did not get ready on the restored dirs on"
-                f" {where.node.hostname}; its previous dirs are back and it runs again.\n{why}",
-                hint="restore an older archive, or look at `orch logs --engine swarm " + name + "`",
-            )
-        kept = [f"{where.dir_of(k)}.orch-old-{stamp}" for k in DIR_KINDS]
-        if not keep_old:
-            run_job(_job(where, discard_script(kept)))
-            kept = []
-        return NodeRestore(
-            name,
-            where.node.hostname,
-            archive,
-            True,
-            round(time.monotonic() - start, 3),
-            downtime,
-            kept,
-            note=""
-            if where.service
-            else f"restored; no service runs it: `orch up --engine swarm {name}` starts it",
+    hostname = where.node.hostname
+    say(f"{'downloading, ' if fetch else ''}checking and unpacking {archive} on {hostname}")
+    script = stage_script(where, archive, sha256, stamp, fetch is not None)
+    secrets = {URL_SECRET: fetch.encode()} if fetch else {}
+    memory = NODE_JOB_MEMORY if fetch else JOB_MEMORY
+    staged = run_job(_job(where, script, memory=memory, secrets=secrets), capture=True)
+    if not staged.ok:
+        run_job(_job(where, discard_script(_staged_dirs(where, stamp))))
+        raise BackupFailed(
+            f"{name}: cannot restore {hostname}:{archive} ({_why(staged)}); nothing was changed",
+            hint="`orch backup --engine swarm` says where each archive is",
         )
+    _stop(where, say)
+    swapped = run_job(_job(where, swap_script(where, stamp)), capture=True)
+    ready_error, downtime = None, None
+    try:
+        downtime = _start(project, where, timeout, say)
+    except NotReady as exc:
+        ready_error = exc
+    if not swapped.ok or ready_error is not None:
+        _stop(where, say)
+        run_job(_job(where, unswap_script(where, stamp)))
+        _start(project, where, timeout, say)
+        why = _why(swapped) if not swapped.ok else (ready_error.message if ready_error else "")
+        raise NotReady(
+            f"{name}: the gateway did not get ready on the restored dirs on"
+            f" {hostname}; its previous dirs are back and it runs again.\n{why}",
+            hint="restore an older archive, or look at `orch logs --engine swarm " + name + "`",
+        )
+    kept = [f"{where.dir_of(k)}.orch-old-{stamp}" for k in DIR_KINDS]
+    replaced = "replaced" in swapped.output
+    if not keep_old or not replaced:
+        run_job(_job(where, discard_script(kept)))
+        kept = []
+    return NodeRestore(
+        name,
+        hostname,
+        archive,
+        True,
+        round(time.monotonic() - start, 3),
+        downtime,
+        kept,
+        note=""
+        if where.service
+        else f"restored; no service runs it: `orch up --engine swarm {name}` starts it",
+    )
 
 
-def stage_script(where: OnNode, archive: str, sha256: str | None, stamp: str) -> str:
-    """Check the archive's sum, then unpack each dir beside the current one (same
-    filesystem: the swap is a rename), with the current dir's owner and mode."""
+def _staged_dirs(where: OnNode, stamp: str) -> list[str]:
+    return [f"{where.dir_of(k)}.orch-restore-{stamp}" for k in DIR_KINDS]
+
+
+def stage_script(
+    where: OnNode, archive: str, sha256: str | None, stamp: str, fetch: bool = False
+) -> str:
+    """(`fetch`: download the archive to its path first, and remove it on exit.) Check
+    the archive's sum, then unpack each dir beside the current one (same filesystem:
+    the swap is a rename), with the current dir's owner and mode; where there is no
+    current dir (a node the profile moves to), the gateway's owner and 0700."""
     a = shlex.quote(HOST_ROOT + archive)
     check = (
         f"echo {shlex.quote(sha256)}'  '{a} | sha256sum -c --status"
         if sha256
         else f"(cd $(dirname {a}) && sha256sum -c --status $(basename {a}).sha256)"
     )
-    steps = [
-        "set -eu",
+    steps = ["set -eu"]
+    if fetch:
+        steps += [
+            f"trap 'rm -f {a}' EXIT",
+            "umask 077",
+            f"mkdir -p $(dirname {a})",
+            transfer("get", archive),
+        ]
+    steps += [
         f"[ -f {a} ] || {{ echo 'no such archive on this node' >&2; exit 3; }}",
         f"{check} || {{ echo 'the archive does not match its sha256' >&2; exit 4; }}",
     ]
+    owner = shlex.quote(where.spec.user)
     for kind in DIR_KINDS:
         d = shlex.quote(HOST_ROOT + where.dir_of(kind))
         s = shlex.quote(f"{HOST_ROOT}{where.dir_of(kind)}.orch-restore-{stamp}")
         steps += [
+            f"mkdir -p $(dirname {d})",
             f"mkdir {s}",
             f"tar -xzf {a} -C {s} --numeric-owner --same-owner --strip-components=1 {kind}",
-            f"chown --reference={d} {s}",
-            f"chmod --reference={d} {s}",
+            f"if [ -d {d} ]; then chown --reference={d} {s}; chmod --reference={d} {s};"
+            f" else chown {owner} {s}; chmod 0700 {s}; fi",
         ]
     return "; ".join(steps)
 
 
 def swap_script(where: OnNode, stamp: str) -> str:
+    """Each staged dir into place; a current one moves aside first (and the job
+    says "replaced")."""
     steps = ["set -eu"]
     for kind in DIR_KINDS:
         d = HOST_ROOT + where.dir_of(kind)
         steps.append(
-            f"mv {shlex.quote(d)} {shlex.quote(d + '.orch-old-' + stamp)}"
-            f" && mv {shlex.quote(d + '.orch-restore-' + stamp)} {shlex.quote(d)}"
+            f"if [ -e {shlex.quote(d)} ]; then mv {shlex.quote(d)}"
+            f" {shlex.quote(d + '.orch-old-' + stamp)}; echo replaced; fi;"
+            f" mv {shlex.quote(d + '.orch-restore-' + stamp)} {shlex.quote(d)}"
         )
     return "; ".join(steps)
 
@@ -374,7 +500,13 @@ def _state(task: dict[str, Any]) -> str:
     return (task.get("Status") or {}).get("State", "")
 
 
-def _job(where: OnNode, script: str, with_sources: bool = False) -> Job:
+def _job(
+    where: OnNode,
+    script: str,
+    with_sources: bool = False,
+    memory: int = JOB_MEMORY,
+    secrets: dict[str, bytes] | None = None,
+) -> Job:
     mounts = [BindMount("/", HOST_ROOT)]
     if with_sources:
         mounts += [
@@ -390,6 +522,8 @@ def _job(where: OnNode, script: str, with_sources: bool = False) -> Job:
         labels=labels,
         mounts=mounts,
         user="0:0",
+        memory=memory,
+        secrets=secrets or {},
     )
 
 

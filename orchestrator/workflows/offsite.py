@@ -62,11 +62,34 @@ def backup_to(
     bucket = offsite.Bucket(target)
     bucket.check()
     with locked(home):
-        selected = [p.name for p in load_fleet(home).select(names)]
+        selected = [(p.name, p.node) for p in load_fleet(home).select(names)]
+    if include_token and any(node for _, node in selected):
+        raise UsageError(
+            "--include-token is not supported for profiles on swarm nodes"
+            f" ({', '.join(n for n, node in selected if node)}); nothing was backed up",
+            hint="their token stays on the manager (a swarm secret); back them up without it",
+        )
     return [
-        _backup_one(home, bucket, name, offline, include_token, keep, progress, timeout)
-        for name in selected
+        _backup_placed(home, bucket, name, keep, progress, timeout)
+        if node
+        else _backup_one(home, bucket, name, offline, include_token, keep, progress, timeout)
+        for name, node in selected
     ]
+
+
+def _backup_placed(
+    home: Path,
+    bucket: offsite.Bucket,
+    name: str,
+    keep: int | None,
+    progress: Progress | None,
+    timeout: float,
+) -> OffsiteBackup:
+    """A profile placed on a swarm node: archived and uploaded by its node."""
+    from orchestrator.backends.project import Project
+    from orchestrator.workflows.node_offsite import backup_node_to
+
+    return backup_node_to(Project.open(home), bucket, name, keep, progress, timeout)
 
 
 def _backup_one(
@@ -194,14 +217,22 @@ def downloaded(home: Path, entry: offsite.Remote, profile: str | None, say=None)
 
 def verify_remote(
     home: Path, url: str, trust: bool = False, profile: str | None = None
-) -> tuple[offsite.Remote, archive.Manifest, str]:
+) -> tuple[offsite.Remote, dict[str, Any], str]:
     """Download, compare with the marker, then verify as a local archive (who made it,
-    every file's checksum); nothing is restored."""
+    every file's checksum); a node archive: its marker's HMAC, its sha256 and what is
+    in it (workflows/node_offsite.py). Nothing is restored. The manifest's summary
+    and who vouched for it."""
     target, name = offsite.parse_archive_url(url)
     entry = offsite.Bucket(target).find(name)
+    keys = archive_keys.keyring(home, trust)
+    if entry.complete and entry.on_node:
+        from orchestrator.workflows.node_offsite import verify_node_archive
+
+        summary, vouched = verify_node_archive(home, entry, keys, profile)
+        return entry, summary, vouched
     with downloaded(home, entry, None) as path:
-        manifest, vouched = archive.verify(path, archive_keys.keyring(home, trust), profile)
-    return entry, manifest, vouched
+        manifest, vouched = archive.verify(path, keys, profile)
+    return entry, manifest.summary(), vouched
 
 
 # ---------------------------------------------------------------- restore
@@ -223,6 +254,14 @@ def restore_from(
         raise ArchiveInvalid(
             f"{entry.url} is a backup of profile '{entry.profile}', not '{name}'",
             hint=f"restore it with `orch restore {entry.profile} {entry.url}`",
+        )
+    if entry.on_node:
+        raise ArchiveInvalid(
+            f"{entry.url} was made on swarm node {(entry.marker or {}).get('node')}:"
+            f" '{name}' runs on this host, where only an archive made here can be restored;"
+            " nothing was changed",
+            hint=f"place '{name}' on a node (`orch setup {name} --node HOSTNAME --force`),"
+            " or use an archive made here",
         )
     with downloaded(home, entry, name, say_for(progress, name)) as path:
         result = restore_file(home, name, path, keep_old, timeout, progress, trust)

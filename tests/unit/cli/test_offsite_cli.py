@@ -44,20 +44,19 @@ def test_bad_urls_and_combinations_are_refused_and_change_nothing(home: Path) ->
     assert snapshot(home) == before
 
 
-def test_a_profile_on_a_swarm_node_is_refused_both_ways_to_and_from_a_bucket(
-    home: Path,
-) -> None:
+def test_evacuating_to_another_node_needs_an_archive_in_a_bucket(home: Path) -> None:
     save_with_files(home, fleet_of(Profile(name="main", port=18789, node="orch-node2")))
     before = snapshot(home)
     cases = [
-        (("backup", "main", "--to", "s3://bk-1/x"), "--to is not supported yet"),
-        (("restore", "main", "--latest", "--from", "s3://bk-1/x", "--yes"), "orch-node2"),
+        (("restore", "main", "--node", "orch-node1", "--yes"), "--node brings a profile back"),
+        (("restore", "main", "/srv/a.tar.gz", "--node", "orch-node1"), "from an archive in a"),
     ]
     for args, said in cases:
         proc = orch(home, *args, "--json")
         doc = json.loads(proc.stdout)
         assert proc.returncode == 2 and doc["ok"] is False, (args, proc.stdout, proc.stderr)
-        assert said in doc["error"]["message"] and "nothing was" in doc["error"]["message"]
+        assert said in doc["error"]["message"], (args, doc)
+        assert "s3://" in doc["error"]["hint"] or "s3://" in doc["error"]["message"]
         assert doc["error"]["hint"], doc
     assert snapshot(home) == before
 
