@@ -636,7 +636,10 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
     the one engine events call), so status takes as long as its slowest probe."""
     running = [s for s in specs if (c := snap.ours.get(s.profile)) and c.state == "running"]
     inspected = [snap.ours[s.profile] for s in specs if s.profile in snap.ours] if probe else []
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    # One thread per probe (each port or /readyz, each inspect, the events call): a
+    # smaller pool runs them in waves, and a starved gateway holds its probe for 1 s.
+    probes = 1 + len(inspected) + sum(len(s.ports) + 1 for s in running)
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, probes))) as pool:
         history = pool.submit(_exit_history, inspected)
         ready: dict[str, Future] = {}
         # None in place of a port's probe: the gateway port, which answers when
