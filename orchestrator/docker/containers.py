@@ -425,9 +425,8 @@ def exec_in(
 
     api = client().api
     try:
-        exec_id = api.exec_create(container.id, command, stdout=True, stderr=True, environment=env)[
-            "Id"
-        ]
+        created = api.exec_create(container.id, command, stdout=True, stderr=True, environment=env)
+        exec_id = created["Id"]
         for chunk in api.exec_start(exec_id, stream=True, demux=write_err is not None):
             if write_err is None:
                 write(chunk)
