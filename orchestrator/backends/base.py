@@ -166,16 +166,38 @@ class Backend(ABC):
         """One row per profile (and per orphan of the fleet, when no names)."""
 
     @abstractmethod
-    def restart(self, project: Project, name: str, timeout: float) -> None:
-        """Restart one gateway gracefully and wait until it is ready again."""
+    def restart(self, project: Project, name: str, timeout: float, any_state: bool = False) -> None:
+        """Restart one gateway gracefully and wait until it is ready again. `any_state`:
+        also one that is stopped or crash-looping (`orch rescue --restart`): restarted
+        at once, without the graceful wait for one that is not healthy."""
+
+    @abstractmethod
+    def stop(self, project: Project, name: str) -> str | None:
+        """Stop one gateway gracefully and keep it (an offline backup copies its dirs,
+        a restore swaps them, then `start`): what `start` needs to start it again,
+        None when it was not running."""
+
+    @abstractmethod
+    def start(self, project: Project, name: str, stopped: str, timeout: float) -> None:
+        """Start the gateway `stop` stopped (`stopped`: what it returned) and wait
+        until it is ready."""
 
     @abstractmethod
     def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
         """A gateway's log, its last `tail` lines, then more while `follow`."""
 
     @abstractmethod
-    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
-        """Run `command` in a gateway; its exit code."""
+    def exec(
+        self,
+        project: Project,
+        name: str,
+        command: list[str],
+        write: Write,
+        env: dict[str, str] | None = None,
+        write_err: Write | None = None,
+    ) -> int:
+        """Run `command` in a gateway (with `env` added); its exit code. Its output goes
+        to `write`; its stderr to `write_err` when given, else to `write` too."""
 
 
 def failing(rows: list[StatusRow]) -> list[str]:

@@ -444,11 +444,23 @@ def apply_down(actions: list[Action], say: Progress | None = None) -> list[Outco
     return fan_out(actions, one, "down")
 
 
-def restart(container: LiveContainer, spec: ContainerSpec, timeout: float) -> None:
-    """Graceful restart, then wait until ready; Ctrl-C while waiting keeps it starting."""
+#: How long a restart waits for a gateway that is not healthy (crash-looping,
+#: starting) to stop: it has nothing to drain, so the graceful wait is saved.
+CRASHED_STOP_S = 2
+
+
+def restart(
+    container: LiveContainer, spec: ContainerSpec, timeout: float, any_state: bool = False
+) -> None:
+    """Graceful restart, then wait until ready; Ctrl-C while waiting keeps it starting.
+    `any_state`: a gateway that is not healthy gets CRASHED_STOP_S to stop, and its
+    restarts while it comes up are not a failure (its restart policy may be mid
+    back-off)."""
+    healthy = container.health == "healthy"
+    stop = spec.stop_timeout_s if healthy or not any_state else CRASHED_STOP_S
     try:
-        docker_http.restart(container.id, timeout=spec.stop_timeout_s)
-        wait_ready(spec, container.id, timeout)
+        docker_http.restart(container.id, timeout=stop)
+        wait_ready(spec, container.id, timeout, fresh=not any_state)
     except (KeyboardInterrupt, Terminated) as exc:
         signum = Terminated.signum if isinstance(exc, Terminated) else 2
         raise Interrupted(
@@ -861,14 +873,44 @@ class LocalEngine(Backend):
     def status(self, project: Project, names: list[str] | None = None) -> list[ProfileStatus]:
         return status(project, names)
 
-    def restart(self, project: Project, name: str, timeout: float) -> None:
-        spec, container = find_container(project, name)
-        restart(container, spec, timeout)
+    def restart(self, project: Project, name: str, timeout: float, any_state: bool = False) -> None:
+        if any_state:
+            spec, container = project.spec(name), container_of(project, name)
+            if container is None:
+                raise NotReady(
+                    f"profile '{name}' has no container", hint=f"start it with `orch up {name}`"
+                )
+        else:
+            spec, container = find_container(project, name)
+        restart(container, spec, timeout, any_state)
+        project.changed()
+        remember_ready(project, [Outcome(name, "restart", container.id, True, 0.0)])
+
+    def stop(self, project: Project, name: str) -> str | None:
+        container = container_of(project, name)
+        if container is None or container.state not in ("running", "restarting"):
+            return None
+        docker_http.stop(container.id, timeout=project.spec(name).stop_timeout_s)
+        project.changed()
+        return container.id
+
+    def start(self, project: Project, name: str, stopped: str, timeout: float) -> None:
+        docker_http.start(stopped)
+        project.changed()
+        wait_ready(project.spec(name), stopped, timeout)
 
     def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
         _, container = find_container(project, name)
         stream_logs(container, tail, follow, write)
 
-    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
+    def exec(
+        self,
+        project: Project,
+        name: str,
+        command: list[str],
+        write: Write,
+        env: dict[str, str] | None = None,
+        write_err: Write | None = None,
+    ) -> int:
         _, container = find_container(project, name)
-        return exec_in(container, command, write)
+        return exec_in(container, command, write, env, write_err)

@@ -44,6 +44,12 @@ class Project:
         """The handle of the fleet in `home`, driven by the backend of `engine`."""
         return cls(home, engine)
 
+    @classmethod
+    def on(cls, home: Path, fleet: Fleet, engine: str = "docker") -> Project:
+        """The handle of a fleet the caller has loaded already (a workflow that holds
+        the home's lock, or one that just switched the fleet it wrote): not read again."""
+        return cls(home, engine, _fleet=fleet)
+
     @property
     def backend(self) -> Backend:
         """The backend of the engine, imported on first use: `orch check` needs none."""

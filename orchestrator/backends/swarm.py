@@ -799,11 +799,22 @@ class Swarm(Backend):
     def status(self, project: Project, names: list[str] | None = None) -> list[ServiceStatus]:
         return status(project, names)
 
-    def restart(self, project: Project, name: str, timeout: float) -> None:
+    def restart(self, project: Project, name: str, timeout: float, any_state: bool = False) -> None:
         raise UsageError(
             f"orch restart --engine swarm: not supported yet (profile '{name}')",
             hint=f"run `docker service update --force {service_name(project.project, name)}`",
         )
+
+    def stop(self, project: Project, name: str) -> str | None:
+        """A profile on a swarm is backed up and restored on its node, by a job there
+        (workflows/node_backup.py), not stopped from here."""
+        raise UsageError(
+            f"profile '{name}' runs on a swarm: it is not stopped from this host",
+            hint="back it up with `orch backup`, which runs the copy on its node",
+        )
+
+    def start(self, project: Project, name: str, stopped: str, timeout: float) -> None:
+        self.stop(project, name)
 
     def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
         project.fleet.get(name)  # an unknown profile is a clear error
@@ -815,7 +826,15 @@ class Swarm(Backend):
                 hint=f"deploy it with `orch up --engine swarm {name}`",
             ) from None
 
-    def exec(self, project: Project, name: str, command: list[str], write: Write) -> int:
+    def exec(
+        self,
+        project: Project,
+        name: str,
+        command: list[str],
+        write: Write,
+        env: dict[str, str] | None = None,
+        write_err: Write | None = None,
+    ) -> int:
         raise UsageError(
             f"orch exec --engine swarm: a task runs on some node of the swarm (profile '{name}')",
             hint="`orch status --engine swarm` names the node; run `docker exec` there",

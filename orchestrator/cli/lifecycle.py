@@ -317,7 +317,7 @@ def _status(engine: str, names: list[str] | None, as_json: bool):
 def _newest_backups(home: Path, names: list[str]) -> dict[str, Any]:
     """Each profile's newest backup (local or offsite) and its age: file names and the
     record of the last upload only, no archive opened, no network."""
-    from orchestrator.workflows.offsite import newest_backup
+    from orchestrator.fleet.backup_names import newest_backup
 
     return {n: newest_backup(home, n) for n in dict.fromkeys(names)}
 

@@ -312,11 +312,14 @@ def check(as_json: JsonOpt = False) -> None:
             unchecked.append(Unchecked(what, "no Docker engine answers", NO_ENGINE.hint))
         warnings = []
         if engine:
-            from orchestrator.backends.podman import limit_warnings  # a Podman's only
+            from orchestrator.docker.podman_api import podman_facts
             from orchestrator.errors import OrchError
 
             with contextlib.suppress(OrchError):  # the engine went away since it answered
-                warnings = limit_warnings(project, None)
+                if podman_facts() is not None:  # start-up: the Podman backend for one only
+                    from orchestrator.backends.podman import limit_warnings
+
+                    warnings = limit_warnings(project, None)
         data = check_data(fleet, problems, unchecked, warnings)
         return data, lambda: show_problems(problems, len(fleet.profiles), unchecked, warnings)
 

@@ -205,7 +205,7 @@ def show_status(engine: str, rows: list[dict[str, Any]]) -> None:
 
 def show_backups(backups: dict[str, Any]) -> None:
     """One line per profile: its newest backup and how old it is."""
-    from orchestrator.workflows.offsite import human_age
+    from orchestrator.fleet.backup_names import human_age
 
     for name, newest in backups.items():
         if newest is None:

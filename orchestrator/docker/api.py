@@ -1,5 +1,5 @@
 """The Docker API calls of up, down and status, over the engine's unix socket with
-the stdlib.
+the stdlib (docker/http1.py: one HTTP/1.0 request per call, no http.client).
 
 Importing the Docker SDK costs about 0.15 s (requests, urllib3), more than the
 calls a converged `orch up`, an `orch status` or the create/start/stop/remove of a
@@ -10,13 +10,12 @@ to the SDK's low-level client for every call.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
+from orchestrator.docker.http1 import unix_request
 from orchestrator.docker.sdk import client
 from orchestrator.errors import EngineRefused, EngineUnavailable, NotFound
 
@@ -40,18 +39,6 @@ def socket_path() -> str | None:
     """The engine's unix socket, or None when DOCKER_HOST points elsewhere."""
     kind, where = engine_address()
     return str(where) if kind == "unix" else None
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 def get(path: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
@@ -98,20 +85,15 @@ def _request(
     body: Any = None,
 ) -> tuple[int, bytes]:
     query = f"?{urlencode(params)}" if params else ""
-    conn = _UnixConnection(sock, timeout)
     data = None if body is None else json.dumps(body).encode("utf-8")
     headers = {} if data is None else {"Content-Type": "application/json"}
     try:
-        conn.request(method, path + query, body=data, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
+        return unix_request(sock, method, path + query, data, headers, timeout)
     except OSError as exc:
         raise EngineUnavailable(
-            f"no Docker engine answers on {sock}: {exc.strerror or exc.__class__.__name__}",
+            f"no Docker engine answers on {sock}: {exc.strerror or exc or exc.__class__.__name__}",
             hint="run `orch engine start` (or `make engine`) to install and start one",
         ) from None
-    finally:
-        conn.close()
 
 
 # --- the writes of up and down (names and meaning as the SDK's APIClient) ------------

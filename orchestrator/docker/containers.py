@@ -10,7 +10,6 @@ host as it found it.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import re
 import socket
 import threading
@@ -35,6 +34,7 @@ from orchestrator.core.spec import (
     resource_labels,
 )
 from orchestrator.docker import api as docker_http
+from orchestrator.docker.http1 import connect_tcp, tcp_status
 from orchestrator.docker.podman_api import podman_facts, run_healthcheck
 from orchestrator.docker.sdk import client
 from orchestrator.docker.snapshot import exit_events, port_holder
@@ -381,14 +381,7 @@ def _not_ready(spec: ContainerSpec, container_id: str | None, why: str) -> str:
 
 
 def http_status(host: str, port: int, path: str, timeout: float) -> int | None:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
+    return tcp_status(host, port, path, timeout)
 
 
 def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -398,7 +391,7 @@ def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
     server that holds the connection without answering counts as there too."""
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with connect_tcp(host, port, timeout) as sock:
             # HTTP/1.1 with a Host: Chrome's DevTools server drops HTTP/1.0 requests.
             sock.sendall(b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             sock.settimeout(0.25)
@@ -418,36 +411,34 @@ def log_tail(container_id: str, lines: int) -> str:
     return raw.decode("utf-8", "replace").rstrip()
 
 
-def exec_in(container: LiveContainer, command: list[str], write: Callable[[bytes], None]) -> int:
-    """Run a command inside the container, streaming its output; its exit code."""
+def exec_in(
+    container: LiveContainer,
+    command: list[str],
+    write: Callable[[bytes], None],
+    env: dict[str, str] | None = None,
+    write_err: Callable[[bytes], None] | None = None,
+) -> int:
+    """Run a command inside the container (with `env` added), streaming its output
+    (stderr to `write_err` when given); its exit code. An engine that refuses the
+    exec is EngineRefused."""
+    import docker.errors  # the SDK's exceptions: client() imports them anyway
+
     api = client().api
-    exec_id = api.exec_create(container.id, command, stdout=True, stderr=True)["Id"]
-    for chunk in api.exec_start(exec_id, stream=True):
-        write(chunk)
-    return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
-
-
-def exec_capture(
-    container_id: str, command: list[str], environment: dict[str, str]
-) -> tuple[int, str, str]:
-    """Run a command in the container and wait: its exit code, stdout and stderr.
-    An engine that refuses the exec is EngineRefused."""
-    import docker.errors  # the SDK's exceptions: client() has imported it already
-
     try:
-        result = (
-            client()
-            .containers.get(container_id)
-            .exec_run(command, environment=environment, demux=True)
-        )
+        created = api.exec_create(container.id, command, stdout=True, stderr=True, environment=env)
+        exec_id = created["Id"]
+        for chunk in api.exec_start(exec_id, stream=True, demux=write_err is not None):
+            if write_err is None:
+                write(chunk)
+                continue
+            out, err = chunk
+            if out:
+                write(out)
+            if err:
+                write_err(err)
+        return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
     except docker.errors.APIError as exc:
         raise EngineRefused(f"the engine refused the exec: {exc}") from None
-    out, err = result.output
-    return (
-        int(result.exit_code),
-        (out or b"").decode(errors="replace"),
-        (err or b"").decode(errors="replace"),
-    )
 
 
 def service_logs(service: str, tail: int, follow: bool, write: Callable[[bytes], None]) -> None:

@@ -51,12 +51,13 @@ from orchestrator.errors import (
     UnpackFailed,
 )
 from orchestrator.fleet.archive_keys import ALGORITHM, BackupKey, Keyring
+from orchestrator.fleet.backup_names import BACKUPS_DIR as BACKUPS_DIR
+from orchestrator.fleet.backup_names import SUFFIX
+from orchestrator.fleet.backup_names import default_dir as default_dir
 
 FORMAT = "orch-backup/1"
 MANIFEST = "manifest.json"
-SUFFIX = ".tar.gz"
 TOKEN_MEMBER = f"token/{TOKEN_FILE}"
-BACKUPS_DIR = "backups"
 PRE_UPGRADE = "pre-upgrade"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Files SQLite keeps beside a database; the backup API already covers their content.
@@ -184,10 +185,6 @@ def _first_errors(exc: ValidationError, limit: int = 3) -> str:
 def utc_stamp(now: float | None = None) -> str:
     when = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
     return when.strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def default_dir(home: Path, name: str) -> Path:
-    return home / BACKUPS_DIR / name
 
 
 # ---------------------------------------------------------------- the online copy

@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Progress
+from orchestrator.backends.project import Project
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import LiveContainer
 from orchestrator.core.paths import profile_dirs
-from orchestrator.core.spec import ContainerSpec, render
-from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import (
-    wait_ready,
-)
-from orchestrator.docker.snapshot import take_snapshot
 from orchestrator.errors import (
     NotReady,
     OrchError,
@@ -91,7 +86,7 @@ def image_meta(image: str) -> dict[str, Any]:
 
 
 def current_container(fleet: Fleet, home: Path, name: str) -> LiveContainer | None:
-    return take_snapshot(fleet.project, home, whole_host=False).ours.get(name)
+    return Project.on(home, fleet).snapshot().ours.get(name)
 
 
 def is_running(container: LiveContainer | None) -> bool:
@@ -140,19 +135,20 @@ def backup_one(
     timeout: float,
 ) -> BackupResult:
     start = time.monotonic()
-    spec = render(profile, fleet, home)
-    container = current_container(fleet, home, profile.name)
+    project = Project.on(home, fleet)
+    spec = project.spec(profile.name)
+    container = project.snapshot().ours.get(profile.name)
     meta = {**image_meta(profile.image), "spec_hash": spec.spec_hash}
     if container is not None and container.image:
         meta["image"] = container.image
     target = out_dir or archive.default_dir(home, profile.name)
     say = say_for(progress, profile.name)
-    stopped_at = None
+    stopped_at, stopped = None, None
     if offline and is_running(container):
         assert container is not None
         if say:
             say("stopping the gateway for an offline copy")
-        docker_http.stop(container.id, timeout=spec.stop_timeout_s)
+        stopped = project.backend.stop(project, profile.name)
         stopped_at = time.monotonic()
     meta["mode"] = "offline" if offline or not is_running(container) else "online"
     downtime = None
@@ -163,12 +159,10 @@ def backup_one(
             profile, dirs, target, meta, key, include_token, tag, say
         )
     finally:
-        if stopped_at is not None:
-            assert container is not None
+        if stopped_at is not None and stopped is not None:
             if say:
                 say("starting the gateway again")
-            docker_http.start(container.id)
-            wait_ready(spec, container.id, timeout)
+            project.backend.start(project, profile.name, stopped, timeout)
             downtime = round(time.monotonic() - stopped_at, 3)
     pruned = archive.prune(target, profile.name, keep) if keep else []
     return BackupResult(
@@ -205,23 +199,23 @@ def restore(
     say = say_for(progress, name)
     with locked(home):
         fleet = load_fleet(home)
+        project = Project.on(home, fleet)
         profile = fleet.get(name)
-        spec = render(profile, fleet, home)
         keys = archive_keys.keyring(home, trust)
         check_archive(path, profile, keys)
         staged, _ = archive.stage(path, profile, profile_dirs(profile, home), keys, say)
         try:
             rewired = _manage_restored_config(profile, staged)
-            container = current_container(fleet, home, name)
+            container = project.snapshot().ours.get(name)
             result = SwitchResult(name, "restore", True, 0.0, profile.image, str(path))
             if not is_running(container):
                 staged.swap()
                 result.note = f"restored; no gateway runs: `orch up {name}` starts it"
             else:
                 assert container is not None
-                result.downtime_s = _swap_in_place(spec, container, staged, timeout, say)
+                result.downtime_s = _swap_in_place(project, name, staged, timeout, say)
                 result.container_id = container.id
-                restart_rescuers(home, fleet, name, timeout, say)
+                restart_rescuers(project, name, timeout, say)
             result.kept = _finish(staged, keep_old)
             if rewired:
                 result.note = "; ".join(
@@ -271,42 +265,39 @@ def _finish(staged: archive.Staged, keep_old: bool) -> list[str]:
 
 
 def _swap_in_place(
-    spec: ContainerSpec, container: LiveContainer, staged: archive.Staged, timeout: float, say
+    project: Project, name: str, staged: archive.Staged, timeout: float, say
 ) -> float:
-    """Stop, swap the dirs, start the same container, wait; undo all on failure."""
+    """Stop, swap the dirs, start the same gateway, wait; undo all on failure."""
+    backend = project.backend
     if say:
         say("stopping the gateway")
-    docker_http.stop(container.id, timeout=spec.stop_timeout_s)
+    stopped = backend.stop(project, name)
+    assert stopped is not None  # the caller saw it running
     down = time.monotonic()
     staged.swap()
     try:
         if say:
             say("starting it on the restored state; waiting for /readyz")
-        docker_http.start(container.id)
-        wait_ready(spec, container.id, timeout)
+        backend.start(project, name, stopped, timeout)
     except OrchError as exc:
-        docker_http.stop(container.id, timeout=spec.stop_timeout_s)
+        backend.stop(project, name)
         staged.unswap()
-        docker_http.start(container.id)
-        wait_ready(spec, container.id, timeout)
+        backend.start(project, name, stopped, timeout)
         raise NotReady(
-            f"{spec.profile}: the gateway did not get ready on the restored state; its"
+            f"{name}: the gateway did not get ready on the restored state; its"
             f" previous state is back and it is ready again.\n{exc.message}",
             hint="check the archive with `orch backup verify`, or restore an older one",
         ) from None
     return round(time.monotonic() - down, 3)
 
 
-def restart_rescuers(home: Path, fleet: Fleet, name: str, timeout: float, say) -> None:
+def restart_rescuers(project: Project, name: str, timeout: float, say) -> None:
     """A running rescue profile mounts this profile's config dir: after the swap its
     mount still shows the old dir, so restart it to see the restored one."""
-    snap = take_snapshot(fleet.project, home, whole_host=False)
-    for other in fleet.profiles.values():
+    snap = project.snapshot()
+    for other in project.fleet.profiles.values():
         container = snap.ours.get(other.name)
         if other.rescues == name and is_running(container):
-            assert container is not None
-            spec = render(other, fleet, home)
             if say:
                 say(f"restarting {other.name} (it mounts this config dir)")
-            docker_http.restart(container.id, timeout=spec.stop_timeout_s)
-            wait_ready(spec, container.id, timeout)
+            project.backend.restart(project, other.name, timeout)

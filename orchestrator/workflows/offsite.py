@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ from orchestrator.base.atomic import atomic_write
 from orchestrator.errors import ArchiveInvalid, OffsiteFailed, OrchError, UsageError
 from orchestrator.fleet import archive_keys, offsite
 from orchestrator.fleet import backup as archive
+from orchestrator.fleet.backup_names import LAST_OFFSITE, age_s, human_age
+from orchestrator.fleet.backup_names import newest_backup as newest_backup  # status's, here too
 from orchestrator.fleet.store import load_fleet, locked
 from orchestrator.workflows.backup import (
     DEFAULT_TIMEOUT,
@@ -36,8 +36,6 @@ from orchestrator.workflows.backup import (
     say_for,
 )
 from orchestrator.workflows.backup import restore as restore_file
-
-LAST_OFFSITE = ".offsite-last.json"
 
 
 @dataclass
@@ -273,49 +271,6 @@ def restore_from(
     result.note = "; ".join(n for n in (result.note, said) if n)
     result.seconds = round(time.monotonic() - start, 3)
     return result
-
-
-def age_s(created: str, now: float | None = None) -> float | None:
-    try:
-        when = datetime.fromisoformat(created)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (now if now is not None else time.time()) - when.timestamp())
-
-
-def human_age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-# ---------------------------------------------------------------- for `orch status`
-
-_STAMP = re.compile(r"-(\d{8}T\d{6}\.\d{6}Z)(?:-[^/]*)?" + re.escape(archive.SUFFIX) + "$")
-
-
-def newest_backup(home: Path, name: str, now: float | None = None) -> dict[str, Any] | None:
-    """The profile's newest backup, local or offsite, and its age: from the archive
-    names in its backup dir and the record of its last upload (no archive is opened,
-    no network)."""
-    parent = archive.default_dir(home, name)
-    found: list[tuple[str, str]] = []  # (created ISO, where)
-    if parent.is_dir():
-        for entry in parent.glob(f"{name}-*{archive.SUFFIX}"):
-            match = _STAMP.search(entry.name)
-            if match:
-                when = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S.%fZ")
-                found.append((when.replace(tzinfo=UTC).isoformat(), str(entry)))
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        doc = json.loads((parent / LAST_OFFSITE).read_text())
-        found.append((str(doc["created"]), str(doc["archive"])))
-    if not found:
-        return None
-    created, where = max(found, key=lambda f: datetime.fromisoformat(f[0]).timestamp())
-    return {"archive": where, "created": created, "age_s": round(age_s(created, now) or 0.0)}
 
 
 # ---------------------------------------------------------------- schedules

@@ -22,17 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Outcome, UpOptions
-from orchestrator.backends.local import container_of, remember_ready, status, up
+from orchestrator.backends.base import StatusRow, UpOptions
 from orchestrator.backends.project import Project
 from orchestrator.core.check import Problem
 from orchestrator.core.gateway_config import CREDENTIAL_KEYS, managed_problems
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.spec import RESCUE_ROOT
-from orchestrator.docker import api as docker_http
-from orchestrator.docker.containers import exec_capture, wait_ready
-from orchestrator.errors import CheckFailed, EngineRefused, UsageError
+from orchestrator.errors import CheckFailed, EngineRefused, NotReady, UsageError
 from orchestrator.fleet.config_check import config_problems, parse
 from orchestrator.fleet.config_history import GoodConfig, last_good_candidates, restore
 from orchestrator.fleet.openclaw_config import managed_config
@@ -84,10 +81,11 @@ def rescue(
 
     fleet, home = project.fleet, project.home
     rescuer = rescuer_of(fleet, target, from_)
+    row = project.backend.status(project, [target])[0]
     report = RescueReport(
         target=target,
         rescuer=rescuer.name,
-        state=_state(status(project, [target])[0]),
+        state=_state(row),
         validate=validate_in_rescue(project, rescuer, target),
         problems=_own_problems(fleet, home, target),
     )
@@ -104,7 +102,7 @@ def rescue(
     if restore_last_good:
         report.restored = _restore(home, fleet, target, good)
     if restart:
-        report.restart = restart_target(project, target, timeout)
+        report.restart = restart_target(project, target, timeout, row)
     return report
 
 
@@ -131,17 +129,19 @@ def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[
 
     path = f"{RESCUE_ROOT}/{target}/config/openclaw.json"
     command = ["openclaw", "config", "validate", "--json"]
-    container = container_of(project, rescuer.name)
-    if container is None or container.state != "running":
+    out, err = bytearray(), bytearray()
+    start = time.monotonic()
+    try:
+        code = project.backend.exec(
+            project, rescuer.name, command, out.extend, {"OPENCLAW_CONFIG_PATH": path}, err.extend
+        )
+    except NotReady:
         return {
             "ran": False,
             "in": rescuer.name,
             "why": f"{rescuer.name} is not running: `orch up {rescuer.name}` starts it",
         }
-    start = time.monotonic()
-    try:
-        code, out, err = exec_capture(container.id, command, {"OPENCLAW_CONFIG_PATH": path})
-    except EngineRefused as exc:
+    except (EngineRefused, UsageError) as exc:  # refused, or an engine without exec
         return {"ran": False, "in": rescuer.name, "why": exc.message}
     return {
         "ran": True,
@@ -151,7 +151,7 @@ def validate_in_rescue(project: Project, rescuer: Profile, target: str) -> dict[
         "exit_code": code,
         "ok": code == 0,
         "seconds": round(time.monotonic() - start, 2),
-        **_validate_output(out, err),
+        **_validate_output(out.decode(errors="replace"), err.decode(errors="replace")),
     }
 
 
@@ -211,30 +211,22 @@ def _restore(home: Path, fleet: Fleet, target: str, good: GoodConfig | None) -> 
     }
 
 
-CRASHED_STOP_S = 2
-
-
-def restart_target(project: Project, target: str, timeout: float) -> dict[str, Any]:
-    """Restart TARGET now and wait until it is ready: `docker restart` of its
-    container (crash-looping or stopped: no back-off to wait out), or `orch up
-    TARGET` when it has no container. Its config is checked first, as by `up`."""
+def restart_target(project: Project, target: str, timeout: float, row: StatusRow) -> dict[str, Any]:
+    """Restart TARGET now and wait until it is ready: a restart of its container
+    (crash-looping or stopped: no back-off to wait out), or `orch up TARGET` when it
+    has no container (`row`: its status). Its config is checked first, as by `up`."""
 
     start = time.monotonic()
-    home = project.home
-    container = container_of(project, target)
+    backend = project.backend
+    container = getattr(row, "container", None)
     if container is None:
-        up(project, [target], UpOptions(timeout=timeout))
+        backend.up(project, [target], UpOptions(timeout=timeout))
         how = "orch up (it had no container)"
     else:
-        with locked(home):
-            (spec,) = project.checked_specs([target])
-            # A gateway that is not healthy (crash-looping, starting) has nothing to
-            # drain: a short stop saves the 30 s graceful wait.
-            stop = spec.stop_timeout_s if container.health == "healthy" else CRASHED_STOP_S
-            docker_http.restart(container.id, stop)
-        wait_ready(spec, container.id, timeout, fresh=False)
-        remember_ready(project, [Outcome(target, "restart", container.id, True, 0.0)])
-        how = f"docker restart of {container.name} ({container.state})"
+        with locked(project.home):
+            project.checked_specs([target])
+            backend.restart(project, target, timeout, any_state=True)
+        how = f"{backend.name} restart of {container} ({row.state})"
     return {"how": how, "ready": True, "seconds": round(time.monotonic() - start, 1)}
 
 

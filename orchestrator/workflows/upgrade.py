@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Progress
+from orchestrator.backends.project import Project
 from orchestrator.base.atomic import atomic_write
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.observed import LiveContainer
@@ -254,7 +255,7 @@ def _switch(
     if staged is not None:
         staged.discard_old()
         if old is not None:  # a rescue profile mounts the config dir that was swapped
-            restart_rescuers(home, new_fleet, name, timeout, say)
+            restart_rescuers(Project.on(home, new_fleet), name, timeout, say)
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
@@ -377,7 +378,7 @@ def _undo(home: Path, j: Journal, timeout: float, say) -> None:
         docker_http.start(old.id)
         wait_ready(render(old_profile, old_fleet, home), old.id, timeout)
     if j.restore_state:
-        restart_rescuers(home, old_fleet, j.profile, timeout, say)
+        restart_rescuers(Project.on(home, old_fleet), j.profile, timeout, say)
 
 
 def _resolve(home: Path, j: Journal, timeout: float, say) -> str:

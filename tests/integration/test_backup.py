@@ -166,6 +166,12 @@ def test_online_backup_restore_and_tampered_archive(pair, engine) -> None:
     leftovers = [p.name for p in (fleet.home / "profiles" / "main").iterdir()]
     assert sorted(leftovers) == ["config", "state", "workspace"]
 
+    # Offline: the engine's backend stops the gateway for the copy and starts the same
+    # container again, ready; the result says how long it was down.
+    offline = fleet.json("backup", "main", "--offline", timeout=400)["data"]["backups"][0]
+    assert offline["mode"] == "offline" and offline["downtime_s"] > 0
+    assert offline["container_id"] == before and _ready(fleet, "main")
+
 
 def test_upgrade_to_a_second_tag_then_a_broken_image_then_rollback(pair, engine) -> None:
     fleet, original, second, broken = pair
