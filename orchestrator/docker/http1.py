@@ -85,6 +85,8 @@ def _exchange(
         if size > MAX_ANSWER:
             raise BadAnswer(f"an answer larger than {MAX_ANSWER} bytes")
     answer = b"".join(chunks)
+    if length is not None and size < length:
+        raise BadAnswer(f"the answer ended after {size} of its {length} bytes")
     return status, answer if length is None else answer[:length]
 
 

@@ -24,6 +24,12 @@ class _Api(BaseHTTPRequestHandler):
     request body echoed back."""
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if self.path == "/cut-short":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            return
         if self.path == "/no-length":
             self.send_response(200)
             self.end_headers()
@@ -85,6 +91,11 @@ def test_an_error_status_comes_back_with_its_body(api_socket: str) -> None:
 def test_a_body_without_a_length_is_read_until_the_server_closes(api_socket: str) -> None:
     status, body = unix_request(api_socket, "GET", "/no-length")
     assert status == 200 and body == b"x" * 100_000
+
+
+def test_an_answer_cut_short_of_its_length_is_a_bad_answer(api_socket: str) -> None:
+    with pytest.raises(BadAnswer, match="10 of its 100 bytes"):
+        unix_request(api_socket, "GET", "/cut-short")
 
 
 def test_a_request_body_is_sent_with_its_length(api_socket: str) -> None:
