@@ -696,16 +696,14 @@ def restore(
             return _restore_on_node(project, name, Path(archive), yes, keep_old, timeout, as_json)
         home = project.home
         manifest, _ = check_authentic(Path(archive), keyring(home, trust))
-        if trust and not as_json:
-            print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
-        if not yes:
-            _confirm(
-                f"restoring '{name}' stops its gateway and replaces its state with the one"
-                f" of {manifest.created}",
-                f"Stop '{name}' and replace its config, state and workspace with"
-                f" {Path(archive).name}?",
-                as_json,
-            )
+        _warn_and_ask(
+            trust,
+            yes,
+            f"restoring '{name}' stops its gateway and replaces its state with the one"
+            f" of {manifest.created}",
+            f"Stop '{name}' and replace its config, state and workspace with {Path(archive).name}?",
+            as_json,
+        )
         _engine_ready(as_json)
         result = do_restore(home, name, Path(archive), keep_old, timeout, _progress(as_json), trust)
         data = result.to_json()
@@ -772,18 +770,25 @@ def _restore_remote(
         )
     home = project.home
     entry = resolve(archive, from_url, name)
-    if trust and not as_json:
-        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
-    if not yes:
-        _confirm(
-            f"restoring '{name}' stops its gateway and replaces its state with the one"
-            f" of {entry.created}",
-            f"Stop '{name}' and replace its config, state and workspace with {entry.url}?",
-            as_json,
-        )
+    _warn_and_ask(
+        trust,
+        yes,
+        f"restoring '{name}' stops its gateway and replaces its state with the one"
+        f" of {entry.created}",
+        f"Stop '{name}' and replace its config, state and workspace with {entry.url}?",
+        as_json,
+    )
     _engine_ready(as_json)
     result = restore_from(home, name, entry, keep_old, timeout, _progress(as_json), trust)
     return result.to_json(), _restored(name, result, entry.url)
+
+
+def _warn_and_ask(trust: bool, yes: bool, what: str, question: str, as_json: bool) -> None:
+    """Every restore's preface: say what --trust skips, then ask unless --yes."""
+    if trust and not as_json:
+        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
+    if not yes:
+        _confirm(what, question, as_json)
 
 
 def _needs_bucket() -> Any:
@@ -811,16 +816,14 @@ def _restore_node_remote(
 
     node = project.fleet.get(name).node
     entry = resolve(archive, source, name)
-    if trust and not as_json:
-        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
-    if not yes:
-        _confirm(
-            f"restoring '{name}' stops its gateway on {node} and replaces its state with the"
-            f" one of {entry.created}",
-            f"Stop '{name}' on {node} and replace its config, state and workspace with"
-            f" {entry.url}?",
-            as_json,
-        )
+    _warn_and_ask(
+        trust,
+        yes,
+        f"restoring '{name}' stops its gateway on {node} and replaces its state with the"
+        f" one of {entry.created}",
+        f"Stop '{name}' on {node} and replace its config, state and workspace with {entry.url}?",
+        as_json,
+    )
     _engine_ready(as_json)
     result = restore_node_from(project, name, entry, keep_old, timeout, _progress(as_json), trust)
     return result.to_json(), _restored(name, result, entry.url, f"{result.node}:")
@@ -846,15 +849,14 @@ def _evacuate(
     _engine_ready(as_json)
     old, _node = evacuation_nodes(project, name, target)
     entry = resolve(archive, source, name)
-    if trust and not as_json:
-        print(f"warning: {TRUST_SKIPS}", file=sys.stderr)
-    if not yes:
-        _confirm(
-            f"bringing '{name}' back on {target} from {entry.url} (taken {entry.created})"
-            f" loses everything it wrote on {old} since then",
-            f"Move '{name}' from {old} (down) to {target} with the state of {entry.created}?",
-            as_json,
-        )
+    _warn_and_ask(
+        trust,
+        yes,
+        f"bringing '{name}' back on {target} from {entry.url} (taken {entry.created})"
+        f" loses everything it wrote on {old} since then",
+        f"Move '{name}' from {old} (down) to {target} with the state of {entry.created}?",
+        as_json,
+    )
     result = evacuate(project, name, entry, target, keep_old, timeout, _progress(as_json), trust)
 
     def show() -> None:

@@ -42,7 +42,13 @@ from orchestrator.fleet import archive_keys, offsite
 from orchestrator.fleet.backup import default_dir
 from orchestrator.fleet.store import load_fleet, locked, save_fleet
 from orchestrator.workflows import node_backup
-from orchestrator.workflows.offsite import OffsiteBackup, _record, age_s, downloaded, human_age
+from orchestrator.workflows.offsite import (
+    OffsiteBackup,
+    age_s,
+    downloaded,
+    human_age,
+    record_and_prune,
+)
 
 _STAMP = re.compile(r"-(\d{8}T\d{6}\.\d{6}Z)")
 
@@ -97,12 +103,9 @@ def backup_node_to(
     bucket.put_marker(archive_name, marker)
     uploaded = round(time.monotonic() - began, 3)
     url_done = bucket.target.url(archive_name)
-    _record(default_dir(project.home, name), url_done, created)
-    pruned = []
-    if keep:
-        for entry in offsite.to_prune(bucket.list(), name, keep):
-            bucket.delete(entry)
-            pruned.append(entry.url)
+    pruned = record_and_prune(
+        bucket, default_dir(project.home, name), name, url_done, created, keep
+    )
     return NodeOffsiteBackup(
         profile=name,
         archive=url_done,

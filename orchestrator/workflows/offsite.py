@@ -132,12 +132,7 @@ def _backup_one(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     url = bucket.target.url(path.name)
-    _record(parent, url, manifest.created)
-    pruned = []
-    if keep:
-        for entry in offsite.to_prune(bucket.list(), name, keep):
-            bucket.delete(entry)
-            pruned.append(entry.url)
+    pruned = record_and_prune(bucket, parent, name, url, manifest.created, keep)
     return OffsiteBackup(
         profile=name,
         archive=url,
@@ -153,10 +148,20 @@ def _backup_one(
     )
 
 
-def _record(parent: Path, url: str, created: str) -> None:
-    """Where the profile's newest offsite backup went, for `orch status` (no network)."""
+def record_and_prune(
+    bucket: offsite.Bucket, parent: Path, name: str, url: str, created: str, keep: int | None
+) -> list[str]:
+    """After a completed upload (marker written), whoever made the archive: note where
+    the profile's newest offsite backup went, for `orch status` (no network), then
+    prune the bucket to the newest `keep`; the URLs pruned."""
     doc = {"archive": url, "created": created}
     atomic_write(parent / LAST_OFFSITE, json_text(doc), mode=0o600)
+    pruned = []
+    if keep:
+        for entry in offsite.to_prune(bucket.list(), name, keep):
+            bucket.delete(entry)
+            pruned.append(entry.url)
+    return pruned
 
 
 def json_text(doc: dict[str, Any]) -> str:
