@@ -86,6 +86,7 @@ UP_STATES = frozenset({"starting", "running"})
 DEPLOY_TIMEOUT_S = 120.0
 REMOVE_TIMEOUT_S = 90.0
 POLL_S = 0.2
+STOP_WAIT_S = 120.0
 LOG_TAIL = 40
 
 
@@ -402,6 +403,37 @@ def fleet_jobs(project: str, home: Path) -> list[dict[str, Any]]:
 def tasks_of(service: str) -> list[dict[str, Any]]:
     """Tasks of an existing service (name or ID), the old ones included."""
     return _listed("/tasks", {"service": [service]})
+
+
+def _service_id(project: Project, name: str) -> str:
+    """The ID of the profile's service on the swarm; NotReady when it has none."""
+    project.fleet.get(name)  # an unknown profile is a clear error
+    try:
+        return docker_http.get(f"/services/{service_name(project.project, name)}")["ID"]
+    except NotFound:
+        raise NotReady(
+            f"profile '{name}' has no service on the swarm",
+            hint=f"deploy it with `orch up --engine swarm {name}`",
+        ) from None
+
+
+def replicas_of(service: dict[str, Any]) -> int:
+    return ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+
+
+def stop_service(service_id: str) -> str | None:
+    """Scale a service to 0 and wait (at most STOP_WAIT_S) until its tasks ended: Swarm
+    stops the gateway gracefully, within its stop grace period. Its ID, None when it
+    was at 0 already."""
+    if replicas_of(docker_http.get(f"/services/{service_id}")) == 0:
+        return None
+    docker_http.scale_service(service_id, 0)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while any(_state(t) not in TERMINAL_STATES for t in tasks_of(service_id)):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL_S)
+    return service_id
 
 
 def _task_ids(service: str) -> set[str]:
@@ -800,21 +832,28 @@ class Swarm(Backend):
         return status(project, names)
 
     def restart(self, project: Project, name: str, timeout: float, any_state: bool = False) -> None:
-        raise UsageError(
-            f"orch restart --engine swarm: not supported yet (profile '{name}')",
-            hint=f"run `docker service update --force {service_name(project.project, name)}`",
-        )
+        """Scale the service to 0 (Swarm stops its task within its stop grace period)
+        and back to 1, then wait for /readyz on its node. A service already at 0 (a
+        backup killed half-way) is started too, with or without `any_state`: Swarm has
+        no crash back-off to wait out."""
+        stopped = self.stop(project, name)
+        self.start(project, name, stopped or _service_id(project, name), timeout)
 
     def stop(self, project: Project, name: str) -> str | None:
-        """A profile on a swarm is backed up and restored on its node, by a job there
-        (workflows/node_backup.py), not stopped from here."""
-        raise UsageError(
-            f"profile '{name}' runs on a swarm: it is not stopped from this host",
-            hint="back it up with `orch backup`, which runs the copy on its node",
-        )
+        """Scale the profile's service to 0 and wait until its task ended: the
+        service's ID, None when it is not deployed or already at 0."""
+        try:
+            return stop_service(_service_id(project, name))
+        except NotReady:
+            return None
 
     def start(self, project: Project, name: str, stopped: str, timeout: float) -> None:
-        self.stop(project, name)
+        """Scale the service `stopped` names (back) to 1 and wait until its task runs on
+        its node and /readyz answers there."""
+        # placement imports this module (tasks_of, ...): the one arrow back is on use
+        from orchestrator.backends.swarm_placement import start_placed
+
+        start_placed(project, name, stopped, timeout)
 
     def logs(self, project: Project, name: str, tail: int, follow: bool, write: Write) -> None:
         project.fleet.get(name)  # an unknown profile is a clear error

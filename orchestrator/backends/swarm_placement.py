@@ -41,7 +41,7 @@ from orchestrator.core.plan import Action, Kind
 from orchestrator.core.spec import LABEL_HASH, LABEL_HOME, LABEL_PROJECT, ContainerSpec
 from orchestrator.docker.node_jobs import BindMount, Job, run_jobs
 from orchestrator.docker.registry import PinnedImage, push_image, require_image_on
-from orchestrator.errors import CheckFailed, EngineRefused, NotReady
+from orchestrator.errors import CheckFailed, EngineRefused, NotReady, UsageError
 from orchestrator.export.stack import TOKEN_ROLE, service_name
 from orchestrator.export.stack_placement import placed_text
 
@@ -220,6 +220,46 @@ def wait_placed(
             message = f"{spec.profile}: service {name} on {placed.node.hostname}: {why}"
             return Outcome(spec.profile, kind, name, False, seconds_since(start), message)
         time.sleep(POLL_S)
+
+
+def node_for(project: Project, name: str) -> SwarmNode:
+    """The live node the profile runs on (its `node:`, else the manager)."""
+    from orchestrator.docker.swarm_nodes import node_named, require_nodes
+
+    nodes = require_nodes()
+    hostname = node_of(project.fleet.get(name), manager_of(nodes)) or ""
+    node = node_named(nodes, hostname)
+    if node is None:
+        raise UsageError(
+            f"{name} is placed on node {hostname}, which this swarm does not have",
+            hint="`docker node ls` lists the nodes; `orch check` says what else is off",
+        )
+    return node
+
+
+def start_placed(
+    project: Project,
+    name: str,
+    service_id: str,
+    timeout: float,
+    node: SwarmNode | None = None,
+    say: Progress | None = None,
+) -> None:
+    """Scale the profile's service (back) to 1 and wait until its task runs on its node
+    (`node`, else looked up) and /readyz answers there (Swarm.start)."""
+    from orchestrator.backends.swarm import tasks_of
+    from orchestrator.docker import api as docker_http
+
+    placed = Placed(project.spec(name), node or node_for(project, name))
+    service = docker_http.get(f"/services/{service_id}")
+    image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    old = {t["ID"] for t in tasks_of(service_id)}
+    docker_http.scale_service(service_id, 1)
+    outcome = wait_placed(
+        placed, project.project, timeout, say or (lambda _p, _m: None), "start", old, image
+    )
+    if not outcome.ready:
+        raise NotReady(outcome.error or f"{name} not ready")
 
 
 def moved(

@@ -48,15 +48,14 @@ from typing import Any
 
 from orchestrator.backends.base import Progress
 from orchestrator.backends.project import Project
-from orchestrator.backends.swarm import TERMINAL_STATES, require_manager, tasks_of
-from orchestrator.backends.swarm_placement import Placed, wait_placed
+from orchestrator.backends.swarm import Swarm, replicas_of, require_manager
+from orchestrator.backends.swarm_placement import node_for
 from orchestrator.core.paths import DIR_KINDS
-from orchestrator.core.placement import SwarmNode, manager_of, node_of
+from orchestrator.core.placement import SwarmNode
 from orchestrator.core.spec import LABEL_HOME, LABEL_PROJECT, ContainerSpec
 from orchestrator.docker import api as docker_http
 from orchestrator.docker.node_jobs import JOB_MEMORY, BindMount, Job, JobResult, run_job
-from orchestrator.docker.swarm_nodes import node_named, require_nodes
-from orchestrator.errors import BackupFailed, NotFound, NotReady, OrchError, UsageError
+from orchestrator.errors import BackupFailed, NotFound, NotReady, OrchError
 from orchestrator.export.stack import service_name
 from orchestrator.fleet.backup import default_dir, utc_stamp
 from orchestrator.fleet.store import locked
@@ -65,7 +64,9 @@ HOST_ROOT = "/host"
 SOURCE_ROOT = "/orch-src"
 SUFFIX = ".node.tar.gz"
 DEFAULT_TIMEOUT = 300.0
-POLL_S = 0.2
+# The backend of a profile placed on a node, whatever --engine the command was given
+# (`orch backup` of the local engine's fleet reaches its placed profiles too).
+SWARM = Swarm()
 RESULT = re.compile(r"^orch-archive (\d+) ([0-9a-f]{64})$", re.MULTILINE)
 UPLOADED = re.compile(r"^orch-uploaded (\d+)$", re.MULTILINE)
 URL_SECRET = "orch-s3-url"
@@ -179,15 +180,8 @@ def locate(project: Project, name: str) -> OnNode:
     """The profile's spec, node and service, as the manager sees them; refused when its
     node is not there or cannot run jobs now."""
     require_manager()
-    profile = project.fleet.get(name)
-    nodes = require_nodes()
-    hostname = node_of(profile, manager_of(nodes)) or ""
-    node = node_named(nodes, hostname)
-    if node is None:
-        raise UsageError(
-            f"{name} is placed on node {hostname}, which this swarm does not have",
-            hint="`docker node ls` lists the nodes; `orch check` says what else is off",
-        )
+    node = node_for(project, name)
+    hostname = node.hostname
     if node.state != "ready":
         raise BackupFailed(
             f"{name}'s node {hostname} is {node.state}: its dirs cannot be reached now;"
@@ -219,7 +213,7 @@ def backup_on_node(
         where = locate(project, name)
         out = out_dir or default_dir(project.home, name)
         path = out / f"{name}-{utc_stamp()}{'-' + tag if tag else ''}{SUFFIX}"
-        stopped = _stop(where, say)
+        stopped = _stop(project, where, say)
         try:
             say(f"archiving on {where.node.hostname}")
             result = run_job(_job(where, backup_script(out, path), with_sources=True), capture=True)
@@ -340,7 +334,7 @@ def restore_into(
             f"{name}: cannot restore {hostname}:{archive} ({_why(staged)}); nothing was changed",
             hint="`orch backup --engine swarm` says where each archive is",
         )
-    _stop(where, say)
+    _stop(project, where, say)
     swapped = run_job(_job(where, swap_script(where, stamp)), capture=True)
     ready_error, downtime = None, None
     try:
@@ -348,7 +342,7 @@ def restore_into(
     except NotReady as exc:
         ready_error = exc
     if not swapped.ok or ready_error is not None:
-        _stop(where, say)
+        _stop(project, where, say)
         run_job(_job(where, unswap_script(where, stamp)))
         _start(project, where, timeout, say)
         why = _why(swapped) if not swapped.ok else (ready_error.message if ready_error else "")
@@ -455,49 +449,26 @@ def discard_script(paths: list[str]) -> str:
 # ---------------------------------------------------------------- the service
 
 
-def _stop(where: OnNode, say: Any) -> bool:
-    """Scale the service to 0 and wait until its task ended; whether it had one."""
-    if where.service is None or _replicas(where.service["ID"]) == 0:
-        return False
-    say(f"stopping the gateway on {where.node.hostname}")
-    docker_http.scale_service(where.service["ID"], 0)
-    deadline = time.monotonic() + 120
-    while any(_state(t) not in TERMINAL_STATES for t in tasks_of(where.service["ID"])):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(POLL_S)
-    return True
+def _stop(project: Project, where: OnNode, say: Any) -> str | None:
+    """Stop the gateway through the swarm's Backend (scaled to 0, its task ended); what
+    `_start` needs, None when it has no service or it was at 0 already."""
+    if where.service is None:
+        return None
+    if replicas_of(where.service) > 0:
+        say(f"stopping the gateway on {where.node.hostname}")
+    return SWARM.stop(project, where.spec.profile)
 
 
 def _start(project: Project, where: OnNode, timeout: float, say: Any) -> float | None:
-    """Scale the service (back) to 1 and wait for /readyz on its node; the seconds it
-    took (None: the profile has no service)."""
+    """Start the service (back) through the swarm's Backend, whether `_stop` stopped it
+    or it was at 0 already, and wait for /readyz on its node; the seconds it took
+    (None: the profile has no service)."""
     if where.service is None:
         return None
+    say(f"starting the gateway on {where.node.hostname}; waiting for /readyz")
     began = time.monotonic()
-    old = {t["ID"] for t in tasks_of(where.service["ID"])}
-    docker_http.scale_service(where.service["ID"], 1)
-    outcome = wait_placed(
-        Placed(where.spec, where.node),
-        project.project,
-        timeout,
-        lambda _p, m: say(m),
-        "start",
-        old,
-        where.image,
-    )
-    if not outcome.ready:
-        raise NotReady(outcome.error or f"{where.spec.profile} not ready")
+    SWARM.start(project, where.spec.profile, where.service["ID"], timeout)
     return round(time.monotonic() - began, 3)
-
-
-def _replicas(service_id: str) -> int:
-    service = docker_http.get(f"/services/{service_id}")
-    return ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
-
-
-def _state(task: dict[str, Any]) -> str:
-    return (task.get("Status") or {}).get("State", "")
 
 
 def _job(

@@ -437,6 +437,28 @@ def test_a_backup_of_a_profile_on_node_2_is_made_there_and_restored_there(cluste
     assert jobs == ""
 
 
+def test_restart_on_the_swarm_stops_its_task_and_starts_a_new_one_ready_on_node_2(
+    cluster, placed_fleet
+):
+    """`orch restart --engine swarm t2` goes through the swarm's Backend stop/start (as
+    a node backup does): the service scaled to 0 and back, a new task on node 2."""
+    fleet, _port, _up = placed_fleet
+    service = f"{fleet.project}_t2"
+
+    def running() -> list[str]:
+        ps = ("service", "ps", "-q", "--filter", "desired-state=running", service)
+        return cluster.docker(cluster.manager, *ps).split()
+
+    before = running()
+    assert len(before) == 1
+    assert fleet.json("restart", "t2", "--engine", "swarm", timeout=600)["data"]["ready"]
+    after = running()
+    assert len(after) == 1 and after != before
+    assert [t[0] for t in tasks_by_node(cluster, service) if t[1] == "Running"] == ["orch-node2"]
+    (row,) = fleet.json("status", "--engine", "swarm")["data"]["profiles"]
+    assert row["ready"] and row["node"] == "orch-node2"
+
+
 def test_up_with_a_registry_runs_it_on_node_2_by_the_digest_it_pushed(cluster, placed_fleet):
     """`orch up --engine swarm --registry HOST:PORT` on the manager: the image is pushed,
     pinned by digest in the service, pulled by node 2, and the gateway gets ready there."""
