@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator.core.check import Problem
-from orchestrator.core.plan import Action
-
 if TYPE_CHECKING:  # annotations only: project.py imports this module for select()
     from orchestrator.backends.project import Project
+    from orchestrator.core.plan import Action  # (and a status needs no plan)
+    from orchestrator.core.problem import Problem
 
 Progress = Callable[[str, str], None]
 

@@ -33,7 +33,6 @@ from orchestrator.backends.base import (
     seconds_since,
 )
 from orchestrator.backends.project import Project
-from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
 from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, cpu_problems, live_problems
@@ -100,6 +99,7 @@ def move_taken_ports(project: Project, names: list[str] | None, dry_run: bool) -
     `dry_run`. Profiles that are fine keep their ports, so a CI job can run
     `orch up --port auto` every time. Decided and applied under the fleet and the
     registry lock, so no other fleet picks the same base in between."""
+    from orchestrator.core.check import check_fleet, problems_for  # --port auto only
     from orchestrator.fleet.provision import SetupRequest, _auto_port, setup  # --port auto only
 
     home = project.home

@@ -33,10 +33,11 @@ from orchestrator.backends.base import (
     seconds_since,
 )
 from orchestrator.backends.project import Project
-from orchestrator.core.check import Problem, node_down_problems
+from orchestrator.core.check import node_down_problems
 from orchestrator.core.observed import Snapshot, live_problems, owned_by
 from orchestrator.core.placement import SwarmNode
 from orchestrator.core.plan import Action, Kind
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import (
     LABEL_HASH,
     LABEL_HOME,

@@ -8,12 +8,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.check import Problem, Unchecked, Unenforced, reservations
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
 from orchestrator.core.ports import ROLE_HELP, Role, footprint_bounds, format_range
+
+if TYPE_CHECKING:  # annotations only: status shows no problems and loads no checks
+    from orchestrator.core.check import Unchecked, Unenforced
+    from orchestrator.core.problem import Problem
 
 # Why `--purge` kept a dir: orch adopted it (it was there before), so it is not orch's.
 ADOPTED_NOTE = " (adopted: orch did not create it)"
@@ -43,6 +46,8 @@ def profile_data(profile: Profile, home: Path) -> dict[str, Any]:
 
 
 def ports_data(profile: Profile) -> dict[str, Any]:
+    from orchestrator.core.check import reservations  # start-up: `orch ports` only
+
     lo, hi = footprint_bounds(profile.port)
     return {
         "name": profile.name,

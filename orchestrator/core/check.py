@@ -11,7 +11,7 @@ import os
 import stat
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.core.adoption import HostRoots, forbidden_reason
@@ -35,6 +35,7 @@ from orchestrator.core.ports import (
     nearest_free_base,
     sweep,
 )
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import ContainerSpec
 
 # Suggesting a free base costs a pass over the fleet; in a badly broken fleet
@@ -44,32 +45,6 @@ MAX_SUGGESTIONS = 100
 
 # Role of a whole base..base+110 span, used only to find cdpPorts between roles.
 FOOTPRINT = "footprint"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason the fleet cannot run as it is."""
-
-    code: str
-    message: str
-    owners: tuple[str, ...]
-    hint: str = ""
-    ports: tuple[int, int] | None = None
-    paths: tuple[str, ...] = field(default_factory=tuple)
-    # A problem inside a file (the gateway's openclaw.json): which file, line, key.
-    file: str | None = None
-    line: int | None = None
-    key: str | None = None
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["owners"] = list(self.owners)
-        data["paths"] = list(self.paths)
-        data["ports"] = list(self.ports) if self.ports else None
-        for where in ("file", "line", "key"):  # only problems inside a file have them
-            if data[where] is None:
-                del data[where]
-        return data
 
 
 @dataclass(frozen=True)

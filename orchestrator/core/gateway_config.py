@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.core.check import Problem
+from orchestrator.core.problem import Problem
 
 JsonPath = tuple[str | int, ...]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem
 from orchestrator.core.ports import format_range, hosts_intersect
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import (
     LABEL_HASH,
     LABEL_HOME,

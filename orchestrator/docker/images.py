@@ -13,7 +13,6 @@ import io
 import json
 import os
 import subprocess
-import tarfile
 from collections.abc import Callable
 
 from orchestrator.errors import ImageError, NotFound
@@ -166,6 +165,8 @@ SCHEMA_RUN_TIMEOUT = 300
 
 
 def _first_file(tar_bytes: bytes, path: str) -> bytes:
+    import tarfile  # start-up: only when a schema is copied out of an image (cached after)
+
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         for member in tar:
             if member.isfile():

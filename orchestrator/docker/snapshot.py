@@ -16,12 +16,12 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.base.host import default_home, proc_dir
+from orchestrator.base.parallel import at_once
 from orchestrator.core.observed import (
     Listener,
     LiveContainer,
@@ -53,19 +53,11 @@ def take_snapshot(project: str, home: Path, whole_host: bool = True) -> Snapshot
     all that status, down, check, logs and the workflows read (`ours`, `aside`,
     orphans, `networks`; `foreign`: the project's of another home)."""
     mine = None if whole_host else _project_filter(project)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        containers = pool.submit(list_containers, mine)
-        networks = pool.submit(_listed, "/networks", mine)
-        listeners = pool.submit(host_listeners) if whole_host else None
-        services = pool.submit(service_publishers) if whole_host else None
-        return _snapshot_of(
-            project,
-            home,
-            containers.result(),
-            networks.result(),
-            listeners.result() if listeners else [],
-            services.result() if services else [],
-        )
+    calls = [lambda: list_containers(mine), lambda: _listed("/networks", mine)]
+    if whole_host:
+        calls += [host_listeners, service_publishers]
+    containers, networks, *host = at_once(*calls)
+    return _snapshot_of(project, home, containers, networks, *(host or ([], [])))
 
 
 def refresh_own(snap: Snapshot, project: str, home: Path) -> Snapshot:

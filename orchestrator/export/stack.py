@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.check import Problem
 from orchestrator.core.model import Fleet
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import (
     LABEL_MANAGED,
     LABEL_PROJECT,

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.core.adoption import AclEntry, HostRoots, allows
-from orchestrator.core.check import Problem
 from orchestrator.core.model import Profile
 from orchestrator.core.paths import (
     ADOPTED,
@@ -31,6 +30,7 @@ from orchestrator.core.paths import (
     default_dir,
     parse_marker,
 )
+from orchestrator.core.problem import Problem
 from orchestrator.errors import OrchError
 
 ACL_XATTR = "system.posix_acl_access"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestrator.core.check import Problem, Unchecked
+from orchestrator.core.check import Unchecked
 from orchestrator.core.gateway_config import (
     credentials,
     managed_problems,
@@ -20,6 +20,7 @@ from orchestrator.core.gateway_config import (
 )
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.openclaw_config import managed_config
 

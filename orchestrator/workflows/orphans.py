@@ -7,7 +7,7 @@ still has them (fleet.store.orphan_note). Light on imports: `orch check` uses it
 from __future__ import annotations
 
 from orchestrator.backends.project import Project
-from orchestrator.core.check import Problem
+from orchestrator.core.problem import Problem
 from orchestrator.fleet.store import orphan_note
 
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from orchestrator.backends.base import StatusRow, UpOptions
 from orchestrator.backends.project import Project
-from orchestrator.core.check import Problem
 from orchestrator.core.gateway_config import CREDENTIAL_KEYS, managed_problems
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.paths import profile_dirs
+from orchestrator.core.problem import Problem
 from orchestrator.core.spec import RESCUE_ROOT
 from orchestrator.errors import CheckFailed, EngineRefused, NotReady, UsageError
 from orchestrator.fleet.config_check import config_problems, parse

@@ -12,9 +12,11 @@ import jsonschema
 
 import orchestrator.cli
 from orchestrator.core.gateway_config import relax_schema
+from orchestrator.core.model import Profile
 from orchestrator.host.gateway_schema import GatewaySchema
 
 from ..core.test_gateway_config import SCHEMA
+from ..helpers import fleet_of, save_with_files
 
 
 def test_no_module_with_commands_postpones_its_annotations() -> None:
@@ -105,3 +107,61 @@ def test_a_narrowed_command_parses_helps_and_fails_as_in_the_whole_app(tmp_path:
         whole = runner.invoke(app, args, env=env)
         one = runner.invoke(narrowed(app, args[:1]), args, env=env)
         assert (one.exit_code, one.output) == (whole.exit_code, whole.output), args
+
+
+# Run a command (its argv after the code) in a fresh process; print the modules it loaded.
+RUN_AND_LIST = (
+    "import sys\n"
+    "sys.argv = ['orch', *sys.argv[1:]]\n"
+    "from orchestrator.cli import main\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    "print('\\nMODULES', *sorted(sys.modules))\n"
+)
+
+
+def _loaded_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules `orch ARGS` loads on a fleet of two profiles, with no engine there
+    (DOCKER_HOST names no socket: the command stops where it needs one, or says what
+    it could not check)."""
+    home = tmp_path / "home"
+    if not home.exists():
+        save_with_files(
+            home, fleet_of(Profile(name="a", port=20000), Profile(name="b", port=20200))
+        )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ORCH_HOME": str(home),
+        "ORCH_REGISTRY_DIR": str(tmp_path / "registry"),
+        "ORCH_CACHE_DIR": str(tmp_path / "cache"),
+        "HOME": str(tmp_path / "user"),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+    }
+    run = [sys.executable, "-c", RUN_AND_LIST, *args]
+    out = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60).stdout
+    return set(out.rsplit("\nMODULES", 1)[1].split())
+
+
+def test_check_runs_no_thread_pool_and_opens_no_tar_archive(tmp_path: Path) -> None:
+    """A snapshot's few engine calls run on plain threads (concurrent.futures loads
+    logging and queue), and tarfile comes only when a schema is copied out of an image."""
+    loaded = _loaded_by(tmp_path, "check")
+    assert "orchestrator.core.check" in loaded  # it did check
+    assert loaded & {"concurrent.futures", "logging", "queue", "tarfile"} == set()
+
+
+def test_status_and_down_load_none_of_the_checks() -> None:
+    """Results carry problems (core/problem.py) without the checks that find them:
+    status and down render no new specs and check nothing."""
+    code = (
+        "import sys, orchestrator.backends.local, orchestrator.cli.views;"
+        "print(sorted(m for m in ('orchestrator.core.check', 'orchestrator.core.placement',"
+        " 'orchestrator.core.adoption', 'tarfile') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_down_without_purge_loads_no_provisioning(tmp_path: Path) -> None:
+    loaded = _loaded_by(tmp_path, "down")
+    assert "orchestrator.cli.lifecycle" in loaded
+    assert loaded & {"orchestrator.fleet.provision", "orchestrator.core.check"} == set()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.check import Problem, check_fleet, problems_for
+from orchestrator.core.check import check_fleet, problems_for
 from orchestrator.core.model import BrowserProfile, Dirs, Profile
 from orchestrator.core.paths import profile_dirs, resolved_dirs
+from orchestrator.core.problem import Problem
 
 from ..helpers import fleet_of
 
