@@ -454,7 +454,7 @@ def _stop(project: Project, where: OnNode, say: Any) -> str | None:
     `_start` needs, None when it has no service or it was at 0 already."""
     if where.service is None:
         return None
-    if replicas_of(where.service) > 0:
+    if replicas_of(docker_http.get(f"/services/{where.service['ID']}")) > 0:  # as it is now
         say(f"stopping the gateway on {where.node.hostname}")
     return SWARM.stop(project, where.spec.profile)
 
