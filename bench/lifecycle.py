@@ -51,8 +51,7 @@ def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Pa
         ("main", main_port, []),
         ("rescue", rescue_port, ["--rescues", "main"]),
     ):
-        subprocess.run([*ORCH, "setup", name, "--port", str(port), *extra], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        timed([*ORCH, "setup", name, "--port", str(port), *extra], env=env)
     return home
 
 
