@@ -105,3 +105,23 @@ def test_a_narrowed_command_parses_helps_and_fails_as_in_the_whole_app(tmp_path:
         whole = runner.invoke(app, args, env=env)
         one = runner.invoke(narrowed(app, args[:1]), args, env=env)
         assert (one.exit_code, one.output) == (whole.exit_code, whole.output), args
+
+
+def test_a_plain_down_does_not_load_what_only_purge_uses(tmp_path: Path) -> None:
+    """The provisioning module is about a tenth of `orch down`'s imports; only
+    --purge deletes dirs with it. Run here without an engine (the down stops there,
+    past the point where it used to be imported)."""
+    (tmp_path / "fleet.yaml").write_text("version: 1\nproject: p\nprofiles: {}\n")
+    code = (
+        "import sys\nsys.argv = ['orch', 'down']\nfrom orchestrator.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', 'orchestrator.fleet.provision' in sys.modules)"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ORCH_HOME": str(tmp_path),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "no Docker engine answers" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "LOADED False"
