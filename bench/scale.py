@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,11 +37,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import free_bases, orch_command, wait_ready  # noqa: E402
 
 ORCH = orch_command()
-RUNS = 3  # no-op up and status: median of this many
+RUNS = 3  # no-op up and status: median of this many (--runs)
 GIB_PER_GATEWAY = 0.8  # measured 0.70-0.79 GiB per gateway after start
 #: The sizes `make bench` (bench/run.py) runs: N = 16 takes about half an hour on a
 #: loaded 2-core host and 14 GiB; ORCH_BENCH_SCALE_SIZES=2,8,16 asks for it.
 DEFAULT_SIZES = os.environ.get("ORCH_BENCH_SCALE_SIZES", "2,8")
+
+
+@dataclass(frozen=True)
+class Quick:
+    """--quick: the commands of a running fleet only; `down_runs` downs, median."""
+
+    down_runs: int = 1
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> float:
@@ -53,6 +62,16 @@ def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900)
 
 def median_of(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return statistics.median(run(cmd, env) for _ in range(RUNS))
+
+
+def downs(first: float, again: int, up: Callable[[], object], down: Callable[[], float]) -> float:
+    """The median down: `first`, and `again` more, each after an up (untimed here) that
+    brings the fleet back (--down-runs: one down of 2 gateways is a second or two)."""
+    times = [first]
+    for _ in range(again):
+        up()
+        times.append(down())
+    return statistics.median(times)
 
 
 def make_fleet(
@@ -124,16 +143,29 @@ def try_up(env: dict[str, str]) -> float:
 
 
 def bench_orch(
-    env: dict[str, str], project: str, idle_s: float, warm_starts: list[str], warm_runs: int
+    env: dict[str, str],
+    project: str,
+    idle_s: float,
+    warm_starts: list[str],
+    warm_runs: int,
+    quick: Quick | None = None,
 ) -> dict[str, float]:
     """Cold up, no-op up, status, idle memory, down; then the warm up once per value of
     `warm_starts` (ORCH_STARTS_AT_ONCE; "" leaves it unset: orch's default), round by
     round (A B, A B, ...), each after a down. "warm" is the first value's median; each
-    value's is "warm:VALUE"."""
+    value's is "warm:VALUE". `quick`: no warm ups and no idle wait."""
     cold = run([*ORCH, "up", "--timeout", "900"], env)
     after_start = memory_mib(project)
     noop = median_of([*ORCH, "up"], env)
     status = median_of([*ORCH, "status"], env)
+    if quick:
+        down = downs(
+            run([*ORCH, "down"], env),
+            quick.down_runs - 1,
+            lambda: run([*ORCH, "up", "--timeout", "900"], env),
+            lambda: run([*ORCH, "down"], env),
+        )
+        return summary(cold, float("nan"), noop, status, down, after_start, after_start)
     time.sleep(idle_s)
     idle = memory_mib(project)
     down = run([*ORCH, "down"], env)
@@ -155,7 +187,13 @@ def bench_orch(
 
 
 def bench_compose(
-    compose: Path, file: Path, project: str, bases: list[int], idle_s: float, warm_runs: int
+    compose: Path,
+    file: Path,
+    project: str,
+    bases: list[int],
+    idle_s: float,
+    warm_runs: int,
+    quick: Quick | None = None,
 ) -> dict[str, float]:
     cmd = [str(compose), "-f", str(file)]
 
@@ -178,6 +216,13 @@ def bench_compose(
     after_start = memory_mib(project)
     noop = median_of([*cmd, "up", "-d"])
     status = median_of([*cmd, "ps"])
+    if quick:
+        down = downs(
+            run([*cmd, "down"]), quick.down_runs - 1, up_to_ready, lambda: run([*cmd, "down"])
+        )
+        result = summary(cold, float("nan"), noop, status, down, after_start, after_start)
+        result["restarts_cold"], result["restarts_warm"] = restarts[0], max(restarts)
+        return result
     time.sleep(idle_s)
     idle = memory_mib(project)
     down = run([*cmd, "down"])
@@ -221,7 +266,7 @@ def cleanup(projects: list[str]) -> None:
 
 def bench_size(
     root: Path, compose: Path, n: int, idle_s: float, image: str | None = None,
-    warm_starts: tuple[str, ...] = ("",), warm_runs: int = 1,
+    warm_starts: tuple[str, ...] = ("",), warm_runs: int = 1, quick: Quick | None = None,
 ) -> dict[str, dict[str, float]]:  # fmt: skip
     bases = free_bases(2 * n, start=20000)
     orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
@@ -230,10 +275,12 @@ def bench_size(
         comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
         file = comp_home / "compose.yaml"
         run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
-        orch = bench_orch(orch_env, orch_project, idle_s, list(warm_starts), warm_runs)
+        orch = bench_orch(orch_env, orch_project, idle_s, list(warm_starts), warm_runs, quick)
         print(f"   orch, {n} gateways (load {os.getloadavg()[0]:.2f}): {json.dumps(orch)}")
         cleanup([orch_project])
-        compose_result = bench_compose(compose, file, compose_project, bases[n:], idle_s, warm_runs)
+        compose_result = bench_compose(
+            compose, file, compose_project, bases[n:], idle_s, warm_runs, quick
+        )
         return {"orch": orch, "compose": compose_result}
     finally:
         cleanup([orch_project, compose_project])
@@ -276,7 +323,20 @@ def main() -> None:
         " round by round (empty value: orch's default), e.g. ',4,0'",
     )  # fmt: skip
     parser.add_argument("--warm-runs", type=int, default=1, help="rounds of warm ups")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="only the commands on a running fleet: up once (timed, cold), no-op up,"
+        " status, down; no warm up, no idle wait (memory: after start only)",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=int, default=3, help="no-op up and status: median of")
+    parser.add_argument(
+        "--down-runs", type=int, default=1,
+        help="with --quick: median of this many downs (an untimed up before each extra one)",
+    )  # fmt: skip
     args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
+    quick = Quick(args.down_runs) if args.quick else None
     from orchestrator.export.compose import compose_binary
 
     compose = compose_binary()
@@ -297,7 +357,8 @@ def main() -> None:
             if n < 2 or n in results:
                 continue
             results[n] = bench_size(root, compose, n, args.idle, args.image,
-                                    tuple(args.warm_starts.split(",")), args.warm_runs)  # fmt: skip
+                                    tuple(args.warm_starts.split(",")), args.warm_runs,
+                                    quick)  # fmt: skip
             print_size(n, results[n])
     finally:
         shutil.rmtree(root, ignore_errors=True)
