@@ -28,8 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,13 +42,6 @@ GIB_PER_GATEWAY = 0.8  # measured 0.70-0.79 GiB per gateway after start
 DEFAULT_SIZES = os.environ.get("ORCH_BENCH_SCALE_SIZES", "2,8")
 
 
-@dataclass(frozen=True)
-class Quick:
-    """--quick: the commands of a running fleet only; `down_runs` downs, median."""
-
-    down_runs: int = 1
-
-
 def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> float:
     """Seconds `cmd` took; exits the bench with its stderr when it fails."""
     start = time.perf_counter()
@@ -62,16 +53,6 @@ def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900)
 
 def median_of(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return statistics.median(run(cmd, env) for _ in range(RUNS))
-
-
-def downs(first: float, again: int, up: Callable[[], object], down: Callable[[], float]) -> float:
-    """The median down: `first`, and `again` more, each after an up (untimed here) that
-    brings the fleet back (--down-runs: one down of 2 gateways is a second or two)."""
-    times = [first]
-    for _ in range(again):
-        up()
-        times.append(down())
-    return statistics.median(times)
 
 
 def make_fleet(
@@ -143,29 +124,16 @@ def try_up(env: dict[str, str]) -> float:
 
 
 def bench_orch(
-    env: dict[str, str],
-    project: str,
-    idle_s: float,
-    warm_starts: list[str],
-    warm_runs: int,
-    quick: Quick | None = None,
+    env: dict[str, str], project: str, idle_s: float, warm_starts: list[str], warm_runs: int
 ) -> dict[str, float]:
     """Cold up, no-op up, status, idle memory, down; then the warm up once per value of
     `warm_starts` (ORCH_STARTS_AT_ONCE; "" leaves it unset: orch's default), round by
     round (A B, A B, ...), each after a down. "warm" is the first value's median; each
-    value's is "warm:VALUE". `quick`: no warm ups and no idle wait."""
+    value's is "warm:VALUE"."""
     cold = run([*ORCH, "up", "--timeout", "900"], env)
     after_start = memory_mib(project)
     noop = median_of([*ORCH, "up"], env)
     status = median_of([*ORCH, "status"], env)
-    if quick:
-        down = downs(
-            run([*ORCH, "down"], env),
-            quick.down_runs - 1,
-            lambda: run([*ORCH, "up", "--timeout", "900"], env),
-            lambda: run([*ORCH, "down"], env),
-        )
-        return summary(cold, float("nan"), noop, status, down, after_start, after_start)
     time.sleep(idle_s)
     idle = memory_mib(project)
     down = run([*ORCH, "down"], env)
@@ -187,13 +155,7 @@ def bench_orch(
 
 
 def bench_compose(
-    compose: Path,
-    file: Path,
-    project: str,
-    bases: list[int],
-    idle_s: float,
-    warm_runs: int,
-    quick: Quick | None = None,
+    compose: Path, file: Path, project: str, bases: list[int], idle_s: float, warm_runs: int
 ) -> dict[str, float]:
     cmd = [str(compose), "-f", str(file)]
 
@@ -216,13 +178,6 @@ def bench_compose(
     after_start = memory_mib(project)
     noop = median_of([*cmd, "up", "-d"])
     status = median_of([*cmd, "ps"])
-    if quick:
-        down = downs(
-            run([*cmd, "down"]), quick.down_runs - 1, up_to_ready, lambda: run([*cmd, "down"])
-        )
-        result = summary(cold, float("nan"), noop, status, down, after_start, after_start)
-        result["restarts_cold"], result["restarts_warm"] = restarts[0], max(restarts)
-        return result
     time.sleep(idle_s)
     idle = memory_mib(project)
     down = run([*cmd, "down"])
@@ -266,7 +221,7 @@ def cleanup(projects: list[str]) -> None:
 
 def bench_size(
     root: Path, compose: Path, n: int, idle_s: float, image: str | None = None,
-    warm_starts: tuple[str, ...] = ("",), warm_runs: int = 1, quick: Quick | None = None,
+    warm_starts: tuple[str, ...] = ("",), warm_runs: int = 1,
 ) -> dict[str, dict[str, float]]:  # fmt: skip
     bases = free_bases(2 * n, start=20000)
     orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
@@ -275,13 +230,69 @@ def bench_size(
         comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
         file = comp_home / "compose.yaml"
         run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
-        orch = bench_orch(orch_env, orch_project, idle_s, list(warm_starts), warm_runs, quick)
+        orch = bench_orch(orch_env, orch_project, idle_s, list(warm_starts), warm_runs)
         print(f"   orch, {n} gateways (load {os.getloadavg()[0]:.2f}): {json.dumps(orch)}")
         cleanup([orch_project])
-        compose_result = bench_compose(
-            compose, file, compose_project, bases[n:], idle_s, warm_runs, quick
-        )
+        compose_result = bench_compose(compose, file, compose_project, bases[n:], idle_s, warm_runs)
         return {"orch": orch, "compose": compose_result}
+    finally:
+        cleanup([orch_project, compose_project])
+
+
+def bench_paired(
+    root: Path, compose: Path, n: int, image: str | None, down_runs: int
+) -> dict[str, dict[str, float]]:
+    """--quick: both fleets up at once (idle gateways), then each command of orch and
+    its Compose counterpart alternated round by round (no-op up, status / ps: RUNS
+    rounds; down: `down_runs` rounds, both fleets brought up again, untimed, before
+    each extra one), so that the two of a pair see the same load: on a host shared
+    with other jobs the load swings more between the halves of a run than the
+    commands differ. The ups that start the fleets run one after the other (orch's
+    first) and are timed as "cold", the other fleet idle meanwhile."""
+    bases = free_bases(2 * n, start=20000)
+    orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
+    try:
+        _, env = make_fleet(root, orch_project, bases[:n], image)
+        comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
+        file = comp_home / "compose.yaml"
+        run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
+        cmd = [str(compose), "-f", str(file)]
+
+        def compose_up() -> float:
+            start = time.time()
+            run([*cmd, "up", "-d"])
+            return wait_ready(bases[n:], timeout=900) - start
+
+        cold = {"orch": run([*ORCH, "up", "--timeout", "900"], env), "compose": compose_up()}
+        memory = {"orch": memory_mib(orch_project), "compose": memory_mib(compose_project)}
+        restarts = restart_count(compose_project)
+        pairs = {
+            "noop": ([*ORCH, "up"], [*cmd, "up", "-d"]),
+            "status": ([*ORCH, "status"], [*cmd, "ps"]),
+            "down": ([*ORCH, "down"], [*cmd, "down"]),
+        }
+        times: dict[str, dict[str, list[float]]] = {k: {"orch": [], "compose": []} for k in pairs}
+        for key in ("noop", "status"):
+            for _ in range(RUNS):
+                times[key]["orch"].append(run(pairs[key][0], env))
+                times[key]["compose"].append(run(pairs[key][1]))
+        for i in range(down_runs):
+            if i:
+                run([*ORCH, "up", "--timeout", "900"], env)
+                compose_up()
+            times["down"]["orch"].append(run(pairs["down"][0], env))
+            times["down"]["compose"].append(run(pairs["down"][1]))
+        out = {}
+        for tool in ("orch", "compose"):
+            med = {k: statistics.median(v[tool]) for k, v in times.items()}
+            out[tool] = summary(cold[tool], float("nan"), med["noop"], med["status"],
+                                med["down"], memory[tool], memory[tool])  # fmt: skip
+        out["compose"]["restarts_cold"], out["compose"]["restarts_warm"] = restarts, float("nan")
+        for key, v in times.items():  # the pairs themselves: each round's ratio
+            out["orch"][f"ratios:{key}"] = statistics.median(
+                o / c for o, c in zip(v["orch"], v["compose"], strict=True)
+            )
+        return out
     finally:
         cleanup([orch_project, compose_project])
 
@@ -302,6 +313,8 @@ def print_size(n: int, r: dict[str, dict[str, float]]) -> None:
               f" {o[key] / c[key]:6.2f}x")  # fmt: skip
     print(f"  Compose restarts by policy on the way to ready: cold {c['restarts_cold']:.0f},"
           f" warm {c['restarts_warm']:.0f} (orch counts a restart as a failed start)")  # fmt: skip
+    for key in (k for k in o if k.startswith("ratios:")):
+        print(f"  {key[7:]}: median of the per-round ratios (paired) {o[key]:6.2f}x")
     variants = [k for k in o if k.startswith("warm:")]
     for key in variants if len(variants) > 1 else []:
         label = f"warm up, ORCH_STARTS_AT_ONCE={key[5:]}"
@@ -325,18 +338,19 @@ def main() -> None:
     parser.add_argument("--warm-runs", type=int, default=1, help="rounds of warm ups")
     parser.add_argument(
         "--quick", action="store_true",
-        help="only the commands on a running fleet: up once (timed, cold), no-op up,"
-        " status, down; no warm up, no idle wait (memory: after start only)",
+        help="only the commands of a running fleet, paired: both fleets up, then no-op up,"
+        " status and down of orch and Compose alternated round by round (no warm up, no"
+        " idle wait; memory after start only)",
     )  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="no-op up and status: median of")
     parser.add_argument(
         "--down-runs", type=int, default=1,
-        help="with --quick: median of this many downs (an untimed up before each extra one)",
+        help="with --quick: rounds of down (both fleets up again, untimed, before each)",
     )  # fmt: skip
     args = parser.parse_args()
-    global RUNS
+    global RUNS  # noqa: PLW0603 - one setting for the whole run
     RUNS = args.runs
-    quick = Quick(args.down_runs) if args.quick else None
+    fleets = 2 if args.quick else 1  # --quick runs both fleets at once
     from orchestrator.export.compose import compose_binary
 
     compose = compose_binary()
@@ -349,16 +363,20 @@ def main() -> None:
           f" load {os.getloadavg()[0]:.2f}")  # fmt: skip
     try:
         for wanted in (int(s) for s in args.sizes.split(",")):
-            n = min(wanted, int((available_gib() - 1) / GIB_PER_GATEWAY))
+            n = min(wanted, int((available_gib() - 1) / GIB_PER_GATEWAY / fleets))
             if n != wanted:
-                need = wanted * GIB_PER_GATEWAY + 1
+                need = fleets * wanted * GIB_PER_GATEWAY + 1
                 print(f"-- {wanted} gateways do not fit: {available_gib():.1f} GiB available,"
                       f" {need:.1f} needed; running {n} instead")  # fmt: skip
             if n < 2 or n in results:
                 continue
-            results[n] = bench_size(root, compose, n, args.idle, args.image,
-                                    tuple(args.warm_starts.split(",")), args.warm_runs,
-                                    quick)  # fmt: skip
+            if args.quick:
+                results[n] = bench_paired(root, compose, n, args.image, args.down_runs)
+            else:
+                starts = tuple(args.warm_starts.split(","))
+                results[n] = bench_size(
+                    root, compose, n, args.idle, args.image, starts, args.warm_runs
+                )
             print_size(n, results[n])
     finally:
         shutil.rmtree(root, ignore_errors=True)
