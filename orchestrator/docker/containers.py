@@ -388,7 +388,7 @@ def http_status(host: str, port: int, path: str, timeout: float) -> int | None:
 
 #: What a port probe asks for: any answer counts, so the cheapest route the gateway
 #: serves (its liveness check: a few bytes of JSON), not / (its Control UI page,
-#: 3-5x the gateway's time per probe, which `orch status` pays for every published
+#: 2-5x the gateway's time per probe, which `orch status` pays for every published
 #: port at once: the canvas port relays to the gateway). Other servers behind a
 #: port (browser control, Chrome's DevTools) answer an unknown path with a 404.
 PORT_PROBE_PATH = "/healthz"
