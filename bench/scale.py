@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import free_bases, orch_command, wait_ready  # noqa: E402
 
 ORCH = orch_command()
-RUNS = 3  # no-op up and status: median of this many
+RUNS = 3  # no-op up and status: median of this many (--runs)
 GIB_PER_GATEWAY = 0.8  # measured 0.70-0.79 GiB per gateway after start
 #: The sizes `make bench` (bench/run.py) runs: N = 16 takes about half an hour on a
 #: loaded 2-core host and 14 GiB; ORCH_BENCH_SCALE_SIZES=2,8,16 asks for it.
@@ -239,6 +239,64 @@ def bench_size(
         cleanup([orch_project, compose_project])
 
 
+def bench_paired(
+    root: Path, compose: Path, n: int, image: str | None, down_runs: int
+) -> dict[str, dict[str, float]]:
+    """--quick: both fleets up at once (idle gateways), then each command of orch and
+    its Compose counterpart alternated round by round (no-op up, status / ps: RUNS
+    rounds; down: `down_runs` rounds, both fleets brought up again, untimed, before
+    each extra one), so that the two of a pair see the same load: on a host shared
+    with other jobs the load swings more between the halves of a run than the
+    commands differ. The ups that start the fleets run one after the other (orch's
+    first) and are timed as "cold", the other fleet idle meanwhile."""
+    bases = free_bases(2 * n, start=20000)
+    orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
+    try:
+        _, env = make_fleet(root, orch_project, bases[:n], image)
+        comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
+        file = comp_home / "compose.yaml"
+        run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
+        cmd = [str(compose), "-f", str(file)]
+
+        def compose_up() -> float:
+            start = time.time()
+            run([*cmd, "up", "-d"])
+            return wait_ready(bases[n:], timeout=900) - start
+
+        cold = {"orch": run([*ORCH, "up", "--timeout", "900"], env), "compose": compose_up()}
+        memory = {"orch": memory_mib(orch_project), "compose": memory_mib(compose_project)}
+        restarts = restart_count(compose_project)
+        pairs = {
+            "noop": ([*ORCH, "up"], [*cmd, "up", "-d"]),
+            "status": ([*ORCH, "status"], [*cmd, "ps"]),
+            "down": ([*ORCH, "down"], [*cmd, "down"]),
+        }
+        times: dict[str, dict[str, list[float]]] = {k: {"orch": [], "compose": []} for k in pairs}
+        for key in ("noop", "status"):
+            for _ in range(RUNS):
+                times[key]["orch"].append(run(pairs[key][0], env))
+                times[key]["compose"].append(run(pairs[key][1]))
+        for i in range(down_runs):
+            if i:
+                run([*ORCH, "up", "--timeout", "900"], env)
+                compose_up()
+            times["down"]["orch"].append(run(pairs["down"][0], env))
+            times["down"]["compose"].append(run(pairs["down"][1]))
+        out = {}
+        for tool in ("orch", "compose"):
+            med = {k: statistics.median(v[tool]) for k, v in times.items()}
+            out[tool] = summary(cold[tool], float("nan"), med["noop"], med["status"],
+                                med["down"], memory[tool], memory[tool])  # fmt: skip
+        out["compose"]["restarts_cold"], out["compose"]["restarts_warm"] = restarts, float("nan")
+        for key, v in times.items():  # the pairs themselves: each round's ratio
+            out["orch"][f"ratios:{key}"] = statistics.median(
+                o / c for o, c in zip(v["orch"], v["compose"], strict=True)
+            )
+        return out
+    finally:
+        cleanup([orch_project, compose_project])
+
+
 def print_size(n: int, r: dict[str, dict[str, float]]) -> None:
     o, c = r["orch"], r["compose"]
     print(f"-- {n} gateways (load {os.getloadavg()[0]:.2f})")
@@ -255,6 +313,8 @@ def print_size(n: int, r: dict[str, dict[str, float]]) -> None:
               f" {o[key] / c[key]:6.2f}x")  # fmt: skip
     print(f"  Compose restarts by policy on the way to ready: cold {c['restarts_cold']:.0f},"
           f" warm {c['restarts_warm']:.0f} (orch counts a restart as a failed start)")  # fmt: skip
+    for key in (k for k in o if k.startswith("ratios:")):
+        print(f"  {key[7:]}: median of the per-round ratios (paired) {o[key]:6.2f}x")
     variants = [k for k in o if k.startswith("warm:")]
     for key in variants if len(variants) > 1 else []:
         label = f"warm up, ORCH_STARTS_AT_ONCE={key[5:]}"
@@ -276,7 +336,21 @@ def main() -> None:
         " round by round (empty value: orch's default), e.g. ',4,0'",
     )  # fmt: skip
     parser.add_argument("--warm-runs", type=int, default=1, help="rounds of warm ups")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="only the commands of a running fleet, paired: both fleets up, then no-op up,"
+        " status and down of orch and Compose alternated round by round (no warm up, no"
+        " idle wait; memory after start only)",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=int, default=3, help="no-op up and status: median of")
+    parser.add_argument(
+        "--down-runs", type=int, default=1,
+        help="with --quick: rounds of down (both fleets up again, untimed, before each)",
+    )  # fmt: skip
     args = parser.parse_args()
+    global RUNS  # noqa: PLW0603 - one setting for the whole run
+    RUNS = args.runs
+    fleets = 2 if args.quick else 1  # --quick runs both fleets at once
     from orchestrator.export.compose import compose_binary
 
     compose = compose_binary()
@@ -289,15 +363,20 @@ def main() -> None:
           f" load {os.getloadavg()[0]:.2f}")  # fmt: skip
     try:
         for wanted in (int(s) for s in args.sizes.split(",")):
-            n = min(wanted, int((available_gib() - 1) / GIB_PER_GATEWAY))
+            n = min(wanted, int((available_gib() - 1) / GIB_PER_GATEWAY / fleets))
             if n != wanted:
-                need = wanted * GIB_PER_GATEWAY + 1
+                need = fleets * wanted * GIB_PER_GATEWAY + 1
                 print(f"-- {wanted} gateways do not fit: {available_gib():.1f} GiB available,"
                       f" {need:.1f} needed; running {n} instead")  # fmt: skip
             if n < 2 or n in results:
                 continue
-            results[n] = bench_size(root, compose, n, args.idle, args.image,
-                                    tuple(args.warm_starts.split(",")), args.warm_runs)  # fmt: skip
+            if args.quick:
+                results[n] = bench_paired(root, compose, n, args.image, args.down_runs)
+            else:
+                starts = tuple(args.warm_starts.split(","))
+                results[n] = bench_size(
+                    root, compose, n, args.idle, args.image, starts, args.warm_runs
+                )
             print_size(n, results[n])
     finally:
         shutil.rmtree(root, ignore_errors=True)

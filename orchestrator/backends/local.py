@@ -477,10 +477,14 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     """Check, plan, build the images that are missing (unless not `options.build`),
     create, wait ready."""
     progress = options.progress
-    with locked(project.home):
-        fleet, specs = project.fleet, project.checked_specs(names)
+    with locked(project.home), ThreadPoolExecutor(max_workers=1) as ahead:
+        fleet = project.fleet
+        # The engine's answers (I/O) come in while the gate checks files and configs
+        # (CPU): a converged `up` is mostly these two.
+        taken = ahead.submit(project.snapshot, whole_host=True)
+        specs = project.checked_specs(names)
         publish_fleet(project.home, fleet)
-        snap = project.snapshot(whole_host=True)
+        snap = taken.result()
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
@@ -511,7 +515,10 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
             outcomes += apply_down(plan_down(orphans, snap.orphans(fleet.profiles)), progress)
         if removing or any(a.kind != Kind.NOOP for a in actions):
             project.changed()  # the snapshot the plan was made from is no longer the host's
-        rows = status(project, names, probe=False)
+        # each outcome of apply_up is ready (else it raised): its /readyz just
+        # answered, so the rows shown after it do not dial it again
+        answered = {o.profile: True for o in outcomes if o.ready}
+        rows = status(project, names, probe=False, ready=answered)
         return UpResult(actions, outcomes, orphans=orphans, status=rows, images=images)
 
 
@@ -616,14 +623,18 @@ NOT_ANSWERING_WHY = {
 
 
 def status(
-    project: Project, names: list[str] | None = None, probe: bool = True
+    project: Project,
+    names: list[str] | None = None,
+    probe: bool = True,
+    ready: dict[str, bool] | None = None,
 ) -> list[ProfileStatus]:
     """Status of each profile (and of this fleet's orphan containers when no names are
     given); without `probe`, ports are not dialled and containers not inspected (what
     `orch up` shows right after it checked /readyz, from the fleet and snapshot it
-    already has when nothing changed)."""
+    already has when nothing changed). `ready`: profiles whose /readyz the caller has
+    just seen answer (`up`), not dialled again."""
     fleet, snap, specs = project.fleet, project.snapshot(), project.specs(names)
-    probed = _probe_all(specs, snap, probe)
+    probed = _probe_all(specs, snap, probe, ready or {})
     rows = [_status_of(s, snap, probed.get(s.profile)) for s in specs]
     for row in rows:
         row.token_file = str(project.dirs(row.profile).token_file)
@@ -643,7 +654,9 @@ class _Probed:
     events: list[dict] | None = None
 
 
-def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[str, _Probed]:
+def _probe_all(
+    specs: list[ContainerSpec], snap: Snapshot, probe: bool, known: dict[str, bool]
+) -> dict[str, _Probed]:
     """Every probe of every running profile at once (each port, /readyz, the inspect and
     the one engine events call), so status takes as long as its slowest probe."""
     running = [s for s in specs if (c := snap.ours.get(s.profile)) and c.state == "running"]
@@ -659,7 +672,7 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
         ports: dict[str, list[Future | None]] = {}
         for spec in running:
             host, port = gateway_address(spec)
-            if host:
+            if host and spec.profile not in known:
                 ready[spec.profile] = pool.submit(http_status, host, port, "/readyz", 1.0)
             if probe:
                 ports[spec.profile] = [
@@ -675,7 +688,9 @@ def _probe_all(specs: list[ContainerSpec], snap: Snapshot, probe: bool) -> dict[
             current = snap.ours.get(spec.profile)
             found = _Probed()
             code = ready[spec.profile].result() if spec.profile in ready else None
-            if spec.profile in ready:
+            if spec.profile in known:
+                found.ready = known[spec.profile]
+            elif spec.profile in ready:
                 found.ready = code == 200
             elif current is not None and current.state == "running":
                 found.ready = current.health == "healthy"  # not published: the healthcheck

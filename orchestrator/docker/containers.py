@@ -264,8 +264,8 @@ def wait_ready(
 ) -> None:
     """Poll /readyz on the published gateway port; fail fast if the container exits
     (or, when `fresh`, restarts); raise Cancelled as soon as `cancel` is set."""
-    starting = Starting(spec, container_id, fresh, _restart_count(container_id))
-    for _, error in await_ready([starting], timeout, cancel):
+    gateway = starting(spec, container_id, fresh)
+    for _, error in await_ready([gateway], timeout, cancel):
         if error:
             raise NotReady(error)
 
@@ -283,8 +283,10 @@ class Starting:
 
 
 def starting(spec: ContainerSpec, container_id: str | None, fresh: bool = True) -> Starting:
-    """What `await_ready` needs of a gateway just started: its restart count now."""
-    return Starting(spec, container_id, fresh, _restart_count(container_id))
+    """What `await_ready` needs of a gateway just started: its restart count now (only
+    when `fresh`: a restart is a failure only then, so a converged `up` asks the
+    engine nothing for the gateways it leaves alone)."""
+    return Starting(spec, container_id, fresh, _restart_count(container_id) if fresh else 0)
 
 
 def await_ready(
@@ -384,16 +386,26 @@ def http_status(host: str, port: int, path: str, timeout: float) -> int | None:
     return tcp_status(host, port, path, timeout)
 
 
+#: What a port probe asks for: any answer counts, so the cheapest route the gateway
+#: serves (its liveness check: a few bytes of JSON), not / (its Control UI page,
+#: 2-5x the gateway's time per probe, which `orch status` pays for every published
+#: port at once: the canvas port relays to the gateway). Other servers behind a
+#: port (browser control, Chrome's DevTools) answer an unknown path with a 404.
+PORT_PROBE_PATH = "/healthz"
+
+
 def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
     """Something serves this published port. The engine's relay accepts every
     connection and closes it when nothing listens behind it, so a connect proves
     nothing: ask HTTP (what every gateway port speaks) and take any answer; a
-    server that holds the connection without answering counts as there too."""
+    server that holds the connection without answering counts as there too.
+    The path asked is PORT_PROBE_PATH, not /."""
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    request = f"HEAD {PORT_PROBE_PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     try:
         with connect_tcp(host, port, timeout) as sock:
             # HTTP/1.1 with a Host: Chrome's DevTools server drops HTTP/1.0 requests.
-            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            sock.sendall(request.encode())
             sock.settimeout(0.25)
             try:
                 return sock.recv(1, socket.MSG_PEEK) != b""

@@ -7,6 +7,7 @@ handle renders) or of `render` outside one (a profile rendered on its own)."""
 import atexit
 import json
 import sys
+import threading
 
 from orchestrator.core import spec
 from orchestrator.docker import snapshot
@@ -42,6 +43,7 @@ def _count(frame, event, _arg):
 
 atexit.register(lambda: sys.stderr.write(f"COUNTS {json.dumps(counts)}\n"))
 sys.setprofile(_count)
+threading.setprofile(_count)  # `up` takes its snapshot in a thread while the gate runs
 
 from orchestrator.cli import main  # noqa: E402
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends import local
 from orchestrator.backends.local import starts_at_once
 from orchestrator.core.model import Profile
+from orchestrator.core.observed import LiveContainer, Snapshot
 from orchestrator.core.spec import ContainerSpec, render
+from orchestrator.docker import containers
 from orchestrator.docker.containers import Starting, await_ready
 
 from ..helpers import fleet_of
@@ -81,3 +84,48 @@ def test_each_gateway_times_out_on_its_own_clock_with_the_reason(tmp_path):
 def test_starts_at_once_follows_the_environment(monkeypatch, raw, want):
     monkeypatch.setenv("ORCH_STARTS_AT_ONCE", raw)
     assert starts_at_once() == want
+
+
+def _engine_calls(monkeypatch) -> list[str]:
+    """Every engine call, recorded, each answering as a container that never restarted."""
+    asked: list[str] = []
+
+    def get(path: str, *_args: object, **_kw: object) -> dict:
+        asked.append(path)
+        return {"RestartCount": 0, "State": {"Status": "running"}}
+
+    monkeypatch.setattr(containers.docker_http, "get", get)
+    return asked
+
+
+def test_a_gateway_up_leaves_alone_is_awaited_without_asking_the_engine(tmp_path, monkeypatch):
+    """A restart is a failure only for a fresh start: a converged `up` has no use for
+    the restart count, and asking for it cost one inspect per gateway."""
+    asked = _engine_calls(monkeypatch)
+    with _gateway_port() as port:
+        gateway = containers.starting(_spec(tmp_path, "main", port), "c0ffee", fresh=False)
+        assert [error for _, error in await_ready([gateway], timeout=10)] == [None]
+    assert asked == []
+
+
+def test_a_fresh_start_keeps_its_restart_count_to_tell_a_restart(tmp_path, monkeypatch):
+    asked = _engine_calls(monkeypatch)
+    containers.starting(_spec(tmp_path, "main", 20000), "c0ffee")
+    assert asked == ["/containers/c0ffee/json"]
+
+
+def test_status_after_up_does_not_dial_a_readyz_up_just_saw_answer(tmp_path, monkeypatch):
+    """`up` shows the rows of the gateways it has just seen ready: their /readyz is
+    not dialled a second time (one round of probes per `up`, not two)."""
+    spec = _spec(tmp_path, "main", _free_port())  # nothing answers: a dial says not ready
+    running = LiveContainer("c0ffee", spec.name, "running", "Up 1 minute", spec.labels, ())
+    snap = Snapshot(ours={"main": running})
+    dialled: list[int] = []
+    real = local.http_status
+    monkeypatch.setattr(
+        local, "http_status", lambda host, port, *a: dialled.append(port) or real(host, port, *a)
+    )
+    assert local._probe_all([spec], snap, False, {"main": True})["main"].ready is True
+    assert dialled == []
+    assert local._probe_all([spec], snap, False, {})["main"].ready is False
+    assert len(dialled) == 1

@@ -216,6 +216,18 @@ def test_a_server_that_drops_http_1_0_still_answers(drops_http_1_0: int) -> None
     assert tcp_answers("127.0.0.1", drops_http_1_0) is True
 
 
+def test_a_port_probe_asks_the_gateways_liveness_path_not_its_control_ui() -> None:
+    asked: list[bytes] = []
+
+    def record(conn: socket.socket) -> None:
+        asked.append(conn.recv(1024).split(b"\r\n", 1)[0])
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    with _server(record) as port:
+        assert tcp_answers("127.0.0.1", port) is True
+    assert asked == [b"HEAD /healthz HTTP/1.1"]
+
+
 def test_rootless_podman_runs_the_gateway_as_the_user_through_keep_id(home: Path) -> None:
     spec = _spec(home)
     assert create_body(spec, userns="keep-id")["HostConfig"]["UsernsMode"] == "keep-id"
