@@ -7,7 +7,8 @@ the npm tree in gateway/.build) are left out.
 
 A checkout the installing user may not write (root's, a read-only mount: a
 rootless Podman user installing orch) still installs: setuptools' scratch dirs
-(orch.egg-info, build/) then go to a temp dir instead of the source tree.
+(orch.egg-info, build/) then go to a temp dir instead of the source tree, removed
+again when setup() returns.
 """
 
 import os
@@ -41,4 +42,19 @@ def scratch_options() -> dict:
     return {"egg_info": {"egg_base": str(scratch)}, "build": {"build_base": str(scratch / "build")}}
 
 
-setup(cmdclass={"build_py": BuildPyWithImages}, options=scratch_options())
+def remove_scratch(scratch: str) -> None:
+    """Remove the scratch dir, also where copies of a read-only checkout's dirs keep
+    their read-only mode (copytree copies it)."""
+    for root, dirs, _ in os.walk(scratch):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+options = scratch_options()
+try:
+    setup(cmdclass={"build_py": BuildPyWithImages}, options=options)
+finally:
+    # What setuptools wrote there is copied out (the wheel, the dist-info) by now.
+    if "egg_info" in options:
+        remove_scratch(options["egg_info"]["egg_base"])

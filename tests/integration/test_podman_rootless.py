@@ -20,7 +20,8 @@ What it proves beyond the rootful module:
   empty), which cut it at 12-13 kB before;
 - memory, pids and CPU limits, which rootless Podman on this cgroup v1 host cannot
   enforce, are named by `orch check` and `orch up` as warnings.
-- a read-only checkout installs (setup.py moves setuptools' scratch dirs).
+- a read-only checkout installs (setup.py moves setuptools' scratch dirs to a temp
+  dir, and removes it).
 
 The image is moved from Docker into the user's own store (`docker save` | the
 user's `podman load`). Rootless storage here is vfs (no fuse-overlayfs, /dev/fuse
@@ -158,6 +159,8 @@ def user(gateway_image, tun_open):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         user.run("/usr/bin/python3", "-m", "venv", str(user.home / "venv"))
         user.run("pip", "install", "-q", "--no-index", "--find-links", str(wheels), str(REPO))
+        scratch = [p for p in Path("/tmp").glob("orch-build-*") if p.stat().st_uid == info.pw_uid]
+        assert scratch == [], f"the install left setuptools' scratch dirs behind: {scratch}"
         started = json.loads(user.orch("engine", "start", "--podman", "--json").stdout)
         service_pid = int((runtime / "podman" / "orch-podman" / "service.pid").read_text())
         assert started["data"]["socket"] == f"{runtime}/podman/podman.sock"
