@@ -34,7 +34,15 @@ def start_up(fleet: Orch, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default action, as for a terminal's foreground job: a test run started
+    in the background (`make test &`, a CI launcher) ignores SIGINT, its children
+    inherit that, and an ignored SIGINT rightly stops nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_line(proc: subprocess.Popen, words: str, timeout: float = 60) -> list[str]:
