@@ -54,10 +54,8 @@ integration: images
 	$(BIN)/pytest -q tests/integration
 
 # The slowest tests are listed at the end, so CI's log shows where its time goes.
-# Two workers: the engine's tests one after another on one (tests/integration/
-# conftest.py), the unit tests beside them on the other.
 test: images
-	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=25 tests
+	$(BIN)/pytest -q --durations=25 tests
 
 # Tests that restart or kill dockerd: they skip while other containers run (the
 # main job's gateways), so CI runs them once more on a quiet engine, and there they

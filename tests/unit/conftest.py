@@ -17,8 +17,7 @@ from hypothesis import settings
 # CI (`.ci/run` sets ORCH_HYPOTHESIS=ci) replays the same generated inputs every run, so a
 # landing never depends on luck; a developer's run explores new ones each time (and
 # hypothesis keeps what failed in .hypothesis/ to replay it first). No deadline in CI:
-# the unit tests run beside the engine's tests there, and a per-example time limit
-# would be a timed assertion that fails on a busy host, not on a bug.
+# a per-example time limit is a timed assertion, failing on a busy host, not on a bug.
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 if os.environ.get("ORCH_HYPOTHESIS") == "ci":
     settings.load_profile("ci")
