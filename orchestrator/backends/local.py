@@ -33,6 +33,7 @@ from orchestrator.backends.base import (
     seconds_since,
 )
 from orchestrator.backends.project import Project
+from orchestrator.base.parallel import at_once
 from orchestrator.core.exits import exit_meaning, last_error_line, last_exit_code
 from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot, cpu_problems, live_problems
@@ -477,14 +478,14 @@ def up(project: Project, names: list[str] | None, options: UpOptions) -> UpResul
     """Check, plan, build the images that are missing (unless not `options.build`),
     create, wait ready."""
     progress = options.progress
-    with locked(project.home), ThreadPoolExecutor(max_workers=1) as ahead:
+    with locked(project.home):
         fleet = project.fleet
         # The engine's answers (I/O) come in while the gate checks files and configs
         # (CPU): a converged `up` is mostly these two.
-        taken = ahead.submit(project.snapshot, whole_host=True)
-        specs = project.checked_specs(names)
+        specs, snap = at_once(
+            lambda: project.checked_specs(names), lambda: project.snapshot(whole_host=True)
+        )
         publish_fleet(project.home, fleet)
-        snap = taken.result()
         actions = plan_up(specs, snap.ours, snap.aside, _looping(snap))
         changing = [a.spec for a in actions if a.kind != Kind.NOOP and a.spec]
         problems = live_problems(changing, snap)
