@@ -219,6 +219,19 @@ def cleanup(projects: list[str]) -> None:
             subprocess.run(["docker", "network", "rm", *nets], capture_output=True)
 
 
+def two_fleets(
+    root: Path, projects: tuple[str, str], bases: list[int], image: str | None
+) -> tuple[dict[str, str], Path]:
+    """orch's fleet (the first half of `bases`) and the same fleet exported for Compose
+    (the second half), as `projects` name them: orch's env and the compose file."""
+    n = len(bases) // 2
+    _, orch_env = make_fleet(root, projects[0], bases[:n], image)
+    comp_home, comp_env = make_fleet(root, projects[1], bases[n:], image)
+    file = comp_home / "compose.yaml"
+    run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
+    return orch_env, file
+
+
 def bench_size(
     root: Path, compose: Path, n: int, idle_s: float, image: str | None = None,
     warm_starts: tuple[str, ...] = ("",), warm_runs: int = 1,
@@ -226,10 +239,7 @@ def bench_size(
     bases = free_bases(2 * n, start=20000)
     orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
     try:
-        _, orch_env = make_fleet(root, orch_project, bases[:n], image)
-        comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
-        file = comp_home / "compose.yaml"
-        run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
+        orch_env, file = two_fleets(root, (orch_project, compose_project), bases, image)
         orch = bench_orch(orch_env, orch_project, idle_s, list(warm_starts), warm_runs)
         print(f"   orch, {n} gateways (load {os.getloadavg()[0]:.2f}): {json.dumps(orch)}")
         cleanup([orch_project])
@@ -252,10 +262,7 @@ def bench_paired(
     bases = free_bases(2 * n, start=20000)
     orch_project, compose_project = f"scaleorch{n}", f"scalecompose{n}"
     try:
-        _, env = make_fleet(root, orch_project, bases[:n], image)
-        comp_home, comp_env = make_fleet(root, compose_project, bases[n:], image)
-        file = comp_home / "compose.yaml"
-        run([*ORCH, "export", "compose", "-o", str(file)], comp_env)
+        env, file = two_fleets(root, (orch_project, compose_project), bases, image)
         cmd = [str(compose), "-f", str(file)]
 
         def compose_up() -> float:
