@@ -1,6 +1,7 @@
 """A few calls at once, each on a thread: what a snapshot asks the engine (two to
-four list calls), `up`'s gate beside its snapshot. Plain threads, not concurrent.futures, whose import pulls in
-logging and queue (~3-5 ms) on `orch check`, which runs nothing else at once.
+four list calls), `up`'s gate beside its snapshot. Plain threads, not
+concurrent.futures, whose import pulls in logging and queue (~3-5 ms) on `orch
+check`, which runs nothing else at once.
 """
 
 from __future__ import annotations
