@@ -27,9 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import orch_command  # noqa: E402
-
-FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
+from common import FLOOR_IMPORTS, orch_command  # noqa: E402
 
 # command -> the most it may take, as a multiple of Compose v2 `version` in the same run
 TARGETS = {"orch --version": 4.0, "orch check (2 profiles)": 6.0}

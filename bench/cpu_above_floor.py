@@ -24,7 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-FLOOR = "import typer, typer._adapters, orchestrator.core.model"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import FLOOR_IMPORTS as FLOOR  # noqa: E402
+
 RUN = "import sys; sys.argv = ['orch'] + sys.argv[1:]; from orchestrator.cli import main; main()"
 
 

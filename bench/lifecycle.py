@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import free_bases, orch_command, wait_ready  # noqa: E402
+from common import FLOOR_IMPORTS, free_bases, orch_command, wait_ready  # noqa: E402
 
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.store import load_fleet
@@ -37,9 +37,6 @@ WALK_COUNTER = Path(__file__).resolve().parents[1] / "tests" / "integration" / "
 NOOP_RUNS = 5
 ROUNDS = 2  # whole lifecycles per tool; each number printed is the median over them
 SETTLE_S = 5  # after both are ready, before the no-op runs: fresh gateways still work
-# What every orch command pays before it does anything (Python, typer and its
-# pydantic adapters, orch's fleet model): printed so a ratio can be read against it.
-FLOOR_IMPORTS = "import typer, typer._adapters, orchestrator.core.model"
 
 
 def make_fleet(root: Path, project: str, main_port: int, rescue_port: int) -> Path:
