@@ -15,11 +15,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orchestrator.backends.base import (
     Backend,
@@ -81,9 +81,11 @@ from orchestrator.fleet import registry
 from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import locked, orphan_note
 
+if TYPE_CHECKING:  # annotations only
+    from concurrent.futures import Future
 
-@dataclass(frozen=True)
-class PortMove:
+
+class PortMove(NamedTuple):
     """`orch up --port auto`: a profile moved off ports the live host already holds."""
 
     profile: str
@@ -157,6 +159,8 @@ def apply_up(
     require_images(needs_image)
     cancel = threading.Event()
     done: dict[str, Outcome] = {}
+    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
+
     futures: dict[str, Future] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
     limit = starts_at_once() if any(a.kind != Kind.NOOP for a in actions) else len(actions)
@@ -212,8 +216,7 @@ def apply_up(
 MAX_THREADS = 64
 
 
-@dataclass(frozen=True)
-class _Started:
+class _Started(NamedTuple):
     """A profile `_start_one` started (or found running): what waiting for it needs,
     and for a recreate the old container set aside, to remove or put back."""
 
@@ -317,6 +320,8 @@ def fan_out(
     Ctrl-C or SIGTERM (raised in this, the main thread) tell the workers to stop (they
     look at `cancel` between steps), let each roll back or keep what it did, and raise
     Interrupted saying which, within a second or two."""
+    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
+
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
     futures = [pool.submit(one, action, cancel) for action in actions]
@@ -662,49 +667,50 @@ def _probe_all(
     the one engine events call), so status takes as long as its slowest probe."""
     running = [s for s in specs if (c := snap.ours.get(s.profile)) and c.state == "running"]
     inspected = [snap.ours[s.profile] for s in specs if s.profile in snap.ours] if probe else []
-    # One thread per probe (each port or /readyz, each inspect, the events call): a
-    # smaller pool runs them in waves, and a starved gateway holds its probe for 1 s.
-    probes = 1 + len(inspected) + sum(len(s.ports) + 1 for s in running)
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, probes))) as pool:
-        history = pool.submit(_exit_history, inspected)
-        ready: dict[str, Future] = {}
-        # None in place of a port's probe: the gateway port, which answers when
-        # /readyz gets any HTTP answer at all
-        ports: dict[str, list[Future | None]] = {}
-        for spec in running:
-            host, port = gateway_address(spec)
-            if host and spec.profile not in known:
-                ready[spec.profile] = pool.submit(http_status, host, port, "/readyz", 1.0)
-            if probe:
-                ports[spec.profile] = [
-                    None
-                    if b.role == "gateway" and spec.profile in ready
-                    else pool.submit(tcp_answers, b.host_ip, b.host_port)
-                    for b in spec.ports
-                ]
-        infos = {c.id: pool.submit(_inspect, c.id) for c in inspected}
-        events = history.result()
-        out = {}
-        for spec in specs:
-            current = snap.ours.get(spec.profile)
-            found = _Probed()
-            code = ready[spec.profile].result() if spec.profile in ready else None
-            if spec.profile in known:
-                found.ready = known[spec.profile]
-            elif spec.profile in ready:
-                found.ready = code == 200
-            elif current is not None and current.state == "running":
-                found.ready = current.health == "healthy"  # not published: the healthcheck
-            if probe:
-                probes = ports.get(spec.profile) or [None for _ in spec.ports]
-                found.answering = [
-                    f.result() if f is not None else code is not None for f in probes
-                ]
-            if current is not None and current.id in infos:
-                found.info = infos[current.id].result()
-                found.events = events.get(current.id, [])
-            out[spec.profile] = found
-        return out
+    # One thread per probe (each port or /readyz, each inspect, the events call): in
+    # waves, a starved gateway would hold the wave behind its probe for 1 s.
+    calls: list[Callable[[], Any]] = [partial(_exit_history, inspected)]
+
+    def slot(call: Callable[[], Any]) -> int:
+        calls.append(call)
+        return len(calls) - 1
+
+    ready: dict[str, int] = {}
+    # None in place of a port's probe: the gateway port, which answers when /readyz
+    # gets any HTTP answer at all
+    ports: dict[str, list[int | None]] = {}
+    for spec in running:
+        host, port = gateway_address(spec)
+        if host and spec.profile not in known:
+            ready[spec.profile] = slot(partial(http_status, host, port, "/readyz", 1.0))
+        if probe:
+            ports[spec.profile] = [
+                None
+                if b.role == "gateway" and spec.profile in ready
+                else slot(partial(tcp_answers, b.host_ip, b.host_port))
+                for b in spec.ports
+            ]
+    infos = {c.id: slot(partial(_inspect, c.id)) for c in inspected}
+    found_by = at_once(*calls)
+    out = {}
+    for spec in specs:
+        current = snap.ours.get(spec.profile)
+        found = _Probed()
+        code = found_by[ready[spec.profile]] if spec.profile in ready else None
+        if spec.profile in known:
+            found.ready = known[spec.profile]
+        elif spec.profile in ready:
+            found.ready = code == 200
+        elif current is not None and current.state == "running":
+            found.ready = current.health == "healthy"  # not published: the healthcheck
+        if probe:
+            slots = ports.get(spec.profile) or [None for _ in spec.ports]
+            found.answering = [found_by[i] if i is not None else code is not None for i in slots]
+        if current is not None and current.id in infos:
+            found.info = found_by[infos[current.id]]
+            found.events = found_by[0].get(current.id, [])
+        out[spec.profile] = found
+    return out
 
 
 def _inspect(container_id: str) -> dict[str, Any] | None:

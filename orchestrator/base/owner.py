@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 def process_start(pid: int) -> str | None:
@@ -30,8 +30,7 @@ def pid_namespace() -> str:
         return ""
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(NamedTuple):
     """The process that created something: host, pid namespace, pid, start time.
 
     A pid only means something in its own pid namespace: `orch gc` running in a

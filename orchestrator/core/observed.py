@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.core.ports import format_range, hosts_intersect
 from orchestrator.core.problem import Problem
@@ -23,8 +23,7 @@ from orchestrator.core.spec import (
 )
 
 
-@dataclass(frozen=True)
-class LiveContainer:
+class LiveContainer(NamedTuple):
     """One container as `docker ps -a` reports it."""
 
     id: str
@@ -71,15 +70,13 @@ class LiveContainer:
         )
 
 
-@dataclass(frozen=True)
-class Listener:
+class Listener(NamedTuple):
     host_ip: str
     port: int
     inode: int
 
 
-@dataclass(frozen=True)
-class LiveNetwork:
+class LiveNetwork(NamedTuple):
     id: str
     name: str
     labels: dict[str, str]

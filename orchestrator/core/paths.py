@@ -8,8 +8,8 @@ only meet when a user points them at the same place on purpose.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from orchestrator.core.model import Profile
 
@@ -20,8 +20,7 @@ PROFILES_DIR = "profiles"
 JOURNAL_DIR = "journal"  # upgrades and rollbacks in flight (fleet/journal.py)
 
 
-@dataclass(frozen=True)
-class ProfileDirs:
+class ProfileDirs(NamedTuple):
     """The resolved host dirs of one profile: absolute, symlinks and `..` resolved."""
 
     config: Path

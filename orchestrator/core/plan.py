@@ -6,10 +6,9 @@ and the engine only executes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.core.observed import LiveContainer
 from orchestrator.core.spec import ContainerSpec
@@ -27,8 +26,7 @@ class Kind(StrEnum):
 ASIDE_REASON = "left by an interrupted recreate"
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     kind: Kind
     profile: str
     reason: str

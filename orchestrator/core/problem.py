@@ -5,11 +5,10 @@ problems (status, down, the results of every backend) does not load the checks.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One reason the fleet cannot run as it is."""
 
     code: str
@@ -17,14 +16,14 @@ class Problem:
     owners: tuple[str, ...]
     hint: str = ""
     ports: tuple[int, int] | None = None
-    paths: tuple[str, ...] = field(default_factory=tuple)
+    paths: tuple[str, ...] = ()
     # A problem inside a file (the gateway's openclaw.json): which file, line, key.
     file: str | None = None
     line: int | None = None
     key: str | None = None
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = self._asdict()
         data["owners"] = list(self.owners)
         data["paths"] = list(self.paths)
         data["ports"] = list(self.ports) if self.ports else None

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,6 +303,8 @@ def await_ready(
     timeout); the engine is asked about each container once a second. Raises Cancelled
     as soon as `cancel` is set.
     """
+    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
+
     since = int(time.time() - timeout - 60)  # exit events of these starts, not older
     settled: set[int] = set()
     next_state_check = 0.0

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.core.spec import ContainerSpec
 from orchestrator.docker import api as docker_http
@@ -53,8 +52,7 @@ def own_container_id(mountinfo: str | None = None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class ContainerView:
+class ContainerView(NamedTuple):
     """What the engine says about the container orch runs in."""
 
     name: str

@@ -5,7 +5,7 @@ containers.py can ask it (podman.py, which installs and starts Podman, sits high
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from orchestrator.docker import api as docker_http
 from orchestrator.errors import OrchError
@@ -15,8 +15,7 @@ from orchestrator.errors import OrchError
 LIBPOD = "/v4.0.0/libpod"
 
 
-@dataclass(frozen=True)
-class PodmanFacts:
+class PodmanFacts(NamedTuple):
     """The Podman that answers on the engine socket."""
 
     version: str

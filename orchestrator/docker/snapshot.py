@@ -16,9 +16,8 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.base.host import default_home, proc_dir
 from orchestrator.base.parallel import at_once
@@ -318,8 +317,7 @@ def _listed(path: str, filters: dict[str, list[str]] | None = None) -> list[dict
     return docker_http.get(path, params) or []
 
 
-@dataclass(frozen=True)
-class SwarmInfo:
+class SwarmInfo(NamedTuple):
     state: str  # inactive, pending, active, error, locked
     node_id: str
     manager: bool

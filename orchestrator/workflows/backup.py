@@ -10,7 +10,7 @@ started again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,7 @@ def _manage_restored_config(profile: Profile, staged: archive.Staged) -> Path | 
     definition) carries openclaw.json keys the gateway would fail on here: set orch's
     managed keys for this profile in the staged config, as `orch setup` does; every
     other key stays the archive's. Returns the copy of the archive's file, if changed."""
-    dirs = replace(staged.dirs, config=staged.root["config"])
+    dirs = staged.dirs._replace(config=staged.root["config"])
     wanted, changed = planned_config(profile, dirs)
     if not changed:
         return None

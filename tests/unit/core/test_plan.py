@@ -81,9 +81,8 @@ def test_down_removes_set_aside_containers_with_the_current_one(tmp_path: Path) 
 
 def set_aside(container: LiveContainer) -> LiveContainer:
     """What an interrupted recreate leaves: the old container under another name."""
-    from dataclasses import replace
 
-    return replace(container, id="id-old", name=f"{container.name}-replaced-0123abcd")
+    return container._replace(id="id-old", name=f"{container.name}-replaced-0123abcd")
 
 
 def test_an_interrupted_recreate_converges_the_newest_container_wins(tmp_path: Path) -> None:
