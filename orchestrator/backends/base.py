@@ -222,11 +222,17 @@ def select(engine: str) -> Backend:
 
 
 def _podman_answers() -> bool:
-    """Is the engine behind DOCKER_HOST a Podman? No engine answering is not (the
-    command then says that no engine answers, as on Docker)."""
-    from orchestrator.docker.podman_api import podman_facts  # one /version call, on use
+    """Is the engine behind DOCKER_HOST a Podman? Its answer to a ping says (the ping
+    `require_engine` made serves); only an engine orch cannot ping itself (ssh, TLS)
+    is asked for its /version. No engine answering is not (the command then says that
+    no engine answers, as on Docker)."""
+    from orchestrator.docker.daemon import pinged_podman  # on use: `check` needs no engine
+    from orchestrator.docker.podman_api import podman_facts
     from orchestrator.errors import OrchError
 
+    pinged = pinged_podman()
+    if pinged is not None:
+        return pinged
     try:
         return podman_facts() is not None
     except OrchError:

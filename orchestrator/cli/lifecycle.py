@@ -170,7 +170,7 @@ def _up(engine: str, names: list[str] | None, port: str | None, flags: dict, as_
         "dry_run": dry_run,
         "resumed": resumed,
         "images": result.images,
-        "moved": [m.__dict__ for m in moved],
+        "moved": [m._asdict() for m in moved],
         "plan": [a.to_json() for a in result.actions],
         "outcomes": [o.to_json() for o in result.outcomes],
         "orphans": result.orphans,

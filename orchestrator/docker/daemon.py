@@ -89,8 +89,26 @@ def probe_engine(timeout: float = 2.0) -> tuple[bool, str]:
         return False, f"{where}: {exc.strerror or exc.__class__.__name__}"
     status = data.split(b"\r\n", 1)[0].split()
     if len(status) >= 2 and status[1] == b"200":
+        head = data.split(b"\r\n\r\n", 1)[0].lower()
+        _PINGED_PODMAN[repr((kind, where))] = b"\r\nlibpod-api-version:" in head
         return True, ""
     return False, f"{where} answered {data[:60]!r}"
+
+
+#: Per engine address: did its last answer to /_ping come from a Podman (which names
+#: its Libpod API in a header, where Docker does not)?
+_PINGED_PODMAN: dict[str, bool] = {}
+
+
+def pinged_podman() -> bool | None:
+    """Whether the engine at DOCKER_HOST answers a ping as a Podman (pinged once per
+    process and address: `require_engine`'s ping serves); None when no ping answered
+    (or only the CLI could ask). Spares the /version call that told them apart, the
+    slowest engine call of a `status` here (~8 ms)."""
+    key = repr(engine_address())
+    if key not in _PINGED_PODMAN:
+        probe_engine()
+    return _PINGED_PODMAN.get(key)
 
 
 def engine_answers(timeout: float = 2.0) -> bool:
