@@ -11,8 +11,8 @@ import os
 import stat
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from orchestrator.core.adoption import HostRoots, forbidden_reason
 from orchestrator.core.model import Fleet, Profile
@@ -47,8 +47,7 @@ MAX_SUGGESTIONS = 100
 FOOTPRINT = "footprint"
 
 
-@dataclass(frozen=True)
-class Unchecked:
+class Unchecked(NamedTuple):
     """Something `orch check` could not check, why, and how to make it checkable: a
     clean check says only what it checked."""
 
@@ -63,11 +62,10 @@ class Unchecked:
         return f"{self.what}: not checked, {self.why}"
 
     def to_json(self) -> dict:
-        return {**asdict(self), "owners": list(self.owners), "message": self.message}
+        return {**self._asdict(), "owners": list(self.owners), "message": self.message}
 
 
-@dataclass(frozen=True)
-class Unenforced:
+class Unenforced(NamedTuple):
     """A limit the engine accepts and does not enforce (rootless Podman on cgroup v1
     has no cgroup controllers): the gateway runs, without it. A warning, never a
     problem: `orch check` and `orch up` say it, neither refuses."""
@@ -93,7 +91,7 @@ class Unenforced:
     )
 
     def to_json(self) -> dict:
-        return {**asdict(self), "limits": list(self.limits), "message": self.message}
+        return {**self._asdict(), "limits": list(self.limits), "message": self.message}
 
 
 #: The cgroup controller that enforces each limit of a spec.

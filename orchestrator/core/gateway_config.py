@@ -23,8 +23,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.core.problem import Problem
 
@@ -426,8 +425,7 @@ CHANNEL_ACCOUNT_KEYS = {"signal": "account"}
 SESSION_KEYS = frozenset({"authdir"})
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """One credential of one profile: where it sits and a digest of its value."""
 
     owner: str

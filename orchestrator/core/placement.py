@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from orchestrator.core.model import Fleet, Profile
 from orchestrator.core.ports import Overlap, Reservation, sweep
 from orchestrator.errors import UsageError
 
 
-@dataclass(frozen=True)
-class SwarmNode:
+class SwarmNode(NamedTuple):
     """One node of the swarm as the manager sees it."""
 
     id: str

@@ -19,6 +19,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from orchestrator.core.adoption import AclEntry, HostRoots, allows
 from orchestrator.core.model import Profile
@@ -62,8 +63,7 @@ def orch_created(path: Path, name: str, kind: str, home: Path) -> bool:
     return marked == name and created_by_orch(origin, path, default_dir(home, name, kind))
 
 
-@dataclass(frozen=True)
-class DirPlan:
+class DirPlan(NamedTuple):
     """What setup will do with one profile dir, decided before anything is written."""
 
     kind: str
@@ -227,8 +227,7 @@ class Journal:
                 os.lchown(path, uid, gid)
 
 
-@dataclass(frozen=True)
-class HostChange:
+class HostChange(NamedTuple):
     """A change `--chown` made to an adopted dir, said exactly in the output."""
 
     path: str

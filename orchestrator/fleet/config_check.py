@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.core.check import Unchecked
 from orchestrator.core.gateway_config import (
@@ -25,8 +25,7 @@ from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.fleet.openclaw_config import managed_config
 
 
-@dataclass(frozen=True)
-class SchemaGap:
+class SchemaGap(NamedTuple):
     """Why an image's gateway schema cannot be had now (no engine, no such image),
     and what makes it available: the config is then reported as not checked."""
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from orchestrator.base.atomic import atomic_write
 from orchestrator.core.paths import ProfileDirs
@@ -27,8 +27,7 @@ HISTORY_KEEP = 5
 GATEWAY_LAST_GOOD = "openclaw.json.last-good"
 
 
-@dataclass(frozen=True)
-class GoodConfig:
+class GoodConfig(NamedTuple):
     source: str  # "gateway" (openclaw.json.last-good) or "orch" (history)
     path: Path
     text: str

@@ -176,11 +176,10 @@ def test_per_node_overlaps_are_exactly_the_pairs_that_can_meet(profiles, manager
 
 
 def test_a_node_that_is_down_drained_or_paused_is_one_problem_per_profile_on_it() -> None:
-    from dataclasses import replace
 
     from orchestrator.core.check import node_down_problems
 
-    drained = replace(node("n3"), availability="drain")
+    drained = node("n3")._replace(availability="drain")
     found = node_down_problems({"a": node("n1"), "b": node("n2", state="down"), "c": drained})
     assert [(p.code, p.owners) for p in found] == [
         ("swarm-node-down", ("b",)),
