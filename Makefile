@@ -47,15 +47,19 @@ check-main-job: install
 down: install
 	$(ORCH) down
 
+# Unit tests are pure and CPU-bound: one worker per core.
 unit: install
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n auto tests/unit
 
 integration: images
 	$(BIN)/pytest -q tests/integration
 
-# The slowest tests are listed at the end, so CI's log shows where its time goes.
+# The unit tests on every core, then the engine's tests one at a time (gateway
+# starts are CPU-bound: two at once on 2 cores time out). The slowest are listed at
+# the end, so CI's log shows where its time goes.
 test: images
-	$(BIN)/pytest -q --durations=25 tests
+	$(BIN)/pytest -q -n auto tests/unit
+	$(BIN)/pytest -q --durations=25 tests/integration
 
 # Tests that restart or kill dockerd: they skip while other containers run (the
 # main job's gateways), so CI runs them once more on a quiet engine, and there they
