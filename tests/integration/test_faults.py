@@ -188,6 +188,10 @@ def test_an_unwritable_cache_and_an_open_token_file(orch, engine):
     assert orch.json("check")["data"]["ok"] is True
 
 
+# A crash loop visible in status, its config refused: test_rescue.py, whose fleet
+# crash-loops anyway (one gateway start fewer than a fleet of its own here).
+
+
 def test_an_oom_kill_is_visible_in_status(orch, engine):
     orch.run("setup", "main", "--port", str(free_base()))
     fleet_file = orch.home / "fleet.yaml"
