@@ -37,7 +37,7 @@ def gateway_image(engine) -> str:
     return GATEWAY_IMAGE
 
 
-from support import new_home, remove_fleet  # noqa: E402
+from support import SharedPair, free_base, new_home, remove_fleet  # noqa: E402
 
 
 @pytest.fixture
@@ -45,6 +45,25 @@ def orch(tmp_path, engine):
     fleet = new_home(tmp_path / "home")
     yield fleet
     remove_fleet(engine, fleet)
+
+
+@pytest.fixture(scope="session")
+def shared_pair(tmp_path_factory, engine, gateway_image):
+    """main + rescue brought up by `orch up` once for the whole session: a cold pair
+    costs 20-40 s of this 2-core machine, and many modules only need one running.
+    A module (or test) that uses it and changes it (restarts, a broken config, down)
+    ends with `shared_pair.restore(engine)`, which checks that it is the pair it was
+    made as (files, containers running, /readyz) and makes it again when not."""
+    fleet = new_home(tmp_path_factory.mktemp("shared-pair") / "home")
+    try:
+        fleet.run("setup", "main", "--port", str(free_base()))
+        fleet.run("setup", "rescue", "--port", "auto", "--rescues", "main")
+        result = fleet.json("up", "--timeout", "300", timeout=400)
+        assert result["ok"], result
+        yield SharedPair(fleet)
+    finally:
+        fleet.run("down", ok=False)
+        remove_fleet(engine, fleet)
 
 
 @pytest.fixture(scope="session")

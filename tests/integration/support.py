@@ -88,10 +88,10 @@ def forget_home(fleet: Orch) -> None:
     (fleet.home / "fleet.yaml").unlink(missing_ok=True)
 
 
-def remove_fleet(engine, fleet: Orch) -> None:
+def remove_fleet(engine, fleet: Orch, forget: bool = True) -> None:
     """Remove every container and network the fleet left (its project AND its home:
     another fleet of the same project is not this one's to clean), gracefully first;
-    then forget its footprints (its fleet file goes)."""
+    then forget its footprints (its fleet file goes), unless `forget` is False."""
     labels = [f"orch.project={fleet.project}", f"orch.home={fleet.home}"]
     for container in engine.containers.list(all=True, filters={"label": labels}):
         try:
@@ -100,7 +100,8 @@ def remove_fleet(engine, fleet: Orch) -> None:
             container.remove(force=True)
     for network in engine.networks.list(filters={"label": labels}):
         network.remove()
-    forget_home(fleet)
+    if forget:
+        forget_home(fleet)
 
 
 def free_base(span: int = 111, low: int = 21000, high: int = 32700) -> int:
@@ -188,3 +189,55 @@ def require_podman() -> None:
         message = f"Podman tests skipped: Podman cannot be installed here: {exc.message}"
         warnings.warn(pytest.PytestWarning(message), stacklevel=2)
         pytest.skip(message)
+
+
+class SharedPair:
+    """main + rescue, up once for the whole session, for the tests that only need a
+    running pair (conftest.py `shared_pair`). It remembers what it was made as (its
+    fleet file, each profile's config file, its ports) so that whoever used it can
+    check it is still that, and put it back when it is not (`restore`)."""
+
+    NAMES = ("main", "rescue")
+
+    def __init__(self, fleet: Orch) -> None:
+        self.fleet = fleet
+        self.files = {p: p.read_bytes() for p in self._tracked()}
+        rows = fleet.json("ls")["data"]["profiles"]
+        self.ports = {r["name"]: r["port"] for r in rows}
+
+    def _tracked(self) -> list[Path]:
+        home = self.fleet.home
+        configs = [home / "profiles" / n / "config" / "openclaw.json" for n in self.NAMES]
+        return [home / "fleet.yaml", *configs]
+
+    def problems(self, engine) -> list[str]:
+        """How the pair differs from what it was made as: a changed file, a container
+        not running, a gateway not answering /readyz (given 15 s: it may be busy)."""
+        found = [f"{p} changed" for p, data in self.files.items() if p.read_bytes() != data]
+        for name in self.NAMES:
+            try:
+                state = self.fleet.container(engine, name).status
+            except Exception as exc:  # noqa: BLE001 - gone is one of the answers
+                found.append(f"{name}: {type(exc).__name__}")
+                continue
+            if state != "running":
+                found.append(f"{name}: {state}")
+        if not found:
+            for name, port in self.ports.items():
+                try:
+                    wait_for(lambda p=port: http_get(p, "/readyz")[0] == 200, 15, name)
+                except AssertionError:
+                    found.append(f"{name}: not ready")
+        return found
+
+    def restore(self, engine) -> list[str]:
+        """Put the pair back as it was made when a test left it changed: its files
+        written back, its containers made again. Returns what was wrong."""
+        found = self.problems(engine)
+        if found:
+            for path, data in self.files.items():
+                path.write_bytes(data)
+            self.fleet.run("down", ok=False)
+            remove_fleet(engine, self.fleet, forget=False)
+            self.fleet.run("up", "--timeout", "300", timeout=400)
+        return found

@@ -120,7 +120,8 @@ def test_an_interrupted_up_stops_within_seconds_and_rolls_back(orch, engine, sig
     assert took < 5, f"took {took:.1f} s to stop"  # not the 120 s of --timeout
     assert "interrupted" in err and "rolled back" in err and "orch up" in err
     assert objects(engine, orch) == ([], [])  # the half-made container and its network
-    assert orch.json("up")["ok"] and ready(base)  # and the next up converges from there
+    if sig == signal.SIGTERM:  # and the next up converges from there (one start proves it)
+        assert orch.json("up")["ok"] and ready(base)
 
 
 def test_a_port_taken_after_the_check_is_reported_like_a_check_failure(orch, engine):
@@ -136,30 +137,39 @@ def test_a_port_taken_after_the_check_is_reported_like_a_check_failure(orch, eng
     assert objects(engine, orch) == ([], [])
 
 
-def test_a_truncated_fleet_file_never_removes_the_running_gateway(orch, engine):
-    base = free_base()
-    orch.run("setup", "main", "--port", str(base))
-    orch.json("up")
-    container_id = orch.container(engine, "main").id
-    fleet_file = orch.home / "fleet.yaml"
+def test_a_truncated_fleet_file_never_removes_the_running_gateway(shared_pair, engine):
+    """On the session's running pair (conftest.py), its fleet file put back at the end."""
+    pair, base = shared_pair.fleet, shared_pair.ports["main"]
+    ids = {name: pair.container(engine, name).id for name in shared_pair.NAMES}
+    fleet_file = pair.home / "fleet.yaml"
     good = fleet_file.read_text()
-    fleet_file.write_text(good.replace(f"port: {base}", f"port: {str(base)[:2]}"))
-    cut = orch.json("check", ok=False)
-    assert cut["error"]["exit_code"] == 2 and "below 1024" in cut["error"]["message"]
-    assert orch.json("up", ok=False)["error"]["exit_code"] == 2
-    fleet_file.write_text(good[: good.index("profiles:")])  # cut after `project:`
-    check = orch.json("check", ok=False)
-    (problem,) = check["data"]["problems"]
-    assert problem["code"] == "orphan" and ".fleet.last-good.yaml" in problem["hint"]
-    rows = orch.json("status")["data"]["profiles"]
-    assert [(r["profile"], r["orphan"]) for r in rows] == [("main", True)]
-    down = orch.json("down")["data"]["outcomes"]
-    assert [(o["profile"], o["action"]) for o in down] == [("main", "kept")]
-    assert orch.json("up", ok=False)["error"]["exit_code"] == 2  # no profiles: nothing to do
-    assert orch.container(engine, "main").id == container_id and ready(base)
-    (orch.home / "fleet.yaml").write_text((orch.home / ".fleet.last-good.yaml").read_text())
-    assert orch.json("check")["data"]["ok"] is True
-    assert [a["action"] for a in orch.json("up")["data"]["plan"]] == ["noop"]
+    try:
+        fleet_file.write_text(good.replace(f"port: {base}", f"port: {str(base)[:2]}"))
+        cut = pair.json("check", ok=False)
+        assert cut["error"]["exit_code"] == 2 and "below 1024" in cut["error"]["message"]
+        assert pair.json("up", ok=False)["error"]["exit_code"] == 2
+        fleet_file.write_text(good[: good.index("profiles:")])  # cut after `project:`
+        check = pair.json("check", ok=False)
+        problems = check["data"]["problems"]
+        assert [p["code"] for p in problems] == ["orphan"] * len(problems) and problems
+        assert all(".fleet.last-good.yaml" in p["hint"] for p in problems)
+        rows = pair.json("status")["data"]["profiles"]
+        assert sorted((r["profile"], r["orphan"]) for r in rows) == [
+            ("main", True),
+            ("rescue", True),
+        ]
+        down = pair.json("down")["data"]["outcomes"]
+        assert sorted((o["profile"], o["action"]) for o in down) == [
+            ("main", "kept"),
+            ("rescue", "kept"),
+        ]
+        assert pair.json("up", ok=False)["error"]["exit_code"] == 2  # no profiles: nothing to do
+        assert {name: pair.container(engine, name).id for name in ids} == ids and ready(base)
+        fleet_file.write_text((pair.home / ".fleet.last-good.yaml").read_text())
+        assert pair.json("check")["data"]["ok"] is True
+        assert [a["action"] for a in pair.json("up")["data"]["plan"]] == ["noop", "noop"]
+    finally:
+        shared_pair.restore(engine)
 
 
 def test_an_unwritable_cache_and_an_open_token_file(orch, engine):
@@ -178,23 +188,8 @@ def test_an_unwritable_cache_and_an_open_token_file(orch, engine):
     assert orch.json("check")["data"]["ok"] is True
 
 
-def test_a_crash_loop_is_visible_in_status_and_its_config_refused(orch, engine):
-    orch.run("setup", "main", "--port", str(free_base()))
-    orch.json("up")
-    config = orch.home / "profiles" / "main" / "config" / "openclaw.json"
-    doc = json.loads(config.read_text())
-    doc["gateway"]["mode"] = "bogus-mode"  # broken behind orch's back, then restarted
-    config.write_text(json.dumps(doc))
-    orch.container(engine, "main").restart(timeout=10)
-    wait_for(lambda: orch.container(engine, "main").attrs["RestartCount"] >= 2, 120, "2 restarts")
-    status = orch.run("status", "--json", ok=False)
-    assert status.returncode == 5
-    (row,) = json.loads(status.stdout)["data"]["profiles"]
-    assert row["restarts"] >= 2 and row["ready"] is False
-    assert row["last_exit"]["code"] == 78 and "configuration" in row["last_exit"]["meaning"]
-    assert "Gateway start blocked" in (row["last_error"] or "")
-    refused = orch.json("up", "--dry-run", ok=False)  # never a `noop` for it
-    assert refused["error"]["exit_code"] == 1 and "gateway.mode" in json.dumps(refused)
+# A crash loop visible in status, its config refused: test_rescue.py, whose fleet
+# crash-loops anyway (one gateway start fewer than a fleet of its own here).
 
 
 def test_an_oom_kill_is_visible_in_status(orch, engine):

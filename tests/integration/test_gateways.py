@@ -1,7 +1,9 @@
 """main and rescue as real OpenClaw gateways, brought up by `orch up`.
 
-One pair serves the whole module (a cold gateway needs ~10 s and ~0.8 GiB);
-tests that change the pair are defined last (pytest keeps file order).
+The session's pair serves the whole module (conftest.py `shared_pair`: a cold
+gateway needs 10-20 s and ~0.8 GiB); tests that change it are defined last (pytest
+keeps file order) and put it back, and after every test `pair` checks it is the pair
+it was made as and makes it again when not, so no test depends on another.
 """
 
 from __future__ import annotations
@@ -12,29 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import (
-    free_base,
-    gateway_lease,
-    http_get,
-    new_home,
-    remove_fleet,
-    wait_for,
-)
+from support import free_base, gateway_lease, http_get, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory, engine, gateway_image):
-    fleet = new_home(tmp_path_factory.mktemp("pair") / "home")
-    main_port = free_base()
-    fleet.run("setup", "main", "--port", str(main_port))
-    fleet.run("setup", "rescue", "--port", "auto", "--rescues", "main")
-    result = fleet.json("up")
-    assert result["ok"], result
-    yield fleet
-    fleet.run("down", ok=False)
-    remove_fleet(engine, fleet)
+@pytest.fixture
+def pair(shared_pair, engine):
+    yield shared_pair.fleet
+    shared_pair.restore(engine)
 
 
 def test_a_cpu_limit_the_engine_cannot_give_is_refused_before_anything_is_created(orch, engine):
@@ -173,32 +161,6 @@ def test_second_up_keeps_the_same_container_ids(pair, engine):
     assert {n: pair.container(engine, n).id for n in ("main", "rescue")} == before
 
 
-def test_killed_gateway_process_comes_back_by_itself_and_up_leaves_it_alone(pair, engine):
-    container = pair.container(engine, "main")
-    restarts = container.attrs["RestartCount"]
-    port = ports_of(pair)["main"]
-    pair.run("exec", "main", "--", "pkill", "-KILL", "-f", "openclaw", ok=False)
-    wait_for(lambda: http_get(port, "/readyz")[0] != 200, 30, "the gateway to go down")
-    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 120, "the gateway to come back")
-    container.reload()
-    assert container.attrs["RestartCount"] == restarts + 1
-    # Its health may read `starting` for 5 s more: one crash, recovered, not a loop.
-    plan = pair.json("up", "--dry-run")["data"]["plan"]
-    assert {a["profile"]: a["action"] for a in plan} == {"main": "noop", "rescue": "noop"}
-
-
-def test_changing_one_profile_recreates_only_it(pair, engine):
-    before = {n: pair.container(engine, n).id for n in ("main", "rescue")}
-    pair.run("setup", "rescue", "--publish", "gateway", "--force")
-    plan = pair.json("up", "--dry-run")["data"]["plan"]
-    assert {a["profile"]: a["action"] for a in plan} == {"main": "noop", "rescue": "recreate"}
-    pair.json("up")
-    after = {n: pair.container(engine, n).id for n in ("main", "rescue")}
-    assert after["main"] == before["main"]
-    assert after["rescue"] != before["rescue"]
-    assert http_get(ports_of(pair)["rescue"], "/readyz")[0] == 200
-
-
 def main_job(fleet, action: str, record) -> subprocess.CompletedProcess:
     """CI's check of the main job (.ci/main_job.py), pointed at this fleet's home."""
     script = Path(__file__).resolve().parents[2] / ".ci" / "main_job.py"
@@ -212,13 +174,28 @@ def main_job(fleet, action: str, record) -> subprocess.CompletedProcess:
     )
 
 
-def test_cis_main_job_check_passes_untouched_and_fails_after_a_restart(pair, tmp_path):
+def test_killed_gateway_process_comes_back_by_itself_up_leaves_it_alone_and_ci_sees_it(
+    pair, engine, tmp_path
+):
+    """The engine's restart policy brings a killed gateway back; `orch up` then has
+    nothing to do; and CI's check of the main job (.ci/main_job.py) passes before the
+    kill and names exactly that restart after it."""
     record = tmp_path / "main-job.json"
     assert main_job(pair, "record", record).returncode == 0
     ok = main_job(pair, "check", record)
     assert ok.returncode == 0, ok.stderr
     assert "main, rescue: same containers, never restarted, ready" in ok.stdout
-    pair.run("restart", "main")
+    container = pair.container(engine, "main")
+    restarts = container.attrs["RestartCount"]
+    port = ports_of(pair)["main"]
+    pair.run("exec", "main", "--", "pkill", "-KILL", "-f", "openclaw", ok=False)
+    wait_for(lambda: http_get(port, "/readyz")[0] != 200, 30, "the gateway to go down")
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 120, "the gateway to come back")
+    container.reload()
+    assert container.attrs["RestartCount"] == restarts + 1
+    # Its health may read `starting` for 5 s more: one crash, recovered, not a loop.
+    plan = pair.json("up", "--dry-run")["data"]["plan"]
+    assert {a["profile"]: a["action"] for a in plan} == {"main": "noop", "rescue": "noop"}
     changed = main_job(pair, "check", record)
     assert changed.returncode == 1
     assert "main-job: main: restarted (started " in changed.stderr

@@ -1,6 +1,7 @@
 """Backups off the host, on the real gateway and a real S3 server (SeaweedFS from
-PyPI on loopback, started here and removed afterwards; one server, one fleet for the
-module): backup while the gateway runs, list, verify, tampered archives refused,
+PyPI on loopback, started here and removed afterwards; one server for the module, and
+the session's running pair, conftest.py `shared_pair`, whose main is backed up):
+backup while the gateway runs, list, verify, tampered archives refused,
 restore into a fresh home with the same token and state, prune, an upload killed
 half way and one killed before its marker counting as no backup, and the errors for
 a wrong endpoint, refused credentials and a missing bucket."""
@@ -27,7 +28,7 @@ URL = f"s3://{BUCKET}/site-a"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, engine, gateway_image):
+def site(tmp_path_factory, engine, shared_pair):
     base = tmp_path_factory.mktemp("offsite")
     with SeaweedS3(base / "s3") as s3, pytest.MonkeyPatch.context() as mp:
         for key, value in s3.env().items():
@@ -37,17 +38,14 @@ def site(tmp_path_factory, engine, gateway_image):
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(base / "no-aws-credentials"))
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
         s3.client().create_bucket(Bucket=BUCKET)
-        fleet = new_home(base / "home")
         try:
-            fleet.run("setup", "main", "--port", str(free_base()))
-            fleet.run("up", "--timeout", "300", timeout=400)
-            yield fleet, s3
+            yield shared_pair.fleet, s3
         finally:
-            remove_fleet(engine, fleet)
+            shared_pair.restore(engine)
 
 
 def _port(fleet) -> int:
-    return fleet.json("ls")["data"]["profiles"][0]["port"]
+    return next(r for r in fleet.json("ls")["data"]["profiles"] if r["name"] == "main")["port"]
 
 
 def _db(fleet) -> Path:

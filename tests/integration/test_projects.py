@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,11 @@ def test_two_users_default_homes_both_come_up_with_no_edit(tmp_path, engine, gat
             projects.append(listed["project"])
         assert len(set(projects)) == 2
         assert projects[0] == "orch" or "orch" in projects_in_use(homes[0])
-        for user in users:  # the second `orch up` is not refused for a name
-            assert data_as(user, "up", "--port", "auto", "--timeout", "240")["outcomes"]
+        # Neither `orch up` is refused for a name (at once: the two starts overlap).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            up = ("up", "--port", "auto", "--timeout", "240")
+            ups = [pool.submit(data_as, user, *up) for user in users]
+            assert all(up.result()["outcomes"] for up in ups)
         for user, project in zip(users, projects, strict=True):
             (row,) = data_as(user, "status")["profiles"]
             assert row["container"] == f"{project}-main" and row["ready"], row

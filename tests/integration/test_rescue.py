@@ -1,8 +1,10 @@
 """The gateway's own config checked before start, and the rescue bot bringing main back,
-on the real gateway: one fleet (main + rescue) for the whole module, the cases in order.
+on the real gateway: one fleet (main + rescue, the session's pair, conftest.py
+`shared_pair`) for the whole module, the cases in order; it is put back at the end.
 
 main's config is broken -> `orch check` names the line, `orch up` refuses and leaves the
-running main alone; main restarted on it crash-loops (exit 78, in `orch status`); then
+running main alone; main restarted on it crash-loops (exit 78, in `orch status`, which
+exits 5, and `orch up --dry-run` refuses its config, never a `noop`); then
 `orch rescue main --restore-last-good --restart` brings it back ready, state and token
 kept. The time is printed beside the 46 s the restart policy alone took (openclaw.md).
 """
@@ -14,19 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support import free_base, new_home, remove_fleet, wait_for
+from support import wait_for
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory, engine, gateway_image):
-    orch = new_home(tmp_path_factory.mktemp("rescue") / "home")
+def fleet(shared_pair, engine):
     try:
-        orch.run("setup", "main", "--port", str(free_base()))
-        orch.run("setup", "rescue", "--rescues", "main", "--port", str(free_base()))
-        orch.run("up", "--timeout", "300", timeout=400)
-        yield orch
+        yield shared_pair.fleet
     finally:
-        remove_fleet(engine, orch)
+        shared_pair.restore(engine)
 
 
 def config_file(orch):
@@ -59,7 +57,7 @@ def test_a_broken_config_is_named_with_its_line_and_up_refuses_it(fleet, engine)
     assert row["ready"] is True
 
 
-def test_main_crash_looping_shows_restarts_and_exit_78(fleet, engine):
+def test_main_crash_looping_shows_restarts_and_exit_78_and_its_config_refused(fleet, engine):
     fleet.container(engine, "main").restart(timeout=15)
 
     def looping():
@@ -70,7 +68,12 @@ def test_main_crash_looping_shows_restarts_and_exit_78(fleet, engine):
     row = wait_for(looping, 180, "main crash-looping")
     assert row["last_exit"]["code"] == 78 and "configuration" in row["last_exit"]["meaning"]
     assert "bogus-mode" in (row["last_error"] or "")
+    assert "Gateway start blocked" in row["last_error"]
     assert row["ready"] is False
+    status = fleet.run("status", "main", "--json", ok=False)
+    assert status.returncode == 5  # a profile not ready
+    refused = fleet.json("up", "--dry-run", ok=False)  # never a `noop` for it
+    assert refused["error"]["exit_code"] == 1 and "gateway.mode" in json.dumps(refused)
 
 
 def test_rescue_restores_the_last_good_config_and_brings_main_back(fleet, engine):

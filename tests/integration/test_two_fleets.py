@@ -1,16 +1,17 @@
 """Two fleets on one host (two orch homes), against the real engine and gateway.
 
-Fleet `a` runs main and rescue; fleet `b`, in another home with the project orch
-derives for it, runs its own main and rescue at the same time on a footprint that
-`--port auto` found around a's. Every command of b, and of a third fleet `c` that
-even shares a's project name, leaves a's containers exactly as they were: same
-ids, still running and ready. Tests that change b are defined last.
+Fleet `a` runs main and rescue (the session's pair, conftest.py `shared_pair`: no
+test here changes it); fleet `b`, in another home with the project orch derives for
+it, runs its own main and rescue at the same time on a footprint that `--port auto`
+found around a's. Every command of b, and of a third fleet `c` that even shares a's
+project name, leaves a's containers exactly as they were: same ids, still running and
+ready. Tests that change b are defined last.
 """
 
 from __future__ import annotations
 
 import pytest
-from support import Orch, free_base, http_get, new_home, remove_fleet
+from support import Orch, http_get, new_home, remove_fleet
 
 pytestmark = [pytest.mark.docker, pytest.mark.gateway]
 
@@ -34,21 +35,20 @@ def assert_untouched(engine, fleet: Orch, before: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleets(tmp_path_factory, engine, gateway_image):
+def fleets(tmp_path_factory, engine, shared_pair):
     root = tmp_path_factory.mktemp("two-fleets")
-    a = new_home(root / "a")
-    a.run("setup", "main", "--port", str(free_base()))
-    a.run("setup", "rescue", "--port", "auto", "--rescues", "main")
-    assert a.json("up")["ok"]
+    a = shared_pair.fleet
     b = Orch(root / "b-home", project="")  # no fleet file yet: orch derives the project
     b.run("setup", "main", "--port", "auto")
     b.run("setup", "rescue", "--port", "auto", "--rescues", "main")
     b.project = b.json("ls")["data"]["project"]
     assert b.json("up")["ok"]
-    yield a, b, containers_of(engine, a)
-    for fleet in (b, a):
-        fleet.run("down", ok=False)
-        remove_fleet(engine, fleet)
+    try:
+        yield a, b, containers_of(engine, a)
+    finally:
+        b.run("down", ok=False)
+        remove_fleet(engine, b)
+        shared_pair.restore(engine)
 
 
 def overlaps(x: tuple[int, int], y: tuple[int, int]) -> bool:
@@ -116,6 +116,19 @@ def test_a_fleet_sharing_the_project_name_never_adopts_the_others_containers(
         remove_fleet(engine, c)
 
 
+def test_changing_one_profile_recreates_only_it_and_leaves_the_other_fleet_alone(fleets, engine):
+    a, b, before = fleets
+    was = containers_of(engine, b)
+    b.run("setup", "rescue", "--publish", "gateway", "--force")
+    plan = b.json("up", "--dry-run")["data"]["plan"]
+    assert {p["profile"]: p["action"] for p in plan} == {"main": "noop", "rescue": "recreate"}
+    b.json("up")
+    now = containers_of(engine, b)
+    assert now["main"] == was["main"] and now["rescue"] != was["rescue"]
+    assert http_get(footprint(b)["rescue"][0], "/readyz")[0] == 200
+    assert_untouched(engine, a, before)
+
+
 def test_down_and_rm_of_one_fleet_leave_the_other_running(fleets, engine):
     a, b, before = fleets
     down = b.json("down")["data"]["outcomes"]
@@ -126,13 +139,15 @@ def test_down_and_rm_of_one_fleet_leave_the_other_running(fleets, engine):
 
 
 def test_port_auto_avoids_a_fleet_that_is_down(fleets, engine, tmp_path):
-    a, _b, before = fleets
-    a.run("down")
+    a, b, before = fleets
+    b.run("down")  # b, which ran, is down now (a no-op if an earlier test took it down)
+    assert containers_of(engine, b) == {}
     d = new_home(tmp_path / "d")
     try:
         d.run("setup", "main", "--port", "auto")
         d.run("setup", "rescue", "--port", "auto")
         mine = footprint(d).values()
-        assert not any(overlaps(x, y) for x in mine for y in footprint(a).values())
+        assert not any(overlaps(x, y) for x in mine for y in footprint(b).values())
     finally:
         remove_fleet(engine, d)
+    assert_untouched(engine, a, before)
