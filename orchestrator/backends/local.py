@@ -154,13 +154,13 @@ def apply_up(
     poller, starting the next as each one settles; raise CheckFailed when the engine
     refused a port, NotReady when a gateway did not get ready, Interrupted on
     Ctrl-C/SIGTERM (each profile rolled back or kept, as `_interrupted` says)."""
+    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
+
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
     cancel = threading.Event()
     done: dict[str, Outcome] = {}
-    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
-
     futures: dict[str, Future] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
     limit = starts_at_once() if any(a.kind != Kind.NOOP for a in actions) else len(actions)

@@ -105,7 +105,10 @@ def pinged_podman() -> bool | None:
     process and address: `require_engine`'s ping serves); None when no ping answered
     (or only the CLI could ask). Spares the /version call that told them apart, the
     slowest engine call of a `status` here (~8 ms)."""
-    key = repr(engine_address())
+    address = engine_address()
+    if address[0] == "other":  # probed through `docker version`: no headers to read
+        return None
+    key = repr(address)
     if key not in _PINGED_PODMAN:
         probe_engine()
     return _PINGED_PODMAN.get(key)

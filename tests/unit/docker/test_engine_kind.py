@@ -85,3 +85,15 @@ def test_a_podman_is_told_by_its_ping(serve) -> None:
 def test_an_engine_that_does_not_answer_is_neither(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     assert pinged_podman() is None
+
+
+def test_an_engine_only_the_cli_reaches_is_not_pinged(monkeypatch) -> None:
+    """ssh:// and TLS hosts are probed through `docker version`, which has no headers:
+    asked nothing here, so the caller asks /version once instead of the CLI each time."""
+    import orchestrator.docker.daemon as daemon
+
+    asked = []
+    monkeypatch.setattr(daemon, "_cli_answers", lambda timeout: asked.append(timeout) or True)
+    monkeypatch.setenv("DOCKER_HOST", "ssh://nobody@127.0.0.1")
+    assert pinged_podman() is None
+    assert asked == []
