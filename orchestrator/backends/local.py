@@ -82,7 +82,7 @@ from orchestrator.fleet.registry import publish_fleet
 from orchestrator.fleet.store import locked, orphan_note
 
 if TYPE_CHECKING:  # annotations only
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 
 class PortMove(NamedTuple):
@@ -154,16 +154,14 @@ def apply_up(
     poller, starting the next as each one settles; raise CheckFailed when the engine
     refused a port, NotReady when a gateway did not get ready, Interrupted on
     Ctrl-C/SIGTERM (each profile rolled back or kept, as `_interrupted` says)."""
-    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
-
     say = progress or (lambda _p, _m: None)
     needs_image = [a.spec for a in actions if a.kind in CREATING and a.spec]
     require_images(needs_image)
     cancel = threading.Event()
     done: dict[str, Outcome] = {}
-    futures: dict[str, Future] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
-    limit = starts_at_once() if any(a.kind != Kind.NOOP for a in actions) else len(actions)
+    futures: dict[str, Future | _Resolved] = {}
+    pool = _start_pool(actions)
+    limit = starts_at_once() if pool else len(actions)
     queue = list(actions)
     waiting: dict[int, _Started] = {}
     gateways: list[Starting] = []
@@ -173,7 +171,11 @@ def apply_up(
         while queue and len(waiting) < limit:
             batch = [queue.pop(0) for _ in range(min(len(queue), limit - len(waiting)))]
             for action in batch:
-                futures[action.profile] = pool.submit(_start_one, action, say, cancel)
+                futures[action.profile] = (
+                    pool.submit(_start_one, action, say, cancel)
+                    if pool
+                    else _Resolved(_start_one(action, say, cancel))
+                )
             for action in batch:
                 result = futures[action.profile].result()
                 if isinstance(result, Outcome):
@@ -193,7 +195,8 @@ def apply_up(
         cancel.set()
         raise _interrupted(actions, futures, done, exc) from None
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     outcomes = [done[a.profile] for a in actions]
     failed = [o for o in outcomes if o.error]
     if failed and all(o.problems for o in failed):
@@ -214,6 +217,27 @@ def apply_up(
 
 #: Threads of a fan-out: one per profile (engine calls that mostly wait), up to this.
 MAX_THREADS = 64
+
+
+def _start_pool(actions: list[Action]) -> ThreadPoolExecutor | None:
+    """Threads for the engine calls that start gateways (one per profile), or None when
+    every action leaves its gateway alone (a converged `up`: nothing to ask the engine,
+    so no pool, nor concurrent.futures' import of logging and queue)."""
+    if all(a.kind == Kind.NOOP for a in actions):
+        return None
+    from concurrent.futures import ThreadPoolExecutor  # start-up: see above
+
+    return ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions))))
+
+
+class _Resolved(NamedTuple):
+    """A NOOP action's `_start_one`, run on the calling thread (it asks the engine
+    nothing), read as its Future would be."""
+
+    value: Outcome | _Started
+
+    def result(self) -> Outcome | _Started:
+        return self.value
 
 
 class _Started(NamedTuple):
@@ -272,7 +296,10 @@ def _roll_back(one: _Started, keep_failed: bool) -> None:
 
 
 def _interrupted(
-    actions: list[Action], futures: dict[str, Future], done: dict[str, Outcome], exc: BaseException
+    actions: list[Action],
+    futures: dict[str, Future | _Resolved],
+    done: dict[str, Outcome],
+    exc: BaseException,
 ) -> Interrupted:
     """Ctrl-C or SIGTERM during `up`: every profile not settled yet is rolled back (a
     new container removed, a replaced one put back), kept (a started one goes on

@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from orchestrator.base.host import default_home
+from orchestrator.base.parallel import at_once
 from orchestrator.core.exits import last_exit_code
 from orchestrator.core.observed import LiveContainer, legacy_network_of, port_taken
 from orchestrator.core.spec import (
@@ -303,35 +305,43 @@ def await_ready(
     timeout); the engine is asked about each container once a second. Raises Cancelled
     as soon as `cancel` is set.
     """
-    from concurrent.futures import ThreadPoolExecutor  # start-up: status starts no pool
-
     since = int(time.time() - timeout - 60)  # exit events of these starts, not older
     settled: set[int] = set()
     next_state_check = 0.0
-    with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
-        while pending := [g for g in gateways if id(g) not in settled]:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
-            answers = list(pool.map(_answers_ready, pending))
-            for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
-                settled.add(id(gateway))
-                yield gateway, None
-            pending = [g for g in pending if id(g) not in settled]
-            now = time.monotonic()
-            if pending and now >= next_state_check:
-                failures = pool.map(lambda g: _failure(g, since), pending)
-                for gateway, error in zip(pending, list(failures), strict=True):
-                    if error is not None:
-                        settled.add(id(gateway))
-                        yield gateway, error
-                next_state_check = now + 1.0
-            for gateway in [g for g in pending if id(g) not in settled]:
-                if now - gateway.began >= timeout:
+    while pending := [g for g in gateways if id(g) not in settled]:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
+        answers = _each_at_once(_answers_ready, pending)
+        for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
+            settled.add(id(gateway))
+            yield gateway, None
+        pending = [g for g in pending if id(g) not in settled]
+        now = time.monotonic()
+        if pending and now >= next_state_check:
+            failures = _each_at_once(lambda g: _failure(g, since), pending)
+            for gateway, error in zip(pending, failures, strict=True):
+                if error is not None:
                     settled.add(id(gateway))
-                    why = f"not ready after {timeout:.0f} s"
-                    yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
-            if any(id(g) not in settled for g in gateways):
-                time.sleep(READY_POLL_S)
+                    yield gateway, error
+            next_state_check = now + 1.0
+        for gateway in [g for g in pending if id(g) not in settled]:
+            if now - gateway.began >= timeout:
+                settled.add(id(gateway))
+                why = f"not ready after {timeout:.0f} s"
+                yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
+        if any(id(g) not in settled for g in gateways):
+            time.sleep(READY_POLL_S)
+
+
+def _each_at_once(call: Callable[[Starting], Any], gateways: list[Starting]) -> list[Any]:
+    """`call` for every gateway, PROBE_THREADS at a time, results in order: a round of
+    probes takes as long as its slowest (a starved gateway may hold one for its 1 s
+    timeout). Plain threads (base.parallel), so a converged `up` loads no thread pool."""
+    results: list[Any] = []
+    for i in range(0, len(gateways), PROBE_THREADS):
+        chunk = gateways[i : i + PROBE_THREADS]
+        results += at_once(*(partial(call, g) for g in chunk))
+    return results
 
 
 def _answers_ready(gateway: Starting) -> bool:

@@ -16,6 +16,7 @@ from orchestrator.backends import local
 from orchestrator.backends.local import starts_at_once
 from orchestrator.core.model import Profile
 from orchestrator.core.observed import LiveContainer, Snapshot
+from orchestrator.core.plan import Action, Kind
 from orchestrator.core.spec import ContainerSpec, render
 from orchestrator.docker import containers
 from orchestrator.docker.containers import Starting, await_ready
@@ -129,3 +130,25 @@ def test_status_after_up_does_not_dial_a_readyz_up_just_saw_answer(tmp_path, mon
     assert dialled == []
     assert local._probe_all([spec], snap, False, {})["main"].ready is False
     assert len(dialled) == 1
+
+
+def test_a_converged_up_waits_for_its_gateways_without_a_thread_pool(tmp_path, monkeypatch):
+    """A no-op `up` starts nothing and asks the engine nothing: its actions run on the
+    calling thread and the readiness probes on plain threads, so it never loads
+    concurrent.futures (with logging and queue: about 4 ms of every no-op up)."""
+    import concurrent.futures
+
+    def no_pool(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a converged up made a thread pool")
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", no_pool)
+    with _gateway_port() as a_port, _gateway_port() as b_port:
+        actions = [
+            Action(Kind.NOOP, name, "up to date and running", spec=_spec(tmp_path, name, port))
+            for name, port in (("a", a_port), ("b", b_port))
+        ]
+        outcomes = local.apply_up(actions, timeout=10)
+    assert [(o.profile, o.action, o.ready) for o in outcomes] == [
+        ("a", Kind.NOOP, True),
+        ("b", Kind.NOOP, True),
+    ]
