@@ -10,14 +10,14 @@ the host or hands its secrets to a container.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 # Trees of the operating system: refused themselves and everything below them.
-# The top-level library dirs (/lib, /lib32, /lib64, /libx32) count as well.
+# The top-level library dirs count as well.
 SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/run")
-LIB_DIR = re.compile(r"/lib(32|64|x32)?")
+LIB_DIRS = frozenset({"/lib", "/lib32", "/lib64", "/libx32"})
 
 # Dirs refused themselves: what is below them may well be a user's or a service's
 # own dir (/srv/openclaw, /var/lib/openclaw), these never are.
@@ -51,15 +51,14 @@ SYSTEM_DIRS = frozenset(
 PROFILES_DIR = "profiles"
 
 
-@dataclass(frozen=True)
-class HostRoots:
+class HostRoots(NamedTuple):
     """What of this host no profile dir may be: resolved paths, gathered by the caller.
 
     `homes` maps every user's home dir to who lives there ("alice", "root").
     """
 
     orch_home: str
-    homes: Mapping[str, str] = field(default_factory=dict)
+    homes: Mapping[str, str] = MappingProxyType({})
 
 
 def _inside(path: str, root: str) -> bool:
@@ -77,7 +76,7 @@ def forbidden_reason(path: str, roots: HostRoots) -> str | None:
     if path == "/":
         return "the root of the filesystem"
     top = "/" + path.split("/")[1]
-    trees = [*SYSTEM_TREES, top] if LIB_DIR.fullmatch(top) else SYSTEM_TREES
+    trees = [*SYSTEM_TREES, top] if top in LIB_DIRS else SYSTEM_TREES
     for tree in trees:
         if _inside(path, tree):
             return f"the system tree {tree}" if path == tree else f"inside the system tree {tree}"
