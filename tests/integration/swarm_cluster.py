@@ -41,6 +41,8 @@ REGISTRY_PORT = 5000
 CHUNK = 1 << 20
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
+#: Swarm's dispatcher heartbeat in the test cluster (`_form_swarm`).
+HEARTBEAT_S = 2
 # The main engine, as the tests found it: images are read from it (docker save) even
 # while a test points DOCKER_HOST at a node.
 MAIN_DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -288,7 +290,14 @@ def _wait_for_socket(node: Node) -> None:
 
 def _form_swarm(cluster: Cluster) -> None:
     manager = cluster.manager
-    cluster.docker(manager, "swarm", "init", "--advertise-addr", manager.address)
+    # A node is marked Down after three heartbeat periods without one: 15 s with
+    # Swarm's default 5 s, which two tests wait out (a node's engine killed). 2 s
+    # (down after ~6 s) keeps a margin for a loaded host: a node missing three
+    # heartbeats in a row would be marked down falsely.
+    cluster.docker(
+        manager, "swarm", "init", "--advertise-addr", manager.address,
+        "--dispatcher-heartbeat", f"{HEARTBEAT_S}s",
+    )  # fmt: skip
     token = cluster.docker(manager, "swarm", "join-token", "-q", "worker").strip()
     for node in cluster.nodes[1:]:
         cluster.docker(node, "swarm", "join", "--token", token, f"{manager.address}:2377")
@@ -308,8 +317,8 @@ def stop_node(cluster: Cluster, node: Node, sig: int = signal.SIGKILL) -> None:
     """Kill one node's dockerd by its pidfile PID, as a crash does (SIGKILL: its
     containerd dies with it, its containers keep running and their host-mode ports keep
     answering; SIGTERM instead stops the containers). Returns once the daemon is gone;
-    the manager marks the node Down some 15 s later (the caller waits for what it
-    needs). The namespace, dirs and data-root stay for `start_node`."""
+    the manager marks the node Down three heartbeats (6 s here) later (the caller waits
+    for what it needs). The namespace, dirs and data-root stay for `start_node`."""
     pid = _pid_of(node.pidfile)
     if not pid or "dockerd" not in _cmdline(pid):
         raise RuntimeError(f"dockerd of {node.hostname} is not running (pidfile {node.pidfile})")
