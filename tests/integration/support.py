@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +94,21 @@ def remove_fleet(engine, fleet: Orch, forget: bool = True) -> None:
     another fleet of the same project is not this one's to clean), gracefully first;
     then forget its footprints (its fleet file goes), unless `forget` is False."""
     labels = [f"orch.project={fleet.project}", f"orch.home={fleet.home}"]
-    for container in engine.containers.list(all=True, filters={"label": labels}):
-        try:
-            container.stop(timeout=15)
-        finally:
-            container.remove(force=True)
+    containers = engine.containers.list(all=True, filters={"label": labels})
+    # All at once, as `orch down` stops them: each gateway's own shutdown is the wait.
+    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+        list(pool.map(_stop_and_remove, containers))
     for network in engine.networks.list(filters={"label": labels}):
         network.remove()
     if forget:
         forget_home(fleet)
+
+
+def _stop_and_remove(container) -> None:
+    try:
+        container.stop(timeout=15)
+    finally:
+        container.remove(force=True)
 
 
 def free_base(span: int = 111, low: int = 21000, high: int = 32700) -> int:
