@@ -51,7 +51,6 @@ from orchestrator.errors import (
 )
 
 READY_POLL_S = 0.25
-PROBE_THREADS = 16
 
 
 # The labels that say which fleet made an object: only that fleet may reuse or remove it.
@@ -301,9 +300,11 @@ def await_ready(
     Why one poller and not one waiting thread per gateway: the starts then never wait
     for each other (a pool of waiting threads staggers the gateways behind its size),
     and the probing costs one round of probes every READY_POLL_S for the whole fleet.
-    The probes of a round run at once (a starved gateway may hold one for its 1 s
-    timeout); the engine is asked about each container once a second. Raises Cancelled
-    as soon as `cancel` is set.
+    The probes of a round run at once, one plain thread each (base.parallel: a starved
+    gateway may hold its probe for the 1 s timeout, and waves would queue the others
+    behind it; no pool, so a converged `up` loads no concurrent.futures); the engine is
+    asked about each container once a second. Raises Cancelled as soon as `cancel` is
+    set.
     """
     since = int(time.time() - timeout - 60)  # exit events of these starts, not older
     settled: set[int] = set()
@@ -311,14 +312,14 @@ def await_ready(
     while pending := [g for g in gateways if id(g) not in settled]:
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{', '.join(g.spec.profile for g in pending)}: interrupted")
-        answers = _each_at_once(_answers_ready, pending)
+        answers = at_once(*(partial(_answers_ready, g) for g in pending))
         for gateway in [g for g, ok in zip(pending, answers, strict=True) if ok]:
             settled.add(id(gateway))
             yield gateway, None
         pending = [g for g in pending if id(g) not in settled]
         now = time.monotonic()
         if pending and now >= next_state_check:
-            failures = _each_at_once(lambda g: _failure(g, since), pending)
+            failures = at_once(*(partial(_failure, g, since) for g in pending))
             for gateway, error in zip(pending, failures, strict=True):
                 if error is not None:
                     settled.add(id(gateway))
@@ -331,17 +332,6 @@ def await_ready(
                 yield gateway, _not_ready(gateway.spec, gateway.container_id, why)
         if any(id(g) not in settled for g in gateways):
             time.sleep(READY_POLL_S)
-
-
-def _each_at_once(call: Callable[[Starting], Any], gateways: list[Starting]) -> list[Any]:
-    """`call` for every gateway, PROBE_THREADS at a time, results in order: a round of
-    probes takes as long as its slowest (a starved gateway may hold one for its 1 s
-    timeout). Plain threads (base.parallel), so a converged `up` loads no thread pool."""
-    results: list[Any] = []
-    for i in range(0, len(gateways), PROBE_THREADS):
-        chunk = gateways[i : i + PROBE_THREADS]
-        results += at_once(*(partial(call, g) for g in chunk))
-    return results
 
 
 def _answers_ready(gateway: Starting) -> bool:
